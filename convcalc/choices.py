@@ -1,0 +1,85 @@
+"""The fixed choices of convcalc's options, as string enums."""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+
+if sys.version_info >= (3, 11):
+    from enum import StrEnum
+else:  # pragma: no cover - Python 3.10
+
+    class StrEnum(str, Enum):
+        """An Enum whose members are also their string values."""
+
+        def __str__(self) -> str:
+            return str(self.value)
+
+
+class Convention(StrEnum):
+    """Whose rules decide where frameworks differ (pooling rounding, SAME)."""
+
+    TORCH = "torch"
+    TF = "tf"
+    CAFFE = "caffe"
+
+
+class PoolKind(StrEnum):
+    """What a pooling window computes."""
+
+    MAX = "max"
+    AVG = "avg"
+    L2 = "l2"
+
+
+class PadMode(StrEnum):
+    """What values fill the padding around an input."""
+
+    ZERO = "zero"
+    REFLECT = "reflect"
+    REPLICATE = "replicate"
+    WRAP = "wrap"
+
+
+
+
+class Method(StrEnum):
+    """The algorithm that computes a convolution."""
+
+    AUTO = "auto"
+    DIRECT = "direct"
+    IM2COL = "im2col"
+    FFT = "fft"
+    WINOGRAD = "winograd"
+
+
+class Activation(StrEnum):
+    """A pointwise function applied after a convolution's sum."""
+
+    NONE = "none"
+    RELU = "relu"
+    LRELU = "lrelu"
+    SIGMOID = "sigmoid"
+    TANH = "tanh"
+
+
+class Scale(StrEnum):
+    """How result values are mapped to 0-255 when written as an image."""
+
+    AUTO = "auto"
+    CLIP = "clip"
+    ABS = "abs"
+    MINMAX = "minmax"
+
+
+class ChannelMode(StrEnum):
+    """What a 2-D kernel does on a multi-channel input."""
+
+    EACH = "each"
+    SUM = "sum"
+
+
+__all__ = [
+    "Activation", "ChannelMode", "Convention", "Method", "PadMode", "PoolKind", "Scale",
+    "StrEnum",
+]
