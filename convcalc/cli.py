@@ -6,23 +6,58 @@ rich only when they print a table.
 
 from __future__ import annotations
 
+import json
 import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import click
 
 from convcalc import __version__
+from convcalc.choices import Convention, PoolKind
+from convcalc.compare import compare
 from convcalc.errors import ConvcalcError
+from convcalc.formatting import (
+    comparison_json,
+    explain_lines,
+    single_json,
+    single_text,
+    solution_spec,
+    solutions_json,
+    stack_json,
+)
+from convcalc.geometry import find_targets
+from convcalc.grammar import parse_counts, parse_dims, parse_padding, parse_shape, parse_specs
+from convcalc.layers import (
+    Conv,
+    Deconv,
+    DepthwiseConv,
+    Layer,
+    Pool,
+    Shape,
+    Spec,
+    network_rank,
+)
+from convcalc.network import evaluate
+from convcalc.presets import PRESETS, load_network
 
 
 class ConvcalcGroup(click.Group):
     """A click group that turns every error into one line on stderr and an exit status."""
 
-    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
         if not standalone_mode:
-            return super().main(*args, standalone_mode=False, **kwargs)
+            return super().main(args, prog_name, complete_var, False, **extra)
         try:
-            super().main(*args, standalone_mode=False, **kwargs)
+            super().main(args, prog_name, complete_var, False, **extra)
         except click.exceptions.Exit as exc:
             sys.exit(exc.exit_code)
         except click.UsageError as exc:
@@ -53,6 +88,271 @@ def _fail(message: str, hint: str | None, status: int) -> None:
 @click.version_option(__version__, "--version", prog_name="convcalc")
 def cli() -> None:
     """Convolution calculator and visualizer: shapes, parameters, and the arithmetic."""
+
+
+# -- shared options ---------------------------------------------------------
+
+
+def _layer_options(fn: Any) -> Any:
+    """Options describing one layer (-k, -s, -p …) and a stack (--net), shared."""
+    options = [
+        click.option("-k", "--kernel", help="Kernel size: N or per axis KHxKW."),
+        click.option("-s", "--stride", help="Stride: N or per axis (pooling: the kernel)."),
+        click.option("-p", "--padding", help="Padding: N, HxW, same, valid or full."),
+        click.option("-d", "--dilation", help="Dilation: N or per axis."),
+        click.option("--filters", type=int, help="Number of filters (output channels)."),
+        click.option("--groups", type=int, default=1, show_default=True,
+                     help="Grouped convolution: groups dividing both channel counts."),
+        click.option("--no-bias", is_flag=True, help="Layers without bias terms."),
+        click.option("--pool", type=click.Choice([k.value for k in PoolKind]),
+                     help="A pooling layer instead of a convolution."),
+        click.option("--ceil", is_flag=True, help="Pooling rounds up (PyTorch ceil_mode)."),
+        click.option("--transposed", is_flag=True, help="A transposed convolution."),
+        click.option("--output-padding", default="0", show_default=True,
+                     help="Transposed convolution: extra rows/columns after."),
+        click.option("--net", help="A network: " + ", ".join(PRESETS) + ", or a file of specs."),
+        click.option("--convention", type=click.Choice([c.value for c in Convention]),
+                     default="torch", show_default=True,
+                     help="Whose rules where frameworks differ (pool rounding, SAME)."),
+        click.option("--strict", is_flag=True,
+                     help="Fail when a window does not fit its input exactly."),
+        click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+@dataclass(frozen=True)
+class LayerOptions:
+    """The layer options of `shape` and `params`, as typed."""
+
+    kernel: str | None
+    stride: str | None
+    padding: str | None
+    dilation: str | None
+    filters: int | None
+    groups: int
+    no_bias: bool
+    pool: str | None
+    ceil: bool
+    transposed: bool
+    output_padding: str
+    net: str | None
+    convention: str
+    strict: bool
+
+    @classmethod
+    def take(cls, kwargs: dict[str, Any]) -> LayerOptions:
+        """Pop this dataclass's fields out of a command's keyword arguments."""
+        return cls(**{name: kwargs.pop(name) for name in cls.__dataclass_fields__})
+
+
+def _single_layer(opts: LayerOptions) -> Layer:
+    """The one layer that -k/-s/-p/… describe."""
+    assert opts.kernel is not None
+    kernel = parse_dims(opts.kernel, "kernel")
+    stride = None if opts.stride is None else parse_dims(opts.stride, "stride")
+    padding = parse_padding(opts.padding or "0")
+    dilation = parse_dims(opts.dilation or "1", "dilation")
+    if opts.pool:
+        return Pool(PoolKind(opts.pool), kernel, stride, padding, dilation, opts.ceil)
+    if opts.transposed:
+        output_padding = parse_counts(opts.output_padding, "output padding")
+        return Deconv(opts.filters, kernel, stride or (1,), padding, dilation,
+                      output_padding, opts.groups, not opts.no_bias)
+    return Conv(opts.filters, kernel, stride or (1,), padding, dilation, opts.groups,
+                not opts.no_bias, 2)
+
+
+def _layer_text(layer: Layer, opts: LayerOptions) -> str:
+    """The single layer written in the grammar, for display."""
+    args = [] if opts.pool else [str(opts.filters if opts.filters is not None else "_")]
+    args.append(str(opts.kernel))
+    for key, value, default in (("s", opts.stride, None), ("p", opts.padding, "0"),
+                                ("d", opts.dilation, "1")):
+        if value is not None and value != default:
+            args.append(f"{key}={value}")
+    if opts.groups != 1 and not opts.pool:
+        args.append(f"g={opts.groups}")
+    if opts.transposed and opts.output_padding != "0":
+        args.append(f"op={opts.output_padding}")
+    if opts.ceil:
+        args.append("ceil")
+    op = f"{opts.pool}pool" if opts.pool else "deconv" if opts.transposed else "conv"
+    return f"{op}:{','.join(args)}"
+
+
+def _specs(input_text: str, spec_texts: tuple[str, ...], opts: LayerOptions) -> tuple[
+    Shape, list[Spec]
+]:
+    """The input shape and the layers to run on it, from arguments or options."""
+    if opts.kernel is not None and (spec_texts or opts.net):
+        raise ConvcalcError("give either -k (one layer) or layer specs/--net, not both")
+    if opts.kernel is not None:
+        layer = _single_layer(opts)
+        kernel_axes = len(parse_dims(opts.kernel, "kernel"))
+        rank = kernel_axes if kernel_axes > 1 else None
+        shape = parse_shape(input_text, rank)
+        if isinstance(layer, Conv | Deconv):
+            layer = replace(layer, rank=len(shape.spatial))
+        return shape, [Spec(_layer_text(layer, opts), layer, "")]
+    specs = load_network(opts.net) if opts.net else []
+    specs += parse_specs(spec_texts)
+    if not specs:
+        raise ConvcalcError(
+            "nothing to compute: give a kernel with -k, layer specs such as conv:6,5, "
+            "or --net NAME"
+        )
+    return parse_shape(input_text, network_rank([s.layer for s in specs])), specs
+
+
+def _emit_json(document: dict[str, Any]) -> None:
+    click.echo(json.dumps(document, indent=2, ensure_ascii=False))
+
+
+def _print(*renderables: Any) -> None:
+    """Print rich renderables on stdout; off a terminal, wide enough not to wrap."""
+    from rich.console import Console
+
+    console = Console(highlight=False)
+    for item in renderables:
+        if not console.is_terminal:
+            wide = console.options.update_width(1000)
+            console.width = max(80, console.measure(item, options=wide).maximum)
+        console.print(item)
+
+
+# -- shape ------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("input_shape", metavar="INPUT")
+@click.argument("layers", nargs=-1, metavar="[LAYER]...")
+@_layer_options
+@click.option("--target", type=int, help="Which kernel/stride/padding/dilation give this size?")
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True,
+              help="With --target: how many answers to show.")
+@click.option("--explain", is_flag=True, help="Each layer's formula with the numbers filled in.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only the output shape.")
+def shape(input_shape: str, layers: tuple[str, ...], **kwargs: Any) -> None:
+    """Output size of a layer or a stack of layers.
+
+    \b
+    INPUT is a shape, channels last: 7, 28x28, 224x224x3 (HxWxC), 16x112x112x3.
+    LAYER is a layer spec: conv:64,3,s=2,p=1  maxpool:2  fc:10  (see README).
+
+    \b
+    Examples:
+      convcalc shape 7 -k 3 -s 2
+      convcalc shape 224x224x3 -k 7 -s 2 -p 3 --filters 64
+      convcalc shape 28x28 -k 3 -s 2 --padding same
+      convcalc shape 32x32x3 conv:6,5 maxpool:2 conv:16,5 maxpool:2 fc:120 fc:84 fc:10
+      convcalc shape 224x224x3 --net resnet18
+      convcalc shape 224 --target 112 -k 3
+    """
+    target, limit = kwargs.pop("target"), kwargs.pop("limit")
+    explain, quiet, as_json = kwargs.pop("explain"), kwargs.pop("quiet"), kwargs.pop("as_json")
+    opts = LayerOptions.take(kwargs)
+    if target is not None:
+        _shape_target(input_shape, target, opts, limit, as_json, quiet)
+        return
+    shape_in, specs = _specs(input_shape, layers, opts)
+    result = evaluate(specs, shape_in, convention=Convention(opts.convention),
+                      strict=opts.strict)
+    single = opts.kernel is not None
+    if quiet:
+        click.echo(str(result.output))
+    elif as_json:
+        doc = single_json(result, opts.convention) if single else stack_json(result,
+                                                                             opts.convention)
+        _emit_json(doc)
+    elif single and not explain:
+        click.echo(single_text(result, opts.convention))
+    else:
+        from convcalc.render import stack_table
+
+        _print(stack_table(result, opts.convention))
+        if explain:
+            _print("\n".join(explain_lines(result)))
+
+
+def _shape_target(
+    input_text: str, target: int, opts: LayerOptions, limit: int, as_json: bool, quiet: bool
+) -> None:
+    n = parse_dims(input_text, "input")
+    if len(n) != 1:
+        raise ConvcalcError(f"--target works on one axis; give the input as one number, "
+                            f"not '{input_text}'")
+    fixed = {
+        "kernels": opts.kernel, "strides": opts.stride, "dilations": opts.dilation,
+    }
+    ranges = {key: parse_dims(value, key[:-1]) for key, value in fixed.items() if value}
+    solutions = find_targets(n[0], target, **ranges)
+    if opts.padding is not None:
+        wanted = parse_padding(opts.padding)[0]
+        solutions = [sol for sol in solutions if sol.padding == wanted]
+    if as_json:
+        _emit_json(solutions_json(n[0], target, solutions))
+    elif not solutions:
+        raise ConvcalcError(
+            f"no kernel 1-11, stride 1-4, dilation 1-3 takes {n[0]} to {target}; "
+            "valid targets lie between 1 and about 4× the input"
+        )
+    elif quiet:
+        click.echo("\n".join(solution_spec(sol) for sol in solutions[:limit]))
+    else:
+        from convcalc.render import solutions_table
+
+        _print(solutions_table(n[0], target, solutions, limit))
+
+
+# -- params -----------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("input_shape", metavar="INPUT")
+@click.argument("layers", nargs=-1, metavar="[LAYER]...")
+@_layer_options
+@click.option("--units", type=click.IntRange(min=1),
+              help="Also compare with a fully connected layer of this many units.")
+def params(input_shape: str, layers: tuple[str, ...], **kwargs: Any) -> None:
+    """Weights with and without weight sharing, against fully connected layers.
+
+    \b
+    Examples:
+      convcalc params 32x32x3 -k 5 --filters 10 -p 2
+      convcalc params 100x100x3 -k 10 --filters 10 --units 100
+      convcalc params 32x32x3 --net lenet5
+    """
+    units, as_json = kwargs.pop("units"), kwargs.pop("as_json")
+    opts = LayerOptions.take(kwargs)
+    if opts.pool or opts.transposed:
+        raise ConvcalcError("params compares convolutions; drop --pool/--transposed")
+    shape_in, specs = _specs(input_shape, layers, opts)
+    result = evaluate(specs, shape_in, convention=Convention(opts.convention),
+                      strict=opts.strict)
+    if opts.no_bias:
+        specs = [replace(s, layer=_without_bias(s.layer)) for s in specs]
+    inputs = [result.input] + [layer.output for layer in result.layers[:-1]]
+    found = [
+        (spec, compare(spec.layer, shape_before, layer.output, units=units))
+        for spec, shape_before, layer in zip(specs, inputs, result.layers, strict=True)
+        if isinstance(spec.layer, Conv | DepthwiseConv)
+    ]
+    if not found:
+        raise ConvcalcError("no convolution to compare: params needs conv or dwconv layers")
+    if as_json:
+        docs = [comparison_json(c) | {"layer": spec.text} for spec, c in found]
+        _emit_json(docs[0] if opts.kernel is not None else {"layers": docs})
+        return
+    from convcalc.render import comparison_table
+
+    _print(*(comparison_table(c, f"{spec.text}: {c.input} → {c.output}") for spec, c in found))
+
+
+def _without_bias(layer: Layer) -> Layer:
+    return replace(layer, bias=False) if isinstance(layer, Conv | DepthwiseConv) else layer
 
 
 def main() -> None:

@@ -268,18 +268,17 @@ def _window_axis(
 ) -> Axis:
     span = effective_kernel(kernel, dilation)
     padded = n + lo + hi
-    if span > padded:
+    reach = padded - span
+    # PyTorch's ceil_mode lets one window overhang a too-small input; floor never does.
+    size = -(-reach // stride) + 1 if ceil else reach // stride + 1
+    if (reach < 0 and size < 1) or (reach < 0 and not ceil):
         raise ConvcalcError(
             f"kernel {kernel}{_dilated(kernel, dilation)} is larger than the padded input "
             f"{padded} ({n} + {lo} + {hi}); valid: a kernel spanning at most {padded}, "
             f"or more padding"
         )
-    reach = padded - span
-    size = reach // stride + 1
     notes: list[str] = []
     exact = reach % stride == 0
-    if ceil and not exact:
-        size += 1
     formula = _floor_formula(n, kernel, stride, dilation, lo, hi, size, exact, ceil)
     if ceil and (size - 1) * stride >= n + lo:
         size -= 1
