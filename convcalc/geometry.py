@@ -277,19 +277,14 @@ def _window_axis(
             f"{padded} ({n} + {lo} + {hi}); valid: a kernel spanning at most {padded}, "
             f"or more padding"
         )
-    notes: list[str] = []
     exact = reach % stride == 0
     formula = _floor_formula(n, kernel, stride, dilation, lo, hi, size, exact, ceil)
     if ceil and (size - 1) * stride >= n + lo:
         size -= 1
         formula += f", less 1 = {size}"
-        notes.append("rounded up, less one: a window may not start inside the padding")
     uncovered = max(0, min(n, lo + n - ((size - 1) * stride + span)))
     rounding = Rounding.CEIL if ceil else Rounding.FLOOR
-    return Axis(
-        n, kernel, stride, dilation, lo, hi, size, exact, uncovered, rounding, formula,
-        tuple(notes),
-    )
+    return Axis(n, kernel, stride, dilation, lo, hi, size, exact, uncovered, rounding, formula)
 
 
 def _same_axis(

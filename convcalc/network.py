@@ -363,8 +363,15 @@ def _fit_notes(axes: tuple[Axis, ...]) -> list[str]:
             continue
         reach = ax.n + ax.pad_lo + ax.pad_hi - ax.span
         quotient = f"{reach}/{ax.stride} = {reach / ax.stride:.4g}"
-        if ax.rounding == Rounding.CEIL:
+        if ax.rounding == Rounding.CEIL and (ax.size - 1) * ax.stride + ax.span > (
+            ax.n + ax.pad_lo + ax.pad_hi
+        ):
             text = f"not exact ({quotient}): rounded up, the last window runs past the input"
+        elif ax.rounding == Rounding.CEIL:
+            text = (
+                f"not exact ({quotient}): rounded up, then less one (a window may not "
+                "start inside the padding)"
+            )
         else:
             text = f"not exact ({quotient}): rounded down"
         grouped.setdefault((text, ax.uncovered), []).append(name)
