@@ -207,11 +207,12 @@ def _specs(input_text: str, spec_texts: tuple[str, ...], opts: LayerOptions) -> 
     return parse_shape(input_text, network_rank([s.layer for s in specs])), specs
 
 
-def _emit_json(document: dict[str, Any]) -> None:
+def emit_json(document: dict[str, Any]) -> None:
+    """Write one JSON document on stdout."""
     click.echo(json.dumps(document, indent=2, ensure_ascii=False))
 
 
-def _print(*renderables: Any) -> None:
+def print_rich(*renderables: Any) -> None:
     """Print rich renderables on stdout; off a terminal, wide enough not to wrap."""
     from rich.console import Console
 
@@ -266,15 +267,15 @@ def shape(input_shape: str, layers: tuple[str, ...], **kwargs: Any) -> None:
     elif as_json:
         doc = single_json(result, opts.convention) if single else stack_json(result,
                                                                              opts.convention)
-        _emit_json(doc)
+        emit_json(doc)
     elif single and not explain:
         click.echo(single_text(result, opts.convention))
     else:
         from convcalc.render import stack_table
 
-        _print(stack_table(result, opts.convention))
+        print_rich(stack_table(result, opts.convention))
         if explain:
-            _print("\n".join(explain_lines(result)))
+            print_rich("\n".join(explain_lines(result)))
 
 
 def _shape_target(
@@ -293,7 +294,7 @@ def _shape_target(
         wanted = parse_padding(opts.padding)[0]
         solutions = [sol for sol in solutions if sol.padding == wanted]
     if as_json:
-        _emit_json(solutions_json(n[0], target, solutions))
+        emit_json(solutions_json(n[0], target, solutions))
     elif not solutions:
         raise ConvcalcError(
             f"no kernel 1-11, stride 1-4, dilation 1-3 takes {n[0]} to {target}; "
@@ -304,7 +305,7 @@ def _shape_target(
     else:
         from convcalc.render import solutions_table
 
-        _print(solutions_table(n[0], target, solutions, limit))
+        print_rich(solutions_table(n[0], target, solutions, limit))
 
 
 # -- params -----------------------------------------------------------------
@@ -344,11 +345,11 @@ def params(input_shape: str, layers: tuple[str, ...], **kwargs: Any) -> None:
         raise ConvcalcError("no convolution to compare: params needs conv or dwconv layers")
     if as_json:
         docs = [comparison_json(c) | {"layer": spec.text} for spec, c in found]
-        _emit_json(docs[0] if opts.kernel is not None else {"layers": docs})
+        emit_json(docs[0] if opts.kernel is not None else {"layers": docs})
         return
     from convcalc.render import comparison_table
 
-    _print(*(comparison_table(c, f"{spec.text}: {c.input} → {c.output}") for spec, c in found))
+    print_rich(*(comparison_table(c, f"{spec.text}: {c.input} → {c.output}") for spec, c in found))
 
 
 def _without_bias(layer: Layer) -> Layer:
@@ -358,3 +359,10 @@ def _without_bias(layer: Layer) -> Layer:
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="convcalc")
+
+
+# Registered last: the commands module imports the helpers above.
+from convcalc.cli_apply import apply, bench, kernels  # noqa: E402
+
+for _command in (apply, kernels, bench):
+    cli.add_command(_command)

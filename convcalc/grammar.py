@@ -124,6 +124,11 @@ def parse_spec(text: str, where: str = "") -> Spec:
     return Spec(text.strip(), layer, where)
 
 
+def looks_like_spec(token: str) -> bool:
+    """True when a command-line word is a layer spec (``relu``, ``conv:k=sobel-x``)."""
+    return token.partition(":")[0].strip().lower() in _OPS
+
+
 def parse_specs(texts: Iterable[str], source: str = "argument") -> list[Spec]:
     """Read layer specs given as command-line arguments."""
     return [parse_spec(text, f"{source} {i}") for i, text in enumerate(texts, start=1)]
@@ -250,14 +255,19 @@ _ALIASES = {
 
 def _build_conv(op: str, v: dict[str, Any]) -> Layer:
     rank = {"conv1d": 1, "conv3d": 3}.get(op, 2)
-    kernel = v.get("kernel")
-    source = v.get("k")
-    if source is not None and kernel is None and re.fullmatch(r"\d+(x\d+)*", source):
-        kernel, source = _dims(source), None
+    kernel, source = _kernel_and_source(v)
     return Conv(
         v.get("out"), kernel, v.get("s", (1,)), v.get("p", (0,)), v.get("d", (1,)),
         v.get("g", 1), v.get("bias", True), rank, source,
     )
+
+
+def _kernel_and_source(v: dict[str, Any]) -> tuple[tuple[int, ...] | None, str | None]:
+    """The kernel size, and the kernel's values as written with ``k=`` (a size is a size)."""
+    kernel, source = v.get("kernel"), v.get("k")
+    if source is not None and kernel is None and re.fullmatch(r"\d+(x\d+)*", source):
+        return _dims(source), None
+    return kernel, source
 
 
 def _build_dwconv(op: str, v: dict[str, Any]) -> Layer:
@@ -268,9 +278,10 @@ def _build_dwconv(op: str, v: dict[str, Any]) -> Layer:
 
 
 def _build_deconv(op: str, v: dict[str, Any]) -> Layer:
+    kernel, source = _kernel_and_source(v)
     return Deconv(
-        v.get("out"), v["kernel"], v.get("s", (1,)), v.get("p", (0,)), v.get("d", (1,)),
-        v.get("op", (0,)), v.get("g", 1), v.get("bias", True),
+        v.get("out"), kernel, v.get("s", (1,)), v.get("p", (0,)), v.get("d", (1,)),
+        v.get("op", (0,)), v.get("g", 1), v.get("bias", True), source=source,
     )
 
 

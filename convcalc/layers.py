@@ -90,10 +90,13 @@ class DepthwiseConv:
 
 @dataclass(frozen=True)
 class Deconv:
-    """Transposed convolution (``out`` filters of ``kernel``), with output_padding."""
+    """Transposed convolution (``out`` filters of ``kernel``), with output_padding.
+
+    As with `Conv`, ``kernel`` may be None when ``source`` names the kernel's values.
+    """
 
     out: int | None
-    kernel: Dims
+    kernel: Dims | None
     stride: Dims = (1,)
     padding: Pads = (0,)
     dilation: Dims = (1,)
@@ -101,6 +104,7 @@ class Deconv:
     groups: int = 1
     bias: bool = True
     rank: int = 2
+    source: str | None = None
 
 
 @dataclass(frozen=True)

@@ -193,6 +193,8 @@ def _depthwise(
 
 
 def _deconv(layer: Deconv, shape: Shape, rf: ReceptiveField | None, ctx: _Context) -> LayerResult:
+    if layer.kernel is None:
+        raise ConvcalcError("no kernel size: give one, as in deconv:OUT,K")
     _need_spatial(shape, layer.rank)
     out = shape.c if layer.out is None else layer.out
     _check_groups(shape.c, out, layer.groups)

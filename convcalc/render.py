@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
 from rich import box
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from convcalc.bench import Timing
 from convcalc.compare import Comparison, ratio, reading
 from convcalc.formatting import count, counts, field_text, si, size_bytes, solution_spec
 from convcalc.geometry import Solution
@@ -93,3 +98,71 @@ def solutions_table(n: int, target: int, solutions: list[Solution], limit: int) 
 
 def _ratio_text(value: float) -> str:
     return f"{value:,.0f}" if value >= 100 else f"{value:,.3g}"
+
+
+def matrix_table(values: Any, title: str) -> Group:
+    """A 2-D matrix (or each slice of a KHxKWxC one) as a table of its numbers, titled."""
+    table = Table(box=box.SQUARE, show_header=False)
+    planes = [values] if values.ndim == 2 else [values[:, :, c] for c in range(values.shape[2])]
+    for _ in range(planes[0].shape[1] * len(planes) + len(planes) - 1):
+        table.add_column(justify="right")
+    for r in range(planes[0].shape[0]):
+        cells: list[str] = []
+        for i, plane in enumerate(planes):
+            cells += ([""] if i else []) + [number(v) for v in plane[r]]
+        table.add_row(*cells)
+    return Group(Text(title), table)
+
+
+def kernel_list_table(
+    rows: Sequence[tuple[str, str, tuple[int, ...]]], generators: Sequence[tuple[str, str]]
+) -> Group:
+    """The preset kernels (name, size, description) and the parameterised forms."""
+    table = Table(box=box.SIMPLE_HEAD, title="kernels (convcalc kernels NAME shows the values)")
+    for name in ("name", "size", "what it does"):
+        table.add_column(name)
+    for name, description, shape in rows:
+        table.add_row(name, "x".join(map(str, shape)), description)
+    forms = Table(box=box.SIMPLE_HEAD)
+    forms.add_column("parameterised")
+    forms.add_column("what it does")
+    for syntax, description in generators:
+        forms.add_row(syntax, description)
+    return Group(table, forms)
+
+
+def number(value: float) -> str:
+    """A matrix cell: an integer when the value is whole, else 4 significant digits."""
+    v = float(value)
+    return str(int(v)) if v.is_integer() and abs(v) < 1e15 else f"{v:.4g}"
+
+
+@contextmanager
+def progress(total: int) -> Iterator[Callable[[], None]]:
+    """A progress bar on stderr when it is a terminal; yields the function that advances it."""
+    from rich.console import Console
+    from rich.progress import Progress
+
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        yield lambda: None
+        return
+    with Progress(console=console, transient=True) as bar:
+        task = bar.add_task("applying", total=total)
+        yield lambda: bar.advance(task)
+
+
+def bench_table(timings: Sequence[Timing], title: str) -> Table:
+    """Each method's best time, how much slower than the fastest, and its largest error."""
+    table = Table(box=box.SIMPLE_HEAD, title=title, min_width=len(title) + 4)
+    for name in ("method", "time", "× fastest", "max error vs float64", "note"):
+        table.add_column(name, justify="left" if name in ("method", "note") else "right")
+    times = [t.seconds for t in timings if t.seconds is not None]
+    fastest = min(times) if times else None
+    for t in timings:
+        if t.seconds is None or fastest is None:
+            table.add_row(str(t.method), "—", "—", "—", t.reason or "")
+            continue
+        table.add_row(str(t.method), f"{t.seconds * 1e3:.2f} ms", f"{t.seconds / fastest:.2f}",
+                      f"{t.max_error:.3g}", "")
+    return table

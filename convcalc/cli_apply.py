@@ -1,0 +1,483 @@
+"""`convcalc apply` and `convcalc kernels`: the commands that compute on arrays.
+
+numpy, Pillow and rich are imported inside the commands, so that `shape` and
+`params`, which share the CLI module, start without them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from convcalc.choices import Activation, ChannelMode, Convention, Method, PadMode, PoolKind, Scale
+from convcalc.errors import ConvcalcError, RuntimeFailure
+from convcalc.grammar import (
+    looks_like_spec,
+    parse_counts,
+    parse_dims,
+    parse_padding,
+    parse_specs,
+)
+from convcalc.layers import Conv, Deconv, GlobalPool, Layer, Pool, Spec
+
+SMALL_CELLS = 400
+"""Results with at most this many values per channel print as a table without -o."""
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
+ARRAY_SUFFIXES = {".npy", ".txt", ".csv", ".tsv"}
+
+
+def _choice(enum: Any) -> click.Choice[str]:
+    return click.Choice([member.value for member in enum])
+
+
+@dataclass(frozen=True)
+class ApplyOptions:
+    """Everything `apply` was told, as typed."""
+
+    kernels: tuple[str, ...]
+    bias: str | None
+    stride: str | None
+    padding: str | None
+    dilation: str | None
+    pad_mode: str
+    pool: str | None
+    global_pool: bool
+    ceil: bool
+    exclude_pad: bool
+    transposed: bool
+    output_padding: str
+    activation: str
+    channels: str
+    flip: bool
+    method: str
+    convention: str
+    gray: bool
+    output: str | None
+    scale: str
+    sheet: bool
+    force: bool
+    compress: int
+    jobs: int | None
+    verbose: bool
+    as_json: bool
+
+
+@click.command()
+@click.argument("items", nargs=-1, required=True, metavar="INPUT... [LAYER]...")
+@click.option("-k", "--kernel", "kernels", multiple=True,
+              help="Kernel: a preset (convcalc kernels), a matrix '1,0,-1;2,0,-2;1,0,-1', "
+                   "or a file. Repeat for several filters. With --pool: the window size.")
+@click.option("--bias", help="One bias per filter, comma-separated.")
+@click.option("-s", "--stride", help="Stride: N or SHxSW (pooling: the window size).")
+@click.option("-p", "--padding", help="Padding: N, HxW, same, valid or full.")
+@click.option("-d", "--dilation", help="Dilation: N or per axis.")
+@click.option("--pad-mode", type=_choice(PadMode), default="zero", show_default=True,
+              help="What fills the padding.")
+@click.option("--pool", type=_choice(PoolKind), help="Pool instead of convolving.")
+@click.option("--global", "global_pool", is_flag=True,
+              help="With --pool max|avg: pool each channel to one value.")
+@click.option("--ceil", is_flag=True, help="Pooling rounds up (PyTorch ceil_mode).")
+@click.option("--exclude-pad", is_flag=True,
+              help="Average pooling divides by real cells only (TensorFlow).")
+@click.option("--transposed", is_flag=True, help="Transposed convolution (upsampling).")
+@click.option("--output-padding", default="0", show_default=True,
+              help="Transposed convolution: extra rows/columns after.")
+@click.option("--activation", type=_choice(Activation), default="none", show_default=True,
+              help="Applied after the sum and bias.")
+@click.option("--channels", type=_choice(ChannelMode), default="each", show_default=True,
+              help="A 2-D kernel on a colour image: filter each channel, or sum them.")
+@click.option("--flip", is_flag=True, help="True convolution: rotate the kernel 180°.")
+@click.option("--method", type=_choice(Method), default="auto", show_default=True,
+              help="Algorithm: all agree to floating-point tolerance.")
+@click.option("--convention", type=_choice(Convention), default="torch", show_default=True)
+@click.option("--gray", is_flag=True, help="Convert a colour image to one channel first.")
+@click.option("-o", "--output", help="Output file (.png .jpg .tif .webp .bmp .npy .csv .txt), "
+                                     "'-' for PNG on stdout, or DIR/ for several inputs.")
+@click.option("--scale", type=_choice(Scale), default="auto", show_default=True,
+              help="How values map to 0-255 in an image.")
+@click.option("--sheet", is_flag=True, help="Several output channels as one contact sheet.")
+@click.option("--force", is_flag=True, help="Allow writing over an input file.")
+@click.option("--compress", type=click.IntRange(0, 9), default=1, show_default=True,
+              help="PNG compression level.")
+@click.option("-j", "--jobs", type=click.IntRange(min=1),
+              help="Worker processes for several inputs (default: the core count).")
+@click.option("-v", "--verbose", is_flag=True, help="Say which method was picked.")
+@click.option("--json", "as_json", is_flag=True, help="The result as one JSON document.")
+def apply(items: tuple[str, ...], **kwargs: Any) -> None:
+    """Convolution or pooling applied to an image or a matrix.
+
+    \b
+    INPUT is an image, a .npy array, a text/CSV matrix, a folder, or - (stdin).
+    LAYER is a layer spec for a pipeline: conv:k=sobel-x relu maxpool:2.
+
+    \b
+    Examples:
+      convcalc apply samples/ufldl_5x5.txt -k "1,0,1;0,1,0;1,0,1"
+      convcalc apply samples/photo.png -k sobel-x -o edges.png
+      convcalc apply samples/photo.png --pool max -k 2 -o half.png
+      convcalc apply samples/photo.png conv:k=gauss5 conv:k=laplace4 relu -o out.png
+      cat a.png | convcalc apply - -k gauss5 -o - > b.png
+    """
+    opts = ApplyOptions(**kwargs)
+    inputs, spec_texts = _split_items(items)
+    stages = _stages(spec_texts, opts)
+    files = _expand_inputs(inputs)
+    if len(files) > 1:
+        _apply_many(files, stages, opts)
+        return
+    _apply_one(files[0], stages, opts)
+
+
+@click.command()
+@click.argument("name", required=False)
+@click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
+def kernels(name: str | None, as_json: bool) -> None:
+    """The named kernels, or the values of one (a preset or gauss:sigma=S,size=N).
+
+    \b
+    Examples:
+      convcalc kernels
+      convcalc kernels sobel-x
+      convcalc kernels gauss:sigma=1.5,size=7
+    """
+    from convcalc import kernels as presets
+    from convcalc.cli import emit_json, print_rich
+    from convcalc.render import kernel_list_table, matrix_table
+
+    if name is None:
+        rows = [(n, presets.describe(n), presets.get_preset(n).shape) for n in
+                presets.preset_names()]
+        if as_json:
+            emit_json({"kernels": [{"name": n, "description": d, "shape": list(s)}
+                                   for n, d, s in rows],
+                       "parameterised": [{"syntax": s, "description": d}
+                                         for s, d in presets.parameterised_kernels()]})
+            return
+        print_rich(kernel_list_table(rows, presets.parameterised_kernels()))
+        return
+    values = presets.parse_kernel(name)
+    separable = values.ndim == 2 and presets.separable_factors(values) is not None
+    if as_json:
+        emit_json({"name": name, "shape": list(values.shape), "values": values.tolist(),
+                   "separable": separable})
+        return
+    title = f"{name}  ({'x'.join(map(str, values.shape))}" + (", separable)" if separable else ")")
+    print_rich(matrix_table(values, title))
+
+
+@click.command()
+@click.argument("input_path", metavar="INPUT")
+@click.option("-k", "--kernel", "kernels", multiple=True, required=True,
+              help="Kernel: a preset, a matrix or a file; repeat for several filters.")
+@click.option("-s", "--stride", help="Stride: N or SHxSW.")
+@click.option("-p", "--padding", help="Padding: N, HxW, same, valid or full.")
+@click.option("-d", "--dilation", help="Dilation: N or per axis.")
+@click.option("--pad-mode", type=_choice(PadMode), default="zero", show_default=True)
+@click.option("--channels", type=_choice(ChannelMode), default="each", show_default=True)
+@click.option("--gray", is_flag=True, help="Convert a colour image to one channel first.")
+@click.option("--repeat", type=click.IntRange(1, 100), default=3, show_default=True,
+              help="Timed runs per method (the best is kept).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
+def bench(input_path: str, kernels: tuple[str, ...], stride: str | None, padding: str | None,
+          dilation: str | None, pad_mode: str, channels: str, gray: bool, repeat: int,
+          as_json: bool) -> None:
+    """Time the four convolution methods on your data, with their errors.
+
+    Sliding window (direct), im2col + GEMM, FFT and Winograd F(2x2,3x3), each
+    against a float64 direct reference.
+
+    \b
+    Examples:
+      convcalc bench samples/photo.png -k sobel-x
+      convcalc bench samples/photo.png -k gauss:sigma=4 --gray
+    """
+    from convcalc import ops
+    from convcalc.bench import compare_methods
+    from convcalc.cli import emit_json, print_rich
+    from convcalc.imageio import read_input
+    from convcalc.pipeline import kernel_bank
+    from convcalc.render import bench_table
+
+    loaded = read_input(input_path, gray=gray)
+    bank, groups, _ = kernel_bank(_read_kernels(kernels), loaded.data.shape[2],
+                                  ChannelMode(channels))
+    layer = Conv(None, None, parse_dims(stride or "1", "stride"),
+                 parse_padding(padding or "0"), parse_dims(dilation or "1", "dilation"))
+    settings: dict[str, Any] = {
+        "stride": _two(layer.stride, "stride"), "padding": _two(layer.padding, "padding"),
+        "dilation": _two(layer.dilation, "dilation"), "pad_mode": PadMode(pad_mode),
+        "groups": groups,
+    }
+
+    def compute(method: Method, x: Any) -> Any:
+        return ops.correlate(x, bank, method=method, **settings)
+
+    timings = compare_methods(compute, loaded.data, repeats=repeat)
+    shape = "x".join(map(str, loaded.data.shape))
+    if as_json:
+        emit_json({"input_shape": list(loaded.data.shape), "kernel_shape": list(bank.shape),
+                   "methods": [{"method": t.method.value, "seconds": t.seconds,
+                                "max_error": t.max_error, "reason": t.reason}
+                               for t in timings]})
+        return
+    print_rich(bench_table(timings, f"{input_path} ({shape}), kernel bank "
+                                    f"{'x'.join(map(str, bank.shape))}"))
+
+
+# -- building the run ---------------------------------------------------------
+
+
+def _split_items(items: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Inputs first, then layer specs; an existing path is always an input."""
+    inputs: list[str] = []
+    specs: list[str] = []
+    for item in items:
+        if item != "-" and not os.path.exists(item) and looks_like_spec(item):
+            specs.append(item)
+        elif specs:
+            raise ConvcalcError(f"input '{item}' comes after the layer specs; put inputs first")
+        else:
+            inputs.append(item)
+    if not inputs:
+        raise ConvcalcError("no input given; valid: an image, .npy, text matrix, folder or -")
+    return inputs, specs
+
+
+def _stages(spec_texts: Sequence[str], opts: ApplyOptions) -> list[Any]:
+    from convcalc.pipeline import Stage
+
+    if spec_texts:
+        if opts.kernels or opts.pool:
+            raise ConvcalcError("give either -k/--pool options or layer specs, not both")
+        return [_stage_from_spec(spec, opts) for spec in parse_specs(spec_texts)]
+    layer = _option_layer(opts)
+    if isinstance(layer, Pool | GlobalPool):
+        return [Stage(Spec(_pool_text(opts), layer))]
+    bias = None if opts.bias is None else _numbers(opts.bias, "--bias")
+    return [Stage(Spec(_conv_text(opts), layer), _read_kernels(opts.kernels), bias,
+                  Activation(opts.activation))]
+
+
+def _option_layer(opts: ApplyOptions) -> Layer:
+    padding = parse_padding(opts.padding or "0")
+    dilation = parse_dims(opts.dilation or "1", "dilation")
+    stride = None if opts.stride is None else parse_dims(opts.stride, "stride")
+    if opts.pool:
+        kind = PoolKind(opts.pool)
+        if opts.global_pool:
+            if kind == PoolKind.L2:
+                raise ConvcalcError("--global works with --pool max or avg, not l2")
+            return GlobalPool(kind)
+        if len(opts.kernels) != 1:
+            raise ConvcalcError("--pool needs one window size: -k 2 or -k 3x3")
+        return Pool(kind, parse_dims(opts.kernels[0], "pool size"), stride, padding, dilation,
+                    opts.ceil)
+    if not opts.kernels:
+        raise ConvcalcError("no kernel: give -k PRESET|MATRIX|FILE, --pool, or layer specs",
+                            "See `convcalc kernels` for the presets.")
+    if opts.transposed:
+        output_padding = parse_counts(opts.output_padding, "output padding")
+        return Deconv(None, None, stride or (1,), padding, dilation, output_padding)
+    return Conv(None, None, stride or (1,), padding, dilation)
+
+
+def _stage_from_spec(spec: Spec, opts: ApplyOptions) -> Any:
+    from convcalc.pipeline import Stage
+
+    layer = spec.layer
+    if isinstance(layer, Conv | Deconv):
+        if layer.source is None:
+            raise ConvcalcError(
+                f"{spec.where} ({spec.text}): apply needs the kernel's values; "
+                "write conv:k=PRESET|MATRIX|FILE, e.g. conv:k=sobel-x"
+            )
+        return Stage(spec, _read_kernels((layer.source,)))
+    return Stage(spec)
+
+
+def _read_kernels(texts: Sequence[str]) -> tuple[Any, ...]:
+    from convcalc.kernels import parse_kernel
+
+    return tuple(parse_kernel(text) for text in texts)
+
+
+def _numbers(text: str, what: str) -> tuple[float, ...]:
+    values = []
+    for part in text.replace(";", ",").split(","):
+        try:
+            value = float(part)
+        except ValueError:
+            raise ConvcalcError(f"{what} value '{part.strip()}' is not a number") from None
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ConvcalcError(f"{what} value '{part.strip()}' is not finite")
+        values.append(value)
+    return tuple(values)
+
+
+def _conv_text(opts: ApplyOptions) -> str:
+    args = [f"k={k}" for k in opts.kernels]
+    args += [f"{key}={value}" for key, value in (("s", opts.stride), ("p", opts.padding),
+                                                  ("d", opts.dilation)) if value]
+    return ("deconv:" if opts.transposed else "conv:") + ",".join(args)
+
+
+def _pool_text(opts: ApplyOptions) -> str:
+    if opts.global_pool:
+        return "gap" if opts.pool == "avg" else "gmp"
+    args = [opts.kernels[0]] + [f"{key}={value}" for key, value in
+                                (("s", opts.stride), ("p", opts.padding)) if value]
+    return f"{opts.pool}pool:" + ",".join(args + (["ceil"] if opts.ceil else []))
+
+
+def _expand_inputs(inputs: Sequence[str]) -> list[str]:
+    files: list[str] = []
+    for item in inputs:
+        path = Path(item)
+        if item != "-" and path.is_dir():
+            found = sorted(str(p) for p in path.iterdir()
+                           if p.suffix.lower() in IMAGE_SUFFIXES | ARRAY_SUFFIXES)
+            if not found:
+                raise RuntimeFailure(f"folder '{item}' holds no images or matrices")
+            files += found
+        else:
+            files.append(item)
+    return files
+
+
+def _two(values: tuple[Any, ...], what: str) -> tuple[Any, Any]:
+    from convcalc.network import per_axis
+
+    first, second = per_axis(values, 2, what)
+    return first, second
+
+
+def _settings(opts: ApplyOptions) -> Any:
+    from convcalc.pipeline import Settings
+
+    return Settings(PadMode(opts.pad_mode), Method(opts.method), ChannelMode(opts.channels),
+                    opts.flip, opts.exclude_pad, Convention(opts.convention))
+
+
+# -- running ----------------------------------------------------------------------
+
+
+def _apply_one(path: str, stages: list[Any], opts: ApplyOptions) -> None:
+    from convcalc.imageio import check_output, read_input, write_output
+    from convcalc.pipeline import run
+
+    if opts.output and opts.output != "-":
+        check_output(opts.output, inputs=[path], force=opts.force, sheet=opts.sheet)
+    loaded = read_input(path, gray=opts.gray)
+    outcome = run(loaded.data, stages, _settings(opts))
+    result = outcome.output
+    notes = list(loaded.notes) + [n for n in outcome.notes if opts.verbose or "auto" not in n]
+    if opts.output:
+        alpha = loaded.alpha
+        if alpha is not None and alpha.shape != result.shape[:2]:
+            notes.append("alpha dropped: the output size differs from the input's")
+            alpha = None
+        report = write_output(
+            opts.output, result, scale=Scale(opts.scale), alpha=alpha,
+            max_value=loaded.max_value or 255.0, inputs=[path], force=opts.force,
+            compress_level=opts.compress, sheet=opts.sheet,
+        )
+        notes += list(report.notes)
+        if report.scale is not None and report.value_range is not None:
+            lo, hi = report.value_range
+            notes.append(f"scaled with {report.scale}: [{lo:.6g}, {hi:.6g}] → [0, "
+                         f"{2 ** (report.bits or 8) - 1}]")
+        written = "PNG to stdout" if opts.output == "-" else ", ".join(report.paths)
+        _say([*notes, f"wrote {written} ({_shape(result)})"])
+        return
+    _show(result, loaded.data.shape, opts, notes)
+
+
+def _show(result: Any, input_shape: tuple[int, ...], opts: ApplyOptions,
+          notes: list[str]) -> None:
+    from convcalc.cli import emit_json, print_rich
+    from convcalc.render import matrix_table
+
+    small = result.shape[0] * result.shape[1] <= SMALL_CELLS and result.shape[1] <= 24
+    _say(notes)
+    if opts.as_json:
+        doc: dict[str, Any] = {"input_shape": list(input_shape),
+                               "output_shape": list(result.shape)}
+        doc |= {"output": _plain(result)} if small else _stats(result)
+        emit_json(doc)
+    elif small:
+        for c in range(result.shape[2]):
+            title = f"output {_shape(result)}" + (f", channel {c}" if result.shape[2] > 1 else "")
+            print_rich(matrix_table(result[:, :, c], title))
+    else:
+        stats = _stats(result)
+        click.echo(f"output {_shape(result)}: min {stats['min']:.6g}, max {stats['max']:.6g}, "
+                   f"mean {stats['mean']:.6g}")
+        _say(["too large to print; save it with -o out.png (picture) or -o out.npy (values)"])
+
+
+def _apply_many(files: list[str], stages: list[Any], opts: ApplyOptions) -> None:
+    if not opts.output or not (opts.output.endswith(("/", os.sep)) or os.path.isdir(opts.output)):
+        raise ConvcalcError(f"{len(files)} inputs need -o DIR/ (a folder) for their outputs")
+    folder = Path(opts.output)
+    if not folder.is_dir():
+        raise RuntimeFailure(f"output folder '{folder}' does not exist")
+    jobs = [(f, str(folder / _output_name(f))) for f in files]
+    workers = min(opts.jobs or os.cpu_count() or 1, len(jobs))
+    from concurrent.futures import ProcessPoolExecutor
+
+    from convcalc.render import progress
+
+    with progress(len(jobs)) as advance:
+        if workers == 1:
+            for job in jobs:
+                _run_job(job, stages, opts)
+                advance()
+        else:
+            with ProcessPoolExecutor(workers) as pool:
+                futures = [pool.submit(_run_job, job, stages, opts) for job in jobs]
+                for future in futures:
+                    future.result()
+                    advance()
+
+
+def _run_job(job: tuple[str, str], stages: list[Any], opts: ApplyOptions) -> None:
+    source, target = job
+    _apply_one(source, stages, ApplyOptions(**{**opts.__dict__, "output": target}))
+
+
+def _output_name(source: str) -> str:
+    path = Path(source)
+    suffix = path.suffix.lower()
+    keep = suffix in (IMAGE_SUFFIXES - {".gif"}) | {".npy", ".csv", ".txt"}
+    return path.name if keep else path.stem + ".png"
+
+
+def _say(lines: Sequence[str]) -> None:
+    for line in lines:
+        click.echo(line, err=True)
+
+
+def _shape(array: Any) -> str:
+    """HxWxC, or HxW for one channel."""
+    dims = array.shape[:2] if array.ndim == 3 and array.shape[2] == 1 else array.shape
+    return "x".join(map(str, dims))
+
+
+def _plain(array: Any) -> Any:
+    """Nested lists of plain numbers, ints where the values are whole."""
+    import numpy as np
+
+    if np.all(np.isfinite(array)) and np.all(array == np.round(array)):
+        return array.astype(np.int64).tolist()
+    return array.tolist()
+
+
+def _stats(array: Any) -> dict[str, float]:
+    return {"min": float(array.min()), "max": float(array.max()), "mean": float(array.mean())}
+

@@ -1,0 +1,211 @@
+"""What `convcalc apply` runs: a list of stages (convolution, pooling, activation …)
+applied in order to an HxWxC array.
+
+The option form (``-k sobel-x -s 2``) is the one-stage case of the same pipeline
+as the layer-spec form (``conv:k=sobel-x,s=2 relu maxpool:2``).
+
+Channels: a kernel whose depth equals the input's channel count sums over the
+channels (a CNN layer: one output channel per filter). A 2-D kernel on a
+C-channel input filters each channel (``each``: C output channels per filter,
+filter by filter) or sums over them (``sum``: one per filter).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from convcalc import methods, ops
+from convcalc.choices import Activation, ChannelMode, Convention, Method, PadMode
+from convcalc.errors import ConvcalcError
+from convcalc.layers import Conv, Deconv, GlobalPool, Layer, Pointwise, Pool, Spec
+from convcalc.network import per_axis
+
+Array = NDArray[Any]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How every stage of an apply run computes (the options that are not per layer)."""
+
+    pad_mode: PadMode = PadMode.ZERO
+    method: Method = Method.AUTO
+    channels: ChannelMode = ChannelMode.EACH
+    flip: bool = False
+    exclude_pad: bool = False
+    convention: Convention = Convention.TORCH
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One layer to apply, with its kernels' values (KHxKW or KHxKWxC) when it has any."""
+
+    spec: Spec
+    kernels: tuple[Array, ...] = ()
+    bias: tuple[float, ...] | None = None
+    activation: Activation = Activation.NONE
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The result of a run: the HxWxC output and what is worth telling about it."""
+
+    output: Array
+    notes: tuple[str, ...] = field(default=())
+
+
+def run(x: Array, stages: Sequence[Stage], settings: Settings = Settings()) -> Outcome:
+    """Apply the stages in order to an HxWxC array; returns Ho x Wo x F.
+
+    Integer input computes in float64, float32 stays float32.
+    """
+    notes: list[str] = []
+    for position, stage in enumerate(stages, start=1):
+        try:
+            x = _apply(x, stage, settings, notes)
+        except ConvcalcError as exc:
+            prefix = f"layer {position} ({stage.spec.text}): " if len(stages) > 1 else ""
+            raise ConvcalcError(f"{prefix}{exc}", exc.hint) from None
+    return Outcome(x, tuple(notes))
+
+
+def kernel_bank(
+    kernels: Sequence[Array], channels: int, mode: ChannelMode
+) -> tuple[Array, int, bool]:
+    """Stack filters into a KH x KW x (C/groups) x F' bank for C input channels.
+
+    Returns the bank, the groups, and whether the output is per channel (``each``:
+    output channel ``c·F + f`` is filter f on channel c).
+    """
+    if not kernels:
+        raise ConvcalcError("no kernel given; use -k PRESET|MATRIX|FILE or conv:k=...")
+    shapes = {k.shape[:2] for k in kernels}
+    if len(shapes) > 1:
+        shown = " and ".join("x".join(map(str, s)) for s in sorted(shapes))
+        raise ConvcalcError(f"all kernels of a layer must have the same size; got {shown}")
+    depths = {1 if k.ndim == 2 else k.shape[2] for k in kernels}
+    for depth in depths - {1}:
+        if depth != channels:
+            raise ConvcalcError(
+                f"a kernel of depth {depth} does not match the input's {channels} channels; "
+                f"valid: depth {channels} (summed, as in a CNN) or a 2-D kernel"
+            )
+    planes = [k if k.ndim == 3 else k[:, :, None] for k in kernels]
+    if depths == {channels} or channels == 1:
+        bank = np.stack([np.broadcast_to(p, (*p.shape[:2], channels)) for p in planes], axis=3)
+        return bank, 1, False
+    if mode == ChannelMode.SUM:
+        bank = np.stack([np.repeat(p, channels, axis=2) for p in planes], axis=3)
+        return bank, 1, False
+    flat = np.stack([p[:, :, 0] for p in planes], axis=2)  # KH x KW x F
+    return np.tile(flat, (1, 1, channels))[:, :, None, :], channels, True
+
+
+def filter_major(y: Array, channels: int) -> Array:
+    """Reorder per-channel outputs (c·F + f) to filter by filter (f·C + c)."""
+    h, w, total = y.shape
+    filters = total // channels
+    reordered: Array = y.reshape(h, w, channels, filters).transpose(0, 1, 3, 2)
+    return reordered.reshape(h, w, total)
+
+
+# -- stages ----------------------------------------------------------------
+
+
+def _apply(x: Array, stage: Stage, settings: Settings, notes: list[str]) -> Array:
+    layer: Layer = stage.spec.layer
+    if isinstance(layer, Conv):
+        return _convolve(x, stage, layer, settings, notes)
+    if isinstance(layer, Deconv):
+        return _transpose(x, stage, layer, settings)
+    if isinstance(layer, Pool):
+        return ops.pool(
+            x, layer.kind, _two(layer.kernel, "kernel"),
+            stride=None if layer.stride is None else _two(layer.stride, "stride"),
+            padding=_two(layer.padding, "padding"), dilation=_two(layer.dilation, "dilation"),
+            ceil=layer.ceil, exclude_pad=settings.exclude_pad, convention=settings.convention,
+        )
+    if isinstance(layer, GlobalPool):
+        return ops.global_pool(x, layer.kind)
+    if isinstance(layer, Pointwise):
+        return _pointwise(x, layer.name)
+    raise ConvcalcError(
+        f"'{stage.spec.text}' cannot be applied to an image; valid in apply: conv:k=…, "
+        "deconv:k=…, maxpool/avgpool/l2pool, gap, gmp, relu, lrelu, sigmoid, tanh, softmax"
+    )
+
+
+def _convolve(
+    x: Array, stage: Stage, layer: Conv, settings: Settings, notes: list[str]
+) -> Array:
+    if layer.groups != 1:
+        raise ConvcalcError("g= is not used by apply; --channels each filters channel by channel")
+    channels = x.shape[2]
+    bank, groups, each = kernel_bank(stage.kernels, channels, settings.channels)
+    stride, dilation = _two(layer.stride, "stride"), _two(layer.dilation, "dilation")
+    method = settings.method
+    if method == Method.AUTO:
+        method = methods.choose_method(x.shape, bank.shape, stride=stride, dilation=dilation,
+                                       groups=groups, separable=methods.is_separable(bank))
+        notes.append(f"{stage.spec.text}: method {method} (auto)")
+    y = ops.correlate(
+        x, bank, stride=stride, padding=_two(layer.padding, "padding"), dilation=dilation,
+        pad_mode=settings.pad_mode, groups=groups, bias=_bias(stage, len(stage.kernels), each,
+                                                               channels),
+        flip=settings.flip, method=method, activation=stage.activation,
+        convention=settings.convention,
+    )
+    return filter_major(y, channels) if each else y
+
+
+def _transpose(x: Array, stage: Stage, layer: Deconv, settings: Settings) -> Array:
+    channels = x.shape[2]
+    bank, groups, each = kernel_bank(stage.kernels, channels, settings.channels)
+    if each:  # grouped transposed weights are KH x KW x C x (F/groups)
+        bank = bank[:, :, 0, :].reshape(bank.shape[0], bank.shape[1], channels, -1)
+    if settings.flip:
+        bank = bank[::-1, ::-1]
+    y = ops.conv_transpose(
+        x, bank, stride=_two(layer.stride, "stride"), padding=_two(layer.padding, "padding"),
+        dilation=_two(layer.dilation, "dilation"),
+        output_padding=_two(layer.output_padding, "output_padding"), groups=groups,
+        bias=_bias(stage, len(stage.kernels), each, channels),
+    )
+    y = ops.activate(y, stage.activation)
+    return filter_major(y, channels) if each else y
+
+
+def _pointwise(x: Array, name: str) -> Array:
+    if name in {"dropout", "lrn"}:
+        return x if name == "dropout" else _refuse(name)
+    if name == "softmax":
+        shifted = np.exp(x - x.max(axis=2, keepdims=True))
+        result: Array = shifted / shifted.sum(axis=2, keepdims=True)
+        return result
+    if name == "relu6":
+        return np.clip(ops.activate(x, Activation.RELU), None, 6)
+    return ops.activate(x, Activation(name))
+
+
+def _refuse(name: str) -> Array:
+    raise ConvcalcError(f"'{name}' has learned or batch statistics; apply cannot run it")
+
+
+def _bias(stage: Stage, filters: int, each: bool, channels: int) -> list[float] | None:
+    if stage.bias is None:
+        return None
+    if len(stage.bias) != filters:
+        raise ConvcalcError(
+            f"--bias has {len(stage.bias)} values for {filters} filters; give one per filter"
+        )
+    # per-channel outputs come channel by channel (c·F + f) until filter_major reorders them
+    return list(stage.bias) * channels if each else list(stage.bias)
+
+
+def _two(values: tuple[Any, ...], what: str) -> tuple[Any, Any]:
+    first, second = per_axis(values, 2, what)
+    return first, second

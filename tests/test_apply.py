@@ -1,0 +1,103 @@
+"""`convcalc apply` and `convcalc kernels` through CliRunner, on the shipped samples."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from convcalc.cli import cli
+
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+
+
+def run(*args: str):
+    return CliRunner().invoke(cli, list(args))
+
+
+def test_ufldl_sample_prints_the_feature_map():
+    result = run("apply", str(SAMPLES / "ufldl_5x5.txt"), "-k", "1,0,1;0,1,0;1,0,1", "--json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["output"] == [[[4], [3], [4]], [[2], [4], [3]], [[2], [3], [4]]]
+
+
+def test_table_output_without_o():
+    result = run("apply", str(SAMPLES / "maxpool_4x4.txt"), "--pool", "max", "-k", "2")
+    assert result.exit_code == 0, result.output
+    assert "9" in result.stdout and "6" in result.stdout
+
+
+def test_edge_sample_with_preset():
+    result = run("apply", str(SAMPLES / "edge_6x6.txt"), "-k", "edge-v", "--json")
+    doc = json.loads(result.stdout)
+    assert [[v[0] for v in row] for row in doc["output"]] == [[0, 30, 30, 0]] * 4
+
+
+def test_photo_to_png_and_npy(tmp_path):
+    out = tmp_path / "edges.png"
+    result = run("apply", str(SAMPLES / "photo.png"), "-k", "sobel-x", "-o", str(out))
+    assert result.exit_code == 0, result.output
+    assert "scaled with" in result.stderr
+    with Image.open(out) as im:
+        assert im.size == (254, 254) and im.mode == "RGB"
+    npy = tmp_path / "edges.npy"
+    assert run("apply", str(SAMPLES / "photo.png"), "-k", "sobel-x", "-p", "same",
+               "--gray", "-o", str(npy)).exit_code == 0
+    assert np.load(npy).shape == (256, 256)
+
+
+def test_pipeline_form(tmp_path):
+    out = tmp_path / "out.npy"
+    result = run("apply", str(SAMPLES / "photo.png"), "--gray", "conv:k=sobel-x", "relu",
+                 "maxpool:2", "-o", str(out))
+    assert result.exit_code == 0, result.output
+    values = np.load(out)
+    assert values.shape == (127, 127)
+    assert values.min() >= 0
+
+
+def test_several_inputs_into_a_folder(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    result = run("apply", str(SAMPLES / "ufldl_5x5.txt"), str(SAMPLES / "edge_6x6.txt"),
+                 "-k", "box3", "-o", f"{out}/", "-j", "1")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["edge_6x6.txt", "ufldl_5x5.txt"]
+
+
+def test_output_equal_to_input_is_refused(tmp_path):
+    source = tmp_path / "m.txt"
+    source.write_text("1 2\n3 4\n")
+    result = run("apply", str(source), "-k", "identity", "-p", "1", "-o", str(source))
+    assert result.exit_code == 2
+    assert source.read_text() == "1 2\n3 4\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment", "status"),
+    [
+        (["apply", "nosuchfile.png", "-k", "box3"], "nosuchfile.png", 1),
+        (["apply", str(SAMPLES / "ufldl_5x5.txt"), "-k", "sobelx"], "sobel-x", 2),
+        (["apply", str(SAMPLES / "ufldl_5x5.txt")], "no kernel", 2),
+        (["apply", str(SAMPLES / "ufldl_5x5.txt"), "-k", "box3", "-o", "x.xyz"], "xyz", 2),
+        (["apply", str(SAMPLES / "ufldl_5x5.txt"), "conv:6,3"], "kernel's values", 2),
+        (["apply", str(SAMPLES / "ufldl_5x5.txt"), "-k", "box3", "--bias", "1,2"],
+         "2 values for 1 filters", 2),
+    ],
+)
+def test_apply_errors(args, fragment, status):
+    result = run(*args)
+    assert result.exit_code == status, result.output
+    assert fragment in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_kernels_lists_and_shows():
+    listing = run("kernels")
+    assert listing.exit_code == 0 and "sobel-x" in listing.stdout
+    doc = json.loads(run("kernels", "sobel-x", "--json").stdout)
+    assert doc["values"] == [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]]
+    assert doc["separable"] is True

@@ -1,0 +1,243 @@
+"""The four convolution algorithms agree, and their fast paths equal the plain ones."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from numpy.typing import NDArray
+
+from convcalc import methods
+from convcalc.choices import Method
+from convcalc.errors import ConvcalcError
+from convcalc.methods import (
+    correlate_direct,
+    correlate_fft,
+    correlate_im2col,
+    correlate_padded,
+    correlate_winograd,
+)
+
+UFLDL = np.array(
+    [[1, 1, 1, 0, 0], [0, 1, 1, 1, 0], [0, 0, 1, 1, 1], [0, 0, 1, 1, 0], [0, 1, 1, 0, 0]]
+)[:, :, None]
+X_KERNEL = np.array([[1, 0, 1], [0, 1, 0], [1, 0, 1]])[:, :, None, None]
+UFLDL_OUT = np.array([[4, 3, 4], [2, 4, 3], [2, 3, 4]])[:, :, None]
+
+
+def brute(
+    x: NDArray[Any], w: NDArray[Any], stride: tuple[int, int], dilation: tuple[int, int],
+    groups: int,
+) -> NDArray[np.float64]:
+    """The defining sum, one output value at a time."""
+    (h, wd, _), (kh, kw, cg, f) = x.shape, w.shape
+    (sh, sw), (dh, dw) = stride, dilation
+    ho, wo = (h - dh * (kh - 1) - 1) // sh + 1, (wd - dw * (kw - 1) - 1) // sw + 1
+    out = np.zeros((ho, wo, f))
+    for r in range(ho):
+        for c in range(wo):
+            for o in range(f):
+                g = o // (f // groups)
+                total = 0.0
+                for i in range(kh):
+                    for j in range(kw):
+                        for k in range(cg):
+                            total += x[r * sh + i * dh, c * sw + j * dw, g * cg + k] * w[i, j, k, o]
+                out[r, c, o] = total
+    return out
+
+
+@st.composite
+def problems(draw: st.DrawFn, winograd: bool = False) -> dict[str, Any]:
+    """A random input, kernel bank, stride, dilation and groups that fit together."""
+    groups = draw(st.integers(1, 3))
+    cg, fg = draw(st.integers(1, 3)), draw(st.integers(1, 2))
+    if winograd:
+        (kh, kw), stride, dilation = (3, 3), (1, 1), (1, 1)
+    else:
+        kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+        stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+        dilation = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    h = dilation[0] * (kh - 1) + 1 + draw(st.integers(0, 9))
+    w = dilation[1] * (kw - 1) + 1 + draw(st.integers(0, 9))
+    dtype = draw(st.sampled_from([np.float64, np.float32]))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    return {
+        "x": rng.normal(size=(h, w, groups * cg)).astype(dtype),
+        "w": rng.normal(size=(kh, kw, cg, groups * fg)).astype(dtype),
+        "stride": stride,
+        "dilation": dilation,
+        "groups": groups,
+    }
+
+
+def _tolerance(p: dict[str, Any]) -> float:
+    """Absolute tolerance: eps-scaled bound of the largest possible sum."""
+    eps = 1e-4 if p["x"].dtype == np.float32 else 1e-10
+    bound = np.abs(p["x"]).max() * np.abs(p["w"]).sum(axis=(0, 1, 2)).max()
+    return float(eps * max(bound, 1.0))
+
+
+def _run(method: Method, p: dict[str, Any]) -> NDArray[Any]:
+    return correlate_padded(
+        p["x"], p["w"], stride=p["stride"], dilation=p["dilation"], groups=p["groups"],
+        method=method,
+    )
+
+
+@settings(max_examples=60, deadline=None)
+@given(problems())
+def test_methods_agree_with_each_other_and_the_defining_sum(p: dict[str, Any]) -> None:
+    expected = brute(p["x"].astype(np.float64), p["w"].astype(np.float64), p["stride"],
+                     p["dilation"], p["groups"])
+    for method in (Method.DIRECT, Method.IM2COL, Method.FFT, Method.AUTO):
+        got = _run(method, p)
+        assert got.dtype == p["x"].dtype, method
+        assert got.shape == expected.shape, method
+        np.testing.assert_allclose(got, expected, rtol=0, atol=_tolerance(p), err_msg=method)
+
+
+@settings(max_examples=30, deadline=None)
+@given(problems(winograd=True))
+def test_winograd_agrees_on_3x3(p: dict[str, Any]) -> None:
+    got = _run(Method.WINOGRAD, p)
+    assert got.dtype == p["x"].dtype
+    np.testing.assert_allclose(got, _run(Method.DIRECT, p), rtol=0, atol=_tolerance(p))
+
+
+@pytest.mark.parametrize("method", [Method.DIRECT, Method.IM2COL, Method.WINOGRAD])
+def test_integer_textbook_example_is_exact(method: Method) -> None:
+    got = correlate_padded(UFLDL, X_KERNEL, method=method)
+    assert got.dtype == np.float64
+    np.testing.assert_array_equal(got, UFLDL_OUT)
+
+
+def test_fft_rounds_integer_results_to_exact() -> None:
+    np.testing.assert_array_equal(correlate_padded(UFLDL, X_KERNEL, method=Method.FFT),
+                                  UFLDL_OUT)
+    x = np.random.default_rng(13).integers(0, 256, size=(97, 131, 2))
+    w = np.random.default_rng(14).integers(-9, 10, size=(6, 5, 2, 3))
+    np.testing.assert_array_equal(correlate_fft(x, w, stride=(2, 1)),
+                                  correlate_direct(x, w, stride=(2, 1)))
+    halves = correlate_fft(x, w / 2)  # not integers: left as computed
+    np.testing.assert_allclose(halves, correlate_direct(x, w / 2), atol=1e-8)
+    assert not np.array_equal(halves, np.rint(halves))
+
+
+def _big_image() -> NDArray[np.float64]:
+    return np.random.default_rng(7).normal(size=(300, 200, 3))
+
+
+def test_separable_threaded_strips_equal_plain_path() -> None:
+    x = _big_image()
+    rng = np.random.default_rng(8)
+    u, v = rng.normal(size=(5, 6)), rng.normal(size=(4, 6))
+    w = np.einsum("if,jf->ijf", u, v)[:, :, None, :]  # depthwise, 2 filters per channel
+    assert methods.is_separable(w)
+    plain = correlate_direct(x, w, groups=3, separable=False, tile_rows=10**6, workers=1)
+    for stride, dilation in [((1, 1), (1, 1)), ((2, 1), (1, 2))]:
+        plain = correlate_direct(x, w, stride=stride, dilation=dilation, groups=3,
+                                 separable=False, tile_rows=10**6, workers=1)
+        assert plain.shape[0] * plain.shape[1] >= methods.SEPARABLE_MIN_PIXELS
+        fast = correlate_direct(x, w, stride=stride, dilation=dilation, groups=3,
+                                tile_rows=16, workers=2)
+        np.testing.assert_allclose(fast, plain, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(fast, correlate_fft(x, w, stride=stride, dilation=dilation,
+                                                       groups=3), atol=1e-10)
+
+
+def test_separable_integer_kernel_is_exact() -> None:
+    x = np.random.default_rng(9).integers(0, 256, size=(200, 150, 1))
+    sobel = np.array([[1, 0, -1], [2, 0, -2], [1, 0, -1]])[:, :, None, None]
+    fast = correlate_direct(x, sobel, tile_rows=32)
+    np.testing.assert_array_equal(fast, correlate_direct(x, sobel, separable=False))
+
+
+@pytest.mark.parametrize("groups", [1, 3])
+def test_strip_tiling_and_threads_equal_one_strip(groups: int) -> None:
+    x = _big_image()
+    w = np.random.default_rng(10).normal(size=(3, 4, 3 // groups, 6))
+    whole = correlate_direct(x, w, groups=groups, stride=(2, 1), tile_rows=10**6, workers=1)
+    tiled = correlate_direct(x, w, groups=groups, stride=(2, 1), tile_rows=7, workers=2)
+    np.testing.assert_allclose(tiled, whole, rtol=1e-13, atol=1e-13)
+
+
+@pytest.mark.parametrize("groups", [1, 3])
+def test_chunked_im2col_fft_winograd_equal_unchunked(groups: int) -> None:
+    x = np.random.default_rng(11).normal(size=(23, 17, 6))
+    w = np.random.default_rng(12).normal(size=(3, 3, 6 // groups, 6))
+    for fn in (correlate_im2col, correlate_fft, correlate_winograd):
+        whole = fn(x, w, groups=groups)
+        np.testing.assert_allclose(fn(x, w, groups=groups, chunk_bytes=1), whole, atol=1e-12)
+    np.testing.assert_allclose(correlate_im2col(x, w, groups=groups),
+                               correlate_direct(x, w, groups=groups), atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("shape", "stride", "dilation", "got"),
+    [
+        ((5, 5, 1, 1), (1, 1), (1, 1), "got 5x5"),
+        ((3, 3, 1, 1), (2, 2), (1, 1), "got 3x3 with stride 2x2"),
+        ((3, 3, 1, 1), (1, 1), (2, 1), "got 3x3 with dilation 2x1"),
+        ((1, 3, 1, 1), (1, 1), (1, 1), "got 1x3"),
+    ],
+)
+def test_winograd_refuses_other_kernels(
+    shape: tuple[int, ...], stride: tuple[int, int], dilation: tuple[int, int], got: str
+) -> None:
+    with pytest.raises(ConvcalcError, match="winograd needs a 3x3 kernel with stride 1 and "
+                                            f"dilation 1; {got}"):
+        correlate_padded(np.ones((12, 12, 1)), np.ones(shape), stride=stride,
+                         dilation=dilation, method=Method.WINOGRAD)
+
+
+def test_choose_method_rules() -> None:
+    assert methods.choose_method((7, 7, 1), (3, 3, 1, 1)) == Method.DIRECT  # small: exact
+    assert methods.choose_method((512, 512, 1), (3, 3, 1, 1)) == Method.DIRECT
+    assert methods.choose_method((512, 512, 1), (5, 5, 1, 1)) == Method.FFT
+    assert methods.choose_method((512, 512, 1), (5, 5, 1, 1), stride=(2, 1)) == Method.DIRECT
+    assert methods.choose_method((512, 512, 3), (9, 9, 3, 8)) == Method.FFT
+    assert methods.choose_method((512, 512, 3), (7, 7, 3, 8)) == Method.DIRECT
+    assert methods.choose_method((512, 512, 64), (15, 15, 64, 64)) == Method.DIRECT
+    assert methods.choose_method((512, 512, 1), (15, 15, 1, 1), separable=True) == Method.DIRECT
+    assert methods.choose_method((512, 512, 1), (21, 21, 1, 1), separable=True) == Method.FFT
+    # a kernel larger than an unpadded input is no error here
+    assert methods.choose_method((3, 3, 1), (5, 5, 1, 1)) == Method.DIRECT
+
+
+def test_is_separable() -> None:
+    assert methods.is_separable(np.outer(np.hanning(7), np.hanning(9))[:, :, None, None])
+    assert not methods.is_separable(np.eye(3)[:, :, None, None])
+    assert not methods.is_separable(np.ones((3, 3, 2, 1)))  # depth 2: no two passes
+    assert not methods.is_separable(np.ones((2, 2, 1, 1)))  # 2x2: two passes save nothing
+
+
+@pytest.mark.parametrize(
+    ("x_shape", "w_shape", "groups", "message"),
+    [
+        ((5, 5, 4), (3, 3, 2, 3), 2, "groups 2 does not divide"),
+        ((5, 5, 4), (3, 3, 3, 2), 1, "kernel depth 3 does not fit 4 input channels"),
+        ((5, 5, 4), (3, 3, 4, 2), 0, "groups 0"),
+        ((5, 5), (3, 3, 1, 1), 1, "HxWxC input"),
+        ((2, 5, 1), (3, 3, 1, 1), 1, "larger than the padded input"),
+    ],
+)
+def test_bad_shapes_raise(
+    x_shape: tuple[int, ...], w_shape: tuple[int, ...], groups: int, message: str
+) -> None:
+    with pytest.raises(ConvcalcError, match=message):
+        correlate_padded(np.ones(x_shape), np.ones(w_shape), groups=groups)
+
+
+def test_complex_input_is_refused() -> None:
+    with pytest.raises(ConvcalcError, match="complex128 are not valid"):
+        correlate_padded(np.ones((3, 3, 1), complex), np.ones((1, 1, 1, 1)))
+
+
+def test_next_smooth() -> None:
+    assert [methods._next_smooth(n) for n in (1, 7, 11, 13, 17, 97, 121)] == [
+        1, 8, 12, 15, 18, 100, 125,
+    ]
