@@ -101,3 +101,75 @@ def test_kernels_lists_and_shows():
     doc = json.loads(run("kernels", "sobel-x", "--json").stdout)
     assert doc["values"] == [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]]
     assert doc["separable"] is True
+
+
+def test_stdin_to_stdout_png():
+    data = (SAMPLES / "photo.png").read_bytes()
+    result = CliRunner().invoke(cli, ["apply", "-", "-k", "gauss5", "-o", "-"], input=data)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout_bytes.startswith(b"\x89PNG")
+
+
+def test_inline_kernel_in_a_pipeline_spec():
+    result = run("apply", str(SAMPLES / "ufldl_5x5.txt"), "conv:k=1,0,1;0,1,0;1,0,1,s=2",
+                 "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["output"] == [[[4], [4]], [[2], [4]]]
+
+
+def test_transposed_upsamples_like_the_formula():
+    result = run("apply", str(SAMPLES / "maxpool_4x4.txt"), "--transposed", "-k", "1,1;1,1",
+                 "-s", "2", "--json")
+    doc = json.loads(result.stdout)
+    assert doc["output_shape"] == [8, 8, 1]
+    assert doc["output"][0][0] == [1] and doc["output"][1][1] == [1]  # each value spreads 2x2
+
+
+def test_channels_sum_gives_one_output_channel(tmp_path):
+    out = tmp_path / "sum.npy"
+    assert run("apply", str(SAMPLES / "photo.png"), "-k", "box3", "--channels", "sum", "-o",
+               str(out)).exit_code == 0
+    values = np.load(out)
+    photo = np.asarray(Image.open(SAMPLES / "photo.png"), dtype=float)
+    assert values.shape == (254, 254)
+    assert values[0, 0] == pytest.approx(photo[:3, :3].sum() / 9)
+
+
+def test_alpha_is_carried_when_the_size_is_kept(tmp_path):
+    source = tmp_path / "rgba.png"
+    rgba = np.zeros((8, 8, 4), np.uint8)
+    rgba[..., 3] = np.arange(8, dtype=np.uint8)[None, :] * 30
+    Image.fromarray(rgba, "RGBA").save(source)
+    out = tmp_path / "out.png"
+    assert run("apply", str(source), "-k", "box3", "-p", "same", "-o", str(out)).exit_code == 0
+    with Image.open(out) as im:
+        assert im.mode == "RGBA"
+        assert np.array_equal(np.asarray(im)[..., 3], rgba[..., 3])
+    smaller = tmp_path / "small.png"
+    result = run("apply", str(source), "-k", "box3", "-o", str(smaller))
+    assert "alpha dropped" in result.stderr
+
+
+def test_verbose_names_the_method():
+    result = run("apply", str(SAMPLES / "ufldl_5x5.txt"), "-k", "box3", "-v")
+    assert "method direct (auto)" in result.stderr
+
+
+@pytest.mark.parametrize("method", ["direct", "im2col", "fft", "winograd"])
+def test_every_method_gives_the_textbook_answer(method):
+    result = run("apply", str(SAMPLES / "ufldl_5x5.txt"), "-k", "1,0,1;0,1,0;1,0,1",
+                 "--method", method, "--json")
+    assert json.loads(result.stdout)["output"] == [[[4], [3], [4]], [[2], [4], [3]],
+                                                   [[2], [3], [4]]]
+
+
+def test_bench_reports_every_method():
+    result = run("bench", str(SAMPLES / "ufldl_5x5.txt"), "-k", "box3", "--repeat", "1",
+                 "--json")
+    assert result.exit_code == 0, result.output
+    rows = {row["method"]: row for row in json.loads(result.stdout)["methods"]}
+    assert set(rows) == {"direct", "im2col", "fft", "winograd"}
+    assert all(row["max_error"] < 1e-9 for row in rows.values())
+    five = run("bench", str(SAMPLES / "ufldl_5x5.txt"), "-k", "box5", "--repeat", "1", "--json")
+    winograd = next(r for r in json.loads(five.stdout)["methods"] if r["method"] == "winograd")
+    assert winograd["seconds"] is None and "3x3" in winograd["reason"]

@@ -35,7 +35,7 @@ def test_python_dash_m_runs_the_cli():
     assert __version__ in proc.stdout
 
 
-@pytest.mark.parametrize("command", ["shape", "params"])
+@pytest.mark.parametrize("command", sorted(cli.commands))
 def test_every_command_has_help(command):
     result = run(command, "--help")
     assert result.exit_code == 0
