@@ -95,8 +95,8 @@ def main() -> None:
             print(lines[-1])
     table = "\n".join(lines)
     text = README.read_text()
-    text = re.sub(r"(<!-- results -->\n).*?(\n<!-- /results -->)",
-                  lambda m: m.group(1) + table + m.group(2), text, flags=re.S)
+    text = re.sub(r"(<!-- results -->\n).*?(<!-- /results -->)",
+                  lambda m: m.group(1) + table + "\n" + m.group(2), text, flags=re.S)
     README.write_text(text)
 
 
