@@ -173,3 +173,16 @@ def test_bench_reports_every_method():
     five = run("bench", str(SAMPLES / "ufldl_5x5.txt"), "-k", "box5", "--repeat", "1", "--json")
     winograd = next(r for r in json.loads(five.stdout)["methods"] if r["method"] == "winograd")
     assert winograd["seconds"] is None and "3x3" in winograd["reason"]
+
+
+def test_a_folder_on_two_worker_processes(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(3):
+        (folder / f"m{i}.txt").write_text(f"{i} 0 0\n0 {i} 0\n0 0 {i}\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    result = run("apply", str(folder), "-k", "identity", "-p", "1", "-o", f"{out}/", "-j", "2")
+    assert result.exit_code == 0, result.output
+    for i in range(3):
+        assert np.loadtxt(out / f"m{i}.txt").tolist() == (i * np.eye(3)).tolist()
