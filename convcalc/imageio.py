@@ -332,6 +332,26 @@ def write_output(path: str, array: NDArray[Any], *, scale: Scale = Scale.AUTO,
     return report
 
 
+def write_bytes(path: str, payload: bytes, *, inputs: Sequence[str] = (), force: bool = False,
+                stdout: BinaryIO | None = None) -> None:
+    """Write ready-made file bytes (a GIF, an SVG) atomically, or to stdout for ``-``.
+
+    The same rules as :func:`write_output`: the directory must exist, an input is
+    never overwritten unless ``force``, a failure leaves any old file intact.
+    """
+    if path == "-":
+        _write_stream(stdout or sys.stdout.buffer, payload)
+        return
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise RuntimeFailure(f"output directory '{directory}' does not exist")
+    for source in inputs:
+        if not force and os.path.exists(path) and _same_file(path, source):
+            raise ConvcalcError(f"output '{path}' is the input '{source}'; refusing to "
+                                "overwrite it", "Use --force to overwrite it anyway.")
+    _write_files([(path, payload)])
+
+
 # ----------------------------------------------------------------- reading helpers
 
 

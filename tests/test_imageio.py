@@ -572,3 +572,22 @@ def test_every_file_is_fsynced_before_any_rename(
     monkeypatch.setattr(os, "fsync", fsync)
     write_output(str(tmp_path / "f.png"), np.zeros((2, 2, 2)))
     assert len(synced) == 2 and len(list(tmp_path.glob("f_*.png"))) == 2
+
+
+def test_write_bytes_is_atomic_and_refuses_an_input(tmp_path, monkeypatch):
+    from convcalc.imageio import write_bytes
+
+    target = tmp_path / "anim.gif"
+    write_bytes(str(target), b"GIF89a-first")
+    assert target.read_bytes() == b"GIF89a-first"
+    with pytest.raises(ConvcalcError, match="is the input"):
+        write_bytes(str(target), b"x", inputs=[str(target)])
+
+    def disk_full(fd, payload):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(imageio, "_write_all", disk_full)
+    with pytest.raises(RuntimeFailure):
+        write_bytes(str(target), b"GIF89a-second")
+    assert target.read_bytes() == b"GIF89a-first"
+    assert [p.name for p in tmp_path.iterdir()] == ["anim.gif"]
