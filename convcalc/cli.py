@@ -7,6 +7,7 @@ rich only when they print a table.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -56,10 +57,16 @@ class ConvcalcGroup(click.Group):
     ) -> Any:
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, False, **extra)
+        argv = list(sys.argv[1:] if args is None else args)
         try:
-            super().main(args, prog_name, complete_var, False, **extra)
+            super().main(argv, prog_name, complete_var, False, **extra)
         except click.exceptions.Exit as exc:
             sys.exit(exc.exit_code)
+        except click.NoSuchOption as exc:
+            if re.fullmatch(r"-\d[\dx.]*", exc.option_name):
+                _fail(f"'{exc.option_name}' is negative; sizes, kernels, strides and counts "
+                      "must be positive numbers", _help_hint(exc.ctx), 2)
+            _fail(exc.format_message(), _help_hint(exc.ctx), 2)
         except click.UsageError as exc:
             _fail(exc.format_message(), _help_hint(exc.ctx), 2)
         except ConvcalcError as exc:
@@ -68,6 +75,13 @@ class ConvcalcGroup(click.Group):
             _fail("interrupted", None, 130)
         except BrokenPipeError:
             sys.exit(1)
+        except MemoryError:
+            _fail("not enough memory for this input; try a smaller input or --gray", None, 1)
+        except Exception as exc:
+            if "--debug" in argv:
+                raise
+            _fail(f"internal error: {type(exc).__name__}: {exc}",
+                  "This is a bug; run again with --debug for the traceback and report it.", 1)
         sys.exit(0)
 
 
@@ -86,6 +100,8 @@ def _fail(message: str, hint: str | None, status: int) -> None:
 
 @click.group(cls=ConvcalcGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="convcalc")
+@click.option("--debug", is_flag=True, expose_value=False,
+              help="Show the Python traceback of an internal error (for bug reports).")
 def cli() -> None:
     """Convolution calculator and visualizer: shapes, parameters, and the arithmetic."""
 

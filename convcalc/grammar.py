@@ -61,9 +61,10 @@ def parse_shape(text: str, rank: int | None = None) -> Shape:
         return Shape(numbers)
     if len(numbers) == rank + 1:
         return Shape(numbers[:-1], numbers[-1])
+    axes = "axis" if rank == 1 else "axes"
     raise ConvcalcError(
         f"input shape '{text}' has {len(numbers)} numbers but the layers work on {rank} "
-        f"spatial axes; valid: {rank} or {rank + 1} numbers (the last being channels)"
+        f"spatial {axes}; valid: {rank} or {rank + 1} numbers (the last being channels)"
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from importlib import resources
 from pathlib import Path
 
@@ -20,6 +21,8 @@ def load_network(name: str) -> list[Spec]:
     if key in PRESETS and not path.exists():
         text = resources.files("convcalc").joinpath(f"nets/{key}.txt").read_text("utf-8")
         return parse_network(text, key)
+    if not path.exists() and (os.sep in name or path.suffix):
+        raise RuntimeFailure(f"network file '{name}' not found")
     if not path.exists():
         raise ConvcalcError(
             f"unknown network '{name}'; valid: {', '.join(PRESETS)}, or the path of a file "
