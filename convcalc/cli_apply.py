@@ -374,6 +374,7 @@ def _apply_one(path: str, stages: list[Any], opts: ApplyOptions) -> None:
     if opts.output and opts.output != "-":
         check_output(opts.output, inputs=[path], force=opts.force, sheet=opts.sheet)
     loaded = read_input(path, gray=opts.gray)
+    _check_memory(loaded.data, stages, opts)
     outcome = run(loaded.data, stages, _settings(opts))
     result = outcome.output
     notes = list(loaded.notes) + [n for n in outcome.notes if opts.verbose or "auto" not in n]
@@ -396,6 +397,32 @@ def _apply_one(path: str, stages: list[Any], opts: ApplyOptions) -> None:
         _say([*notes, f"wrote {written} ({_shape(result)})"])
         return
     _show(result, loaded.data.shape, opts, notes)
+
+
+def _check_memory(data: Any, stages: list[Any], opts: ApplyOptions) -> None:
+    """Refuse, before any work, a run that would not fit in the memory available now."""
+    from convcalc.pipeline import estimate_bytes
+
+    itemsize = 4 if data.dtype == "float32" else 8
+    needed = estimate_bytes(data.shape, stages, _settings(opts), itemsize)
+    available = available_memory()
+    if available is not None and needed > available:
+        raise RuntimeFailure(
+            f"this needs about {needed / 2**30:.1f} GiB of memory and {available / 2**30:.1f} "
+            "GiB is available; try a smaller input, --gray, or fewer filters"
+        )
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available now (Linux's MemAvailable), or None if unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        return None
+    return None
 
 
 def _show(result: Any, input_shape: tuple[int, ...], opts: ApplyOptions,

@@ -113,6 +113,45 @@ def filter_major(y: Array, channels: int) -> Array:
     return reordered.reshape(h, w, total)
 
 
+def estimate_bytes(shape: tuple[int, ...], stages: Sequence[Stage], settings: Settings,
+                   itemsize: int) -> int:
+    """Peak working memory, roughly, of running the stages on an HxWxC input.
+
+    Per stage: the input, its padded copy and the output with an accumulator, in
+    the compute dtype's ``itemsize``; the peak over stages.
+    """
+    h, w, c = shape
+    peak = 0
+    for stage in stages:
+        layer = stage.spec.layer
+        out_c = c
+        if isinstance(layer, Conv | Deconv) and stage.kernels:
+            per_input = c if settings.channels == ChannelMode.EACH and stage.kernels[
+                0].ndim == 2 else 1
+            out_c = len(stage.kernels) * per_input
+        scale = 1
+        if isinstance(layer, Deconv):
+            scale = max(per_axis(layer.stride, 2, "stride")) * 2
+        pad = _padding_guess(layer)
+        padded = (h + 2 * pad) * (w + 2 * pad) * c
+        out = h * w * scale * scale * out_c
+        peak = max(peak, (h * w * c + padded + 2 * out) * itemsize)
+        if isinstance(layer, GlobalPool):
+            h = w = 1
+        elif isinstance(layer, Deconv):
+            h, w = h * scale, w * scale
+        c = out_c
+    return peak
+
+
+def _padding_guess(layer: Layer) -> int:
+    padding = getattr(layer, "padding", (0,))
+    counts = [p if isinstance(p, int) else max(p) if isinstance(p, tuple) else 0
+              for p in padding]
+    kernel = getattr(layer, "kernel", None) or (1,)
+    return max([*counts, max(kernel)])
+
+
 # -- stages ----------------------------------------------------------------
 
 

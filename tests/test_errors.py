@@ -247,3 +247,26 @@ def test_structured_specs_never_crash(op, args, keys, n, c):
         evaluate([parse_spec(text)], parse_shape(f"{n}x{n}x{c}", 2))
     except ConvcalcError as exc:
         assert "\n" not in str(exc)
+
+
+def test_a_run_that_cannot_fit_is_refused_before_work(monkeypatch, tmp_path):
+    from convcalc import cli_apply
+
+    monkeypatch.setattr(cli_apply, "available_memory", lambda: 1000)
+    result = run("apply", str(SAMPLES / "photo.png"), "-k", "box3", "-o", str(tmp_path / "o.png"))
+    assert result.exit_code == 1
+    assert "GiB of memory" in result.stderr
+    assert os.listdir(tmp_path) == []
+
+
+def test_memory_estimate_grows_with_filters_and_size():
+    from convcalc.kernels import get_preset
+    from convcalc.layers import Conv, Spec
+    from convcalc.pipeline import Settings, Stage, estimate_bytes
+
+    one = [Stage(Spec("conv", Conv(None, None)), (get_preset("box3"),))]
+    four = [Stage(Spec("conv", Conv(None, None)), (get_preset("box3"),) * 4)]
+    small = estimate_bytes((100, 100, 3), one, Settings(), 8)
+    assert small >= 100 * 100 * 3 * 8 * 3
+    assert estimate_bytes((100, 100, 3), four, Settings(), 8) > small
+    assert estimate_bytes((200, 200, 3), one, Settings(), 8) > 3 * small
