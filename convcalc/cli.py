@@ -6,18 +6,16 @@ rich only when they print a table.
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import replace
+from typing import Any, NamedTuple
 
 import click
 
 from convcalc import __version__
 from convcalc.choices import Convention, PoolKind
-from convcalc.compare import compare
 from convcalc.errors import ConvcalcError
 from convcalc.formatting import (
     comparison_json,
@@ -28,7 +26,6 @@ from convcalc.formatting import (
     solutions_json,
     stack_json,
 )
-from convcalc.geometry import find_targets
 from convcalc.grammar import parse_counts, parse_dims, parse_padding, parse_shape, parse_specs
 from convcalc.layers import (
     Conv,
@@ -41,11 +38,28 @@ from convcalc.layers import (
     network_rank,
 )
 from convcalc.network import evaluate
-from convcalc.presets import PRESETS, load_network
+from convcalc.presets import PRESETS
 
 
 class ConvcalcGroup(click.Group):
-    """A click group that turns every error into one line on stderr and an exit status."""
+    """A click group that turns every error into one line on stderr and an exit status.
+
+    The commands that compute on arrays live in `convcalc.cli_apply`, imported only
+    when one of them runs (or help lists them), so `shape` and `params` start fast.
+    """
+
+    lazy_commands = ("apply", "kernels", "bench")
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self.lazy_commands])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.lazy_commands:
+            from convcalc import cli_apply
+
+            command: click.Command = getattr(cli_apply, cmd_name)
+            return command
+        return super().get_command(ctx, cmd_name)
 
     def main(
         self,
@@ -139,8 +153,7 @@ def _layer_options(fn: Any) -> Any:
     return fn
 
 
-@dataclass(frozen=True)
-class LayerOptions:
+class LayerOptions(NamedTuple):
     """The layer options of `shape` and `params`, as typed."""
 
     kernel: str | None
@@ -161,7 +174,7 @@ class LayerOptions:
     @classmethod
     def take(cls, kwargs: dict[str, Any]) -> LayerOptions:
         """Pop this dataclass's fields out of a command's keyword arguments."""
-        return cls(**{name: kwargs.pop(name) for name in cls.__dataclass_fields__})
+        return cls(**{name: kwargs.pop(name) for name in cls._fields})
 
 
 def _single_layer(opts: LayerOptions) -> Layer:
@@ -213,6 +226,8 @@ def _specs(input_text: str, spec_texts: tuple[str, ...], opts: LayerOptions) -> 
         if isinstance(layer, Conv | Deconv):
             layer = replace(layer, rank=len(shape.spatial))
         return shape, [Spec(_layer_text(layer, opts), layer, "")]
+    from convcalc.presets import load_network
+
     specs = load_network(opts.net) if opts.net else []
     specs += parse_specs(spec_texts)
     if not specs:
@@ -225,6 +240,8 @@ def _specs(input_text: str, spec_texts: tuple[str, ...], opts: LayerOptions) -> 
 
 def emit_json(document: dict[str, Any]) -> None:
     """Write one JSON document on stdout."""
+    import json
+
     click.echo(json.dumps(document, indent=2, ensure_ascii=False))
 
 
@@ -304,6 +321,8 @@ def _shape_target(
     fixed = {
         "kernels": opts.kernel, "strides": opts.stride, "dilations": opts.dilation,
     }
+    from convcalc.geometry import find_targets
+
     ranges = {key: parse_dims(value, key[:-1]) for key, value in fixed.items() if value}
     solutions = find_targets(n[0], target, **ranges)
     if opts.padding is not None:
@@ -342,6 +361,8 @@ def params(input_shape: str, layers: tuple[str, ...], **kwargs: Any) -> None:
       convcalc params 100x100x3 -k 10 --filters 10 --units 100
       convcalc params 32x32x3 --net lenet5
     """
+    from convcalc.compare import compare
+
     units, as_json = kwargs.pop("units"), kwargs.pop("as_json")
     opts = LayerOptions.take(kwargs)
     if opts.pool or opts.transposed:
@@ -376,9 +397,3 @@ def main() -> None:
     """Console-script entry point."""
     cli(prog_name="convcalc")
 
-
-# Registered last: the commands module imports the helpers above.
-from convcalc.cli_apply import apply, bench, kernels  # noqa: E402
-
-for _command in (apply, kernels, bench):
-    cli.add_command(_command)

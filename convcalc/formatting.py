@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from convcalc.compare import Comparison, Count, ratio
 from convcalc.geometry import Axis, PadRule, Solution
 from convcalc.network import LayerResult, NetworkResult, ReceptiveField
+
+if TYPE_CHECKING:
+    from convcalc.compare import Comparison, Count
 
 
 def count(n: int) -> str:
@@ -114,6 +116,8 @@ def stack_json(result: NetworkResult, convention: str) -> dict[str, Any]:
 
 def comparison_json(c: Comparison) -> dict[str, Any]:
     """The JSON document of a params comparison."""
+    from convcalc.compare import ratio
+
     doc: dict[str, Any] = {
         "input_shape": c.input.as_list(),
         "output_shape": c.output.as_list(),

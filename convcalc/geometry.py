@@ -16,7 +16,7 @@ and every parameter may differ between axes. Sizes follow the frameworks:
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from convcalc.choices import Convention, StrEnum
 from convcalc.errors import ConvcalcError
@@ -43,8 +43,7 @@ class Rounding(StrEnum):
     TRANSPOSED = "transposed"
 
 
-@dataclass(frozen=True)
-class Axis:
+class Axis(NamedTuple):
     """One spatial axis of a layer, computed: input n, kernel f, output size.
 
     ``pad_lo``/``pad_hi`` are the padding before/after; ``exact`` says whether the
@@ -210,8 +209,7 @@ def same_padding(n: int, kernel: int, stride: int = 1, dilation: int = 1) -> tup
     return total // 2, total - total // 2
 
 
-@dataclass(frozen=True)
-class Solution:
+class Solution(NamedTuple):
     """One convolution (or transposed convolution) that maps n to the target size."""
 
     kernel: int

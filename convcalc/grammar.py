@@ -9,9 +9,9 @@ one or more a line, with ``#`` comments.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 from convcalc.choices import PoolKind
 from convcalc.errors import ConvcalcError
@@ -187,13 +187,12 @@ def _text(text: str) -> str:
     return text
 
 
-@dataclass(frozen=True)
-class _Grammar:
+class _Grammar(NamedTuple):
     """What one op accepts: positional names, keys with their readers, flags."""
 
     positional: tuple[str, ...] = ()
     required: int = 0
-    keys: dict[str, Reader] = field(default_factory=dict)
+    keys: Mapping[str, Reader] = MappingProxyType({})
     flags: tuple[str, ...] = ()
     builder: Callable[[str, dict[str, Any]], Layer] | None = None
     form: str = ""

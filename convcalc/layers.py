@@ -8,6 +8,7 @@ parameters, MACs and receptive fields from them.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from convcalc.choices import PoolKind
 from convcalc.geometry import Padding
@@ -19,8 +20,7 @@ Pads = tuple[Padding, ...]
 """Per-axis padding: one entry for every axis, or one per spatial axis."""
 
 
-@dataclass(frozen=True)
-class Shape:
+class Shape(NamedTuple):
     """A tensor shape, channels last: spatial axes (HxW, DxHxW, n) then channels.
 
     ``channels`` is None when the user gave no channel count (a one-channel map

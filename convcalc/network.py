@@ -19,8 +19,7 @@ Receptive field per axis, with s, p_lo and the dilated kernel span k of a layer
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 from convcalc.choices import Convention
 from convcalc.errors import ConvcalcError
@@ -46,8 +45,7 @@ BYTES_PER_VALUE = 4
 """Activation memory is counted in float32."""
 
 
-@dataclass(frozen=True)
-class ReceptiveField:
+class ReceptiveField(NamedTuple):
     """Receptive field per spatial axis: size, jump (stride in input pixels), start."""
 
     size: tuple[int, ...]
@@ -55,8 +53,7 @@ class ReceptiveField:
     start: tuple[float, ...]
 
 
-@dataclass(frozen=True)
-class LayerResult:
+class LayerResult(NamedTuple):
     """One layer of a stack, computed."""
 
     spec: str
@@ -80,8 +77,7 @@ class LayerResult:
         return self.output.volume * BYTES_PER_VALUE
 
 
-@dataclass(frozen=True)
-class NetworkResult:
+class NetworkResult(NamedTuple):
     """A whole stack computed: the input and one result per layer spec."""
 
     input: Shape
@@ -113,8 +109,7 @@ class NetworkResult:
         return sum(layer.memory for layer in self.layers)
 
 
-@dataclass(frozen=True)
-class _Context:
+class _Context(NamedTuple):
     convention: Convention
     strict: bool
 
@@ -142,7 +137,7 @@ def evaluate(
         except ConvcalcError as exc:
             where = spec.where or f"layer {position}"
             raise ConvcalcError(f"{where} ({spec.text}): {exc}", exc.hint) from None
-        results.append(replace(result, spec=spec.text))
+        results.append(result._replace(spec=spec.text))
         shape, rf = result.output, result.receptive_field
     return NetworkResult(input_shape, tuple(results))
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-from importlib import resources
-from pathlib import Path
 
 from convcalc.errors import ConvcalcError, RuntimeFailure
 from convcalc.grammar import parse_network
@@ -17,25 +15,28 @@ PRESETS = ("lenet5", "alexnet", "vgg16", "resnet18", "resnet50", "mobilenetv2")
 def load_network(name: str) -> list[Spec]:
     """The layer specs of a preset name or of a network file at that path."""
     key = name.strip().lower().replace("-", "").replace("_", "")
-    path = Path(name)
-    if key in PRESETS and not path.exists():
-        text = resources.files("convcalc").joinpath(f"nets/{key}.txt").read_text("utf-8")
-        return parse_network(text, key)
-    if not path.exists() and (os.sep in name or path.suffix):
+    if key in PRESETS and not os.path.exists(name):
+        return parse_network(_read_text(os.path.join(_NETS, f"{key}.txt")), key)
+    if not os.path.exists(name) and (os.sep in name or os.path.splitext(name)[1]):
         raise RuntimeFailure(f"network file '{name}' not found")
-    if not path.exists():
+    if not os.path.exists(name):
         raise ConvcalcError(
             f"unknown network '{name}'; valid: {', '.join(PRESETS)}, or the path of a file "
             "of layer specs"
         )
-    return parse_network(_read_text(path), name)
+    return parse_network(_read_text(name), name)
 
 
-def _read_text(path: Path) -> str:
-    if path.is_dir():
+# Package data, read with plain os.path: importlib.resources costs start-up time.
+_NETS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "nets")
+
+
+def _read_text(path: str) -> str:
+    if os.path.isdir(path):
         raise RuntimeFailure(f"network file '{path}' is a directory; give a file of layer specs")
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as file:
+            data = file.read()
     except OSError as exc:
         raise RuntimeFailure(f"cannot read network file '{path}': {exc.strerror}") from None
     try:

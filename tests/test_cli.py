@@ -35,7 +35,7 @@ def test_python_dash_m_runs_the_cli():
     assert __version__ in proc.stdout
 
 
-@pytest.mark.parametrize("command", sorted(cli.commands))
+@pytest.mark.parametrize("command", ["apply", "bench", "kernels", "params", "shape"])
 def test_every_command_has_help(command):
     result = run(command, "--help")
     assert result.exit_code == 0
@@ -236,3 +236,9 @@ def test_net_file_error_names_file_and_line(tmp_path):
     result = run("shape", "32x32x3", "--net", str(net))
     assert result.exit_code == 2
     assert f"{net}:2" in result.stderr
+
+
+def test_help_lists_every_command():
+    result = run("--help")
+    for command in ("apply", "bench", "kernels", "params", "shape"):
+        assert command in result.stdout
