@@ -64,6 +64,7 @@ def run(x: Array, stages: Sequence[Stage], settings: Settings = Settings()) -> O
     Integer input computes in float64, float32 stays float32.
     """
     notes: list[str] = []
+    x = x[:, :, None] if x.ndim == 2 else x
     for position, stage in enumerate(stages, start=1):
         try:
             x = _apply(x, stage, settings, notes)
@@ -88,6 +89,11 @@ def kernel_bank(
         shown = " and ".join("x".join(map(str, s)) for s in sorted(shapes))
         raise ConvcalcError(f"all kernels of a layer must have the same size; got {shown}")
     depths = {1 if k.ndim == 2 else k.shape[2] for k in kernels}
+    if len({k.ndim for k in kernels}) > 1 and channels > 1:
+        raise ConvcalcError(
+            "a layer mixes 2-D kernels with kernels of depth "
+            f"{max(depths)}; valid: all KHxKW, or all KHxKWx{channels}"
+        )
     for depth in depths - {1}:
         if depth != channels:
             raise ConvcalcError(

@@ -100,3 +100,13 @@ def test_pipeline_runs_stages_in_order():
 def test_layers_apply_cannot_run_are_refused():
     with pytest.raises(ConvcalcError, match="cannot be applied"):
         run(np.ones((4, 4, 1)), [Stage(parse_spec("fc:10"))])
+
+
+def test_mixed_kernel_depths_are_refused():
+    with pytest.raises(ConvcalcError, match="mixes 2-D kernels"):
+        kernel_bank([np.ones((3, 3)), np.ones((3, 3, 3))], 3, ChannelMode.EACH)
+
+
+def test_a_two_d_input_is_one_channel():
+    out = run(UFLDL, [conv_stage([[1, 0, 1], [0, 1, 0], [1, 0, 1]])]).output
+    assert out.shape == (3, 3, 1)
