@@ -66,6 +66,11 @@ class ApplyOptions:
     jobs: int | None
     verbose: bool
     as_json: bool
+    steps: bool
+    at: tuple[str, ...]
+    limit: int | None
+    steps_layer: int
+    show: bool
 
 
 @click.command()
@@ -109,6 +114,14 @@ class ApplyOptions:
               help="Worker processes for several inputs (default: the core count).")
 @click.option("-v", "--verbose", is_flag=True, help="Say which method was picked.")
 @click.option("--json", "as_json", is_flag=True, help="The result as one JSON document.")
+@click.option("--steps", is_flag=True, help="Each window's arithmetic, step by step.")
+@click.option("--at", multiple=True, metavar="ROW,COL",
+              help="With --steps: the output position to show (repeatable).")
+@click.option("--limit", type=click.IntRange(min=1),
+              help="With --steps: show at most this many positions.")
+@click.option("--steps-layer", type=click.IntRange(min=1), default=1, show_default=True,
+              help="With --steps: which layer of a pipeline to trace.")
+@click.option("--show", is_flag=True, help="Draw the input and the output in the terminal.")
 def apply(items: tuple[str, ...], **kwargs: Any) -> None:
     """Convolution or pooling applied to an image or a matrix.
 
@@ -123,12 +136,19 @@ def apply(items: tuple[str, ...], **kwargs: Any) -> None:
       convcalc apply samples/photo.png --pool max -k 2 -o half.png
       convcalc apply samples/photo.png conv:k=gauss5 conv:k=laplace4 relu -o out.png
       cat a.png | convcalc apply - -k gauss5 -o - > b.png
+      convcalc apply samples/cs231n_5x5x3.txt -k samples/cs231n_w0.txt \\
+          -k samples/cs231n_w1.txt --bias 1,0 -p 1 -s 2 --steps
     """
     opts = ApplyOptions(**kwargs)
     inputs, spec_texts = _split_items(items)
     stages = _stages(spec_texts, opts)
+    if len(stages) < opts.steps_layer:
+        raise ConvcalcError(f"--steps-layer {opts.steps_layer} is past the last layer; "
+                            f"valid: 1 to {len(stages)}")
     files = _expand_inputs(inputs)
     if len(files) > 1:
+        if opts.steps or opts.show:
+            raise ConvcalcError("--steps and --show work on one input at a time")
         _apply_many(files, stages, opts)
         return
     _apply_one(files[0], stages, opts)
@@ -378,6 +398,10 @@ def _apply_one(path: str, stages: list[Any], opts: ApplyOptions) -> None:
     outcome = run(loaded.data, stages, _settings(opts))
     result = outcome.output
     notes = list(loaded.notes) + [n for n in outcome.notes if opts.verbose or "auto" not in n]
+    if opts.steps:
+        _print_steps(loaded.data, stages, opts)
+    if opts.show:
+        _print_show(loaded.data, result)
     if opts.output:
         alpha = loaded.alpha
         if alpha is not None and alpha.shape != result.shape[:2]:
@@ -425,6 +449,35 @@ def available_memory() -> int | None:
     return None
 
 
+def _print_steps(data: Any, stages: list[Any], opts: ApplyOptions) -> None:
+    from convcalc.cli import emit_json, print_rich
+    from convcalc.render_steps import steps_renderable
+    from convcalc.steps import trace, trace_json
+
+    traced = trace(data, stages, _settings(opts), layer=opts.steps_layer,
+                   at=[_position(text) for text in opts.at], limit=opts.limit)
+    if opts.as_json:
+        emit_json(trace_json(traced))
+    else:
+        print_rich(steps_renderable(traced))
+
+
+def _position(text: str) -> tuple[int, int]:
+    parts = text.replace(" ", "").split(",")
+    if len(parts) != 2 or not all(p.lstrip("-").isdigit() for p in parts):
+        raise ConvcalcError(f"--at '{text}' is not a position; valid: ROW,COL such as 0,1")
+    return int(parts[0]), int(parts[1])
+
+
+def _print_show(data: Any, result: Any) -> None:
+    from rich.console import Console
+
+    from convcalc.show import show
+
+    console = Console(highlight=False)
+    console.print(show(data, result, width=console.width, color_system=console.color_system))
+
+
 def _show(result: Any, input_shape: tuple[int, ...], opts: ApplyOptions,
           notes: list[str]) -> None:
     from convcalc.cli import emit_json, print_rich
@@ -432,6 +485,8 @@ def _show(result: Any, input_shape: tuple[int, ...], opts: ApplyOptions,
 
     small = result.shape[0] * result.shape[1] <= SMALL_CELLS and result.shape[1] <= 24
     _say(notes)
+    if opts.as_json and opts.steps:
+        return
     if opts.as_json:
         doc: dict[str, Any] = {"input_shape": list(input_shape),
                                "output_shape": list(result.shape)}

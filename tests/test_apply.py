@@ -186,3 +186,44 @@ def test_a_folder_on_two_worker_processes(tmp_path):
     assert result.exit_code == 0, result.output
     for i in range(3):
         assert np.loadtxt(out / f"m{i}.txt").tolist() == (i * np.eye(3)).tolist()
+
+
+def test_steps_json_values_equal_the_feature_map():
+    args = ["apply", str(SAMPLES / "cs231n_5x5x3.txt"), "-k", str(SAMPLES / "cs231n_w0.txt"),
+            "-k", str(SAMPLES / "cs231n_w1.txt"), "--bias", "1,0", "-p", "1", "-s", "2"]
+    values = json.loads(run(*args, "--json").stdout)["output"]
+    doc = json.loads(run(*args, "--steps", "--json").stdout)
+    assert doc["output_shape"] == [3, 3, 2]
+    assert len(doc["steps"]) == 18
+    first = doc["steps"][0]
+    assert first["position"] == [0, 0] and first["bias"] == 1 and first["value"] == 3
+    assert [ch["sum"] for ch in first["channels"]] == [2, 2, -2]
+    for step in doc["steps"]:
+        r, c = step["position"]
+        assert step["value"] == values[r][c][step["filter"]]
+
+
+def test_steps_table_writes_the_products_out():
+    result = run("apply", str(SAMPLES / "ufldl_5x5.txt"), "-k", "1,0,1;0,1,0;1,0,1",
+                 "--steps", "--at", "0,0")
+    assert result.exit_code == 0, result.output
+    assert "1×1 + 1×0 + 1×1 + 0×0 + 1×1 + 1×0 + 0×1 + 0×0 + 1×1 = 4" in result.stdout
+
+
+def test_steps_layer_and_bad_positions():
+    base = ["apply", str(SAMPLES / "edge_6x6.txt"), "conv:k=edge-v", "relu", "maxpool:2"]
+    doc = json.loads(run(*base, "--steps", "--steps-layer", "3", "--json").stdout)
+    assert doc["steps"][0]["op"] == "max" and doc["output_shape"] == [2, 2, 1]
+    bad = run(*base, "--steps", "--at", "9,9")
+    assert bad.exit_code == 2 and "outside" in bad.stderr
+    assert run(*base, "--steps", "--steps-layer", "4").exit_code == 2
+    assert run(*base, "--steps", "--at", "x").exit_code == 2
+
+
+@pytest.mark.parametrize("width", ["50", "120"])
+def test_show_never_exceeds_the_terminal_width(width):
+    result = CliRunner(env={"COLUMNS": width}).invoke(
+        cli, ["apply", str(SAMPLES / "photo.png"), "-k", "sobel-x", "--show"])
+    assert result.exit_code == 0, result.output
+    assert max(len(line) for line in result.stdout.splitlines()) <= int(width)
+    assert "input 256x256x3" in result.stdout
