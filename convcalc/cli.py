@@ -48,7 +48,7 @@ class ConvcalcGroup(click.Group):
     when one of them runs (or help lists them), so `shape` and `params` start fast.
     """
 
-    lazy_commands = ("apply", "kernels", "bench")
+    lazy_commands = ("animate", "apply", "bench", "kernels")
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted([*super().list_commands(ctx), *self.lazy_commands])

@@ -250,6 +250,70 @@ def bench(input_path: str, kernels: tuple[str, ...], stride: str | None, padding
                                     f"{'x'.join(map(str, bank.shape))}"))
 
 
+@click.command()
+@click.argument("input_path", metavar="INPUT")
+@click.option("-k", "--kernel", required=True,
+              help="Kernel: a preset, a matrix or a file (2-D). With --pool: the window size.")
+@click.option("-s", "--stride", help="Stride: N or SHxSW (pooling: the window size).")
+@click.option("-p", "--padding", help="Padding: N, HxW, same, valid or full.")
+@click.option("-d", "--dilation", help="Dilation: N or per axis.")
+@click.option("--pool", type=click.Choice(["max", "avg"]), help="Animate pooling instead.")
+@click.option("--transposed", is_flag=True, help="Animate a transposed convolution.")
+@click.option("--output-padding", default="0", show_default=True,
+              help="Transposed convolution: extra rows/columns after.")
+@click.option("--pad-mode", type=_choice(PadMode), default="zero", show_default=True)
+@click.option("-o", "--output", required=True, help="The GIF to write (or - for stdout).")
+@click.option("--cell", type=int, default=32, show_default=True, help="Cell size in pixels.")
+@click.option("--duration", type=int, default=400, show_default=True,
+              help="Milliseconds per frame (the last is held 3x longer).")
+@click.option("--max-frames", type=int, default=400, show_default=True,
+              help="At most this many frames: big outputs show every n-th position.")
+@click.option("--force", is_flag=True, help="Allow writing over an input file.")
+def animate(input_path: str, kernel: str, stride: str | None, padding: str | None,
+            dilation: str | None, pool: str | None, transposed: bool, output_padding: str,
+            pad_mode: str, output: str, cell: int, duration: int, max_frames: int,
+            force: bool) -> None:
+    """A GIF of the window sliding over the padded input, filling the output.
+
+    \b
+    Examples:
+      convcalc animate samples/ufldl_5x5.txt -k "1,0,1;0,1,0;1,0,1" -o slide.gif
+      convcalc animate samples/edge_6x6.txt -k edge-v -p 1 -s 2 -o edge.gif
+      convcalc animate samples/maxpool_4x4.txt --pool max -k 2 -o pool.gif
+      convcalc animate samples/maxpool_4x4.txt --transposed -k "1,1;1,1" -s 2 -o up.gif
+    """
+    from convcalc.animate import AnimationRequest, AnimKind, frames, gif_bytes
+    from convcalc.imageio import output_format, read_input, write_bytes
+
+    if output != "-" and not output.lower().endswith(".gif"):
+        output_format(output)  # names the formats for an unknown extension
+        raise ConvcalcError(f"animate writes a GIF; '{output}' does not end in .gif")
+    loaded = read_input(input_path)
+    if pool:
+        kind = AnimKind.POOL_MAX if pool == "max" else AnimKind.POOL_AVG
+        weights: Any = _two(parse_dims(kernel, "pool size"), "kernel")
+    else:
+        kind = AnimKind.TRANSPOSED if transposed else AnimKind.CONV
+        (weights,) = _read_kernels((kernel,))
+        if weights.ndim != 2:
+            raise ConvcalcError(f"animate takes a 2-D kernel; '{kernel}' has depth "
+                                f"{weights.shape[2]}")
+    request = AnimationRequest(
+        loaded.data, weights, kind,
+        None if stride is None else _two(parse_dims(stride, "stride"), "stride"),
+        _two(parse_padding(padding or "0"), "padding"),
+        _two(parse_dims(dilation or "1", "dilation"), "dilation"),
+        _two(parse_counts(output_padding, "output padding"), "output padding"),
+        PadMode(pad_mode),
+    )
+    pictures, notes = frames(request, cell=cell, max_frames=max_frames)
+    write_bytes(output, gif_bytes(pictures, duration_ms=duration), inputs=[input_path],
+                force=force)
+    where = "GIF to stdout" if output == "-" else output
+    _say([*loaded.notes, *notes, f"wrote {where} ({len(pictures)} frames, "
+                                  f"{pictures[0].width}x{pictures[0].height})"])
+
+
 # -- building the run ---------------------------------------------------------
 
 

@@ -227,3 +227,44 @@ def test_show_never_exceeds_the_terminal_width(width):
     assert result.exit_code == 0, result.output
     assert max(len(line) for line in result.stdout.splitlines()) <= int(width)
     assert "input 256x256x3" in result.stdout
+
+
+def test_animate_writes_one_frame_per_position_and_a_final_one(tmp_path):
+    out = tmp_path / "slide.gif"
+    result = run("animate", str(SAMPLES / "ufldl_5x5.txt"), "-k", "1,0,1;0,1,0;1,0,1",
+                 "-o", str(out), "--cell", "16")
+    assert result.exit_code == 0, result.output
+    with Image.open(out) as gif:
+        assert gif.n_frames == 9 + 1
+        small = gif.size
+    bigger = tmp_path / "big.gif"
+    assert run("animate", str(SAMPLES / "ufldl_5x5.txt"), "-k", "box3", "-o", str(bigger),
+               "--cell", "32").exit_code == 0
+    with Image.open(bigger) as gif:
+        assert gif.size[0] > small[0] and gif.size[1] > small[1]
+
+
+def test_animate_pooling_and_transposed(tmp_path):
+    pool = tmp_path / "pool.gif"
+    assert run("animate", str(SAMPLES / "maxpool_4x4.txt"), "--pool", "max", "-k", "2",
+               "-o", str(pool)).exit_code == 0
+    with Image.open(pool) as gif:
+        assert gif.n_frames == 4 + 1
+    up = tmp_path / "up.gif"
+    assert run("animate", str(SAMPLES / "maxpool_4x4.txt"), "--transposed", "-k", "1,1;1,1",
+               "-s", "2", "-o", str(up)).exit_code == 0
+    with Image.open(up) as gif:
+        assert gif.n_frames == 16 + 1
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [(["-k", "box3", "-o", "x.png"], "GIF"), (["-k", "box3", "-o", "x.gif", "--cell", "1"],
+                                              "cell"),
+     (["-k", "9x9", "-o", "x.gif"], "kernel")],
+)
+def test_animate_errors(tmp_path, args, fragment):
+    result = run("animate", str(SAMPLES / "ufldl_5x5.txt"),
+                 *[str(tmp_path / a) if a.endswith((".png", ".gif")) else a for a in args])
+    assert result.exit_code == 2, result.output
+    assert fragment in result.stderr

@@ -35,7 +35,7 @@ def test_python_dash_m_runs_the_cli():
     assert __version__ in proc.stdout
 
 
-@pytest.mark.parametrize("command", ["apply", "bench", "kernels", "params", "shape"])
+@pytest.mark.parametrize("command", ["animate", "apply", "bench", "kernels", "params", "shape"])
 def test_every_command_has_help(command):
     result = run(command, "--help")
     assert result.exit_code == 0
@@ -240,5 +240,5 @@ def test_net_file_error_names_file_and_line(tmp_path):
 
 def test_help_lists_every_command():
     result = run("--help")
-    for command in ("apply", "bench", "kernels", "params", "shape"):
+    for command in ("animate", "apply", "bench", "kernels", "params", "shape"):
         assert command in result.stdout
