@@ -8,9 +8,10 @@ stride s, dilation d; sizes from `convcalc.geometry`)::
     y[r, c, o] = sum_{i, j, k} x[r·s + i·d, c·s + j·d, g·C/groups + k] · w[i, j, k, o]
 
 where ``g = o // (F/groups)`` is the group of output channel o (PyTorch's rule). The
-kernel is not flipped. dtype policy: float32 input computes and returns float32;
-any other real input (integer, bool, float64) computes in float64, exact for
-small integer examples. The four methods agree to floating-point tolerance:
+kernel is not flipped. dtype policy: float32 and 8-bit input (images, bool)
+compute and return float32; any other real input (wider integers, float64)
+computes in float64, exact for small integer examples. The four methods agree to
+floating-point tolerance:
 
 * ``direct``: shift-and-add over the KH·KW taps on strided views, in row strips
   run on a small thread pool, with a two-pass path for rank-1 (separable) kernels;
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -74,6 +76,16 @@ FFT_TAPS_PER_DEPTH = 25
 
 FFT_SEPARABLE_TAPS = 36
 """AUTO picks FFT for a separable kernel when ``(KH + KW)/(s_h·s_w)`` reaches this."""
+
+# Both thresholds above hold for float64 up to about 2**20 pixels. Measured again on
+# large float32 images (one channel, best of 3, direct vs threaded FFT, ms):
+#   1024x1024: FFT 13;   2048x2048: 7x7 61 vs 89, 9x9 93 vs 87, 11x11 129 vs 95;
+#   4096x4096: 9x9 363 vs 440, 11x11 483 vs 440, 15x15 846 vs 425.
+# Direct costs ~0.3 ns per pixel and tap in float32 (0.6 in float64); FFT's cost per
+# pixel grows with the size (12, 20, 26 ns at 1, 4, 16 Mpixels), so the threshold
+# grows by (pixels/2**20)**0.4 and by FLOAT32_FACTOR for float32.
+FLOAT32_FACTOR = 1.7
+"""How much further the FFT crossover lies for float32, where direct runs twice as fast."""
 
 DIRECT_MAX_MACS = 2**22
 """Below this many multiply-accumulates AUTO keeps direct: fast, and exact on integers."""
@@ -127,7 +139,7 @@ def correlate_padded(
     if method == Method.AUTO:
         method = choose_method(
             xa.shape, wa.shape, stride=stride, dilation=dilation, groups=groups,
-            separable=is_separable(wa),
+            separable=is_separable(wa), itemsize=xa.dtype.itemsize,
         )
     if method == Method.DIRECT:
         return correlate_direct(xa, wa, stride=stride, dilation=dilation, groups=groups)
@@ -148,6 +160,7 @@ def choose_method(
     dilation: Pair = (1, 1),
     groups: int = 1,
     separable: bool = False,
+    itemsize: int = 8,
 ) -> Method:
     """The method AUTO uses for an HxWxC input and a KH x KW x (C/groups) x F bank.
 
@@ -157,6 +170,8 @@ def choose_method(
     ``KH·KW/(s_h·s_w)``, reach ``FFT_TAPS_PER_DEPTH · C/groups``, or, for a
     ``separable`` kernel (see `is_separable`) that direct runs in two passes,
     when ``(KH + KW)/(s_h·s_w)`` reaches `FFT_SEPARABLE_TAPS`; direct otherwise.
+    Both thresholds grow with the image (``(P/2**20)**0.4``) and for float32
+    (``itemsize`` 4) by `FLOAT32_FACTOR`.
     FFT's cost hardly depends on the kernel size but grows with every channel
     pair, and with a stride it still computes every position. im2col and
     Winograd are never chosen: neither beat direct here.
@@ -174,10 +189,11 @@ def choose_method(
     pixels = in_shape[0] * in_shape[1] / strides
     if pixels * kh * kw * depth * filters < DIRECT_MAX_MACS:
         return Method.DIRECT
+    scale = max(1.0, (pixels / 2**20) ** 0.4) * (FLOAT32_FACTOR if itemsize == 4 else 1.0)
     if separable and depth == 1 and pixels >= SEPARABLE_MIN_PIXELS:
-        fft = (kh + kw) / strides >= FFT_SEPARABLE_TAPS
+        fft = (kh + kw) / strides >= FFT_SEPARABLE_TAPS * scale
     else:
-        fft = kh * kw / strides >= FFT_TAPS_PER_DEPTH * depth
+        fft = kh * kw / strides >= FFT_TAPS_PER_DEPTH * depth * scale
     return Method.FFT if fft else Method.DIRECT
 
 
@@ -297,7 +313,7 @@ def correlate_fft(
     fg = f // groups
     size = (_next_smooth(xa.shape[0]), _next_smooth(xa.shape[1]))
     # channels first, so that every product below runs over contiguous spectra
-    spectra = np.fft.rfft2(xa.transpose(2, 0, 1), s=size)
+    spectra = _rfft2(xa.transpose(2, 0, 1), size)
     spectra = spectra.reshape(groups, cg, 1, *spectra.shape[1:])
     kernels = np.zeros(
         (cg, groups, fg, effective_kernel(kh, dilation[0]), effective_kernel(kw, dilation[1])),
@@ -310,13 +326,13 @@ def correlate_fft(
     for f0 in range(0, fg, block):
         f1 = min(f0 + block, fg)
         # rfft2 of the zero-padded kernels, the row pass on their KH nonzero rows only
-        kspec = np.fft.fft(np.fft.rfft(kernels[:, :, f0:f1], n=size[1]), n=size[0], axis=-2)
+        kspec = _rfft2(kernels[:, :, f0:f1], size)
         np.conjugate(kspec, out=kspec)
         total = spectra[:, 0] * kspec[0]
         for c in range(1, cg):
             np.multiply(spectra[:, c], kspec[c], out=kspec[c])
             np.add(total, kspec[c], out=total)
-        full = np.fft.irfft2(total, s=size)
+        full = _irfft2(total, size)
         out[..., f0:f1] = full[..., : (ho - 1) * stride[0] + 1 : stride[0],
                                : (wo - 1) * stride[1] + 1 : stride[1]].transpose(2, 3, 0, 1)
     if xa.dtype == np.float64 and _integer_valued(xa, wa):
@@ -374,7 +390,11 @@ def correlate_winograd(
 
 
 def working_array(x: ArrayLike) -> Array:
-    """``x`` as the dtype it computes in: float32 stays float32, other reals float64.
+    """``x`` as the dtype it computes in: float32 for float32 and 8-bit input (images,
+    bool), float64 for every other real type.
+
+    8-bit sums stay exact in float32 with integer kernels (below 2**24), and halve
+    the memory traffic of a photo; text matrices are float64 and stay exact.
 
     Raises
     ------
@@ -386,6 +406,8 @@ def working_array(x: ArrayLike) -> Array:
         return arr
     if arr.dtype.kind not in "biuf":
         raise ConvcalcError(f"values of type {arr.dtype} are not valid; valid: real numbers")
+    if arr.dtype.itemsize == 1:
+        return arr.astype(np.float32)
     return arr.astype(np.float64, copy=False)
 
 
@@ -552,6 +574,43 @@ def _integer_valued(x: Array, w: Array) -> bool:
     """Both hold integers, small enough (sums under 2^40) that FFT's error is far below 1/2."""
     bound = np.abs(x).max(initial=0) * np.abs(w).sum(axis=(0, 1, 2)).max(initial=0)
     return bool(bound < 2**40 and np.all(x == np.rint(x)) and np.all(w == np.rint(w)))
+
+
+def _rfft2(a: Array, size: Pair) -> NDArray[Any]:
+    """``rfft2`` over the last two axes, zero-padded to ``size``, on the thread pool.
+
+    The row pass runs only on the rows that hold data; each pass is split in
+    blocks across `WORKERS` threads (numpy's FFT releases the GIL).
+    """
+    rows = _in_blocks(lambda part: np.fft.rfft(part, n=size[1], axis=-1), a, -2)
+    return _in_blocks(lambda part: np.fft.fft(part, n=size[0], axis=-2), rows, -1,
+                      work=rows.size // max(1, rows.shape[-2]) * size[0])
+
+
+def _irfft2(spectrum: NDArray[Any], size: Pair) -> Array:
+    """The inverse of `_rfft2`: real arrays of ``size`` over the last two axes."""
+    cols = _in_blocks(lambda part: np.fft.ifft(part, n=size[0], axis=-2), spectrum, -1)
+    return _in_blocks(lambda part: np.fft.irfft(part, n=size[1], axis=-1), cols, -2)
+
+
+def _in_blocks(fn: Any, a: NDArray[Any], axis: int, work: int | None = None) -> NDArray[Any]:
+    """``fn`` on blocks of ``a`` split along ``axis``, in threads, joined back.
+
+    ``work`` (default: the size of ``a``) is the number of values the call produces;
+    small calls run in one piece.
+    """
+    n = a.shape[axis]
+    if WORKERS < 2 or n < 2 * WORKERS or (a.size if work is None else work) < 2**16:
+        return np.asarray(fn(a))
+    bounds = np.linspace(0, n, WORKERS + 1).astype(int)
+    index = [slice(None)] * a.ndim
+    parts = []
+    for lo, hi in pairwise(bounds):
+        index[axis] = slice(lo, hi)
+        parts.append(a[tuple(index)])
+    with ThreadPoolExecutor(WORKERS) as pool:
+        done = list(pool.map(fn, parts))
+    return np.concatenate(done, axis=axis)
 
 
 def _next_smooth(n: int) -> int:

@@ -4,9 +4,9 @@ Arrays are channels-last: an input is HxWxC (an HxW map is taken as HxWx1), a
 kernel bank KH x KW x (C/groups) x F, a result Ho x Wo x F. Output sizes and
 padding splits come from `convcalc.geometry`, so they agree with `convcalc shape`.
 "Convolution" is cross-correlation, as in CNN frameworks; ``flip=True`` gives the
-mathematical convolution. dtype policy: float32 input computes and returns
-float32; any other real input (integer, bool, float64) computes in float64,
-exact for small integer examples.
+mathematical convolution. dtype policy: float32 and 8-bit input (images, bool)
+compute and return float32; any other real input (wider integers, float64)
+computes in float64, exact for small integer examples.
 """
 
 from __future__ import annotations

@@ -194,8 +194,11 @@ def _convolve(
     stride, dilation = _two(layer.stride, "stride"), _two(layer.dilation, "dilation")
     method = settings.method
     if method == Method.AUTO:
-        method = methods.choose_method(x.shape, bank.shape, stride=stride, dilation=dilation,
-                                       groups=groups, separable=methods.is_separable(bank))
+        method = methods.choose_method(
+            x.shape, bank.shape, stride=stride, dilation=dilation, groups=groups,
+            separable=methods.is_separable(bank),
+            itemsize=methods.working_array(x[:1, :1]).dtype.itemsize,
+        )
         notes.append(f"{stage.spec.text}: method {method} (auto)")
     y = ops.correlate(
         x, bank, stride=stride, padding=_two(layer.padding, "padding"), dilation=dilation,

@@ -236,7 +236,7 @@ def test_vertical_edge_example() -> None:
 
 
 def test_dtype_policy() -> None:
-    ints = np.arange(36, dtype=np.uint8).reshape(6, 6)
+    ints = np.arange(36, dtype=np.int32).reshape(6, 6)
     for result in (
         correlate(ints, np.ones((3, 3), int)), pool(ints, PoolKind.AVG, (2, 2)),
         conv_transpose(ints, np.ones((2, 2), int)), activate(ints, Activation.RELU),
@@ -244,6 +244,10 @@ def test_dtype_policy() -> None:
     ):
         assert result.dtype == np.float64
     assert correlate(ints, np.ones((3, 3)))[0, 0, 0] == sum(range(0, 3)) * 3 + 6 * 3 * 3
+    pixels = ints.astype(np.uint8)  # 8-bit images compute in float32, exactly here
+    assert correlate(pixels, np.ones((3, 3), int)).dtype == np.float32
+    assert np.array_equal(correlate(pixels, np.ones((3, 3), int)),
+                          correlate(ints, np.ones((3, 3), int)))
     f32 = ints.astype(np.float32)
     for method in Method:
         if method != Method.WINOGRAD:
