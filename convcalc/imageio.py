@@ -491,20 +491,21 @@ def _scale(array: NDArray[Any], scale: Scale, max_value: float,
     if not max_value > 0:
         raise ConvcalcError(f"max value {max_value} must be above 0")
     top = float(np.iinfo(dtype).max)
-    values = np.asarray(array, dtype=np.float64)
-    finite = np.isfinite(values)
-    has_finite = bool(finite.any())
-    vmin = float(values[finite].min()) if has_finite else 0.0
-    vmax = float(values[finite].max()) if has_finite else 0.0
+    values = np.asarray(array)
+    work = np.float32 if values.dtype in (np.float32, np.uint8, np.bool_) else np.float64
+    values = values.astype(work, copy=False)
+    vmin, vmax, bad = _finite_range(values)
     notes: list[str] = []
     if scale == Scale.AUTO:
         scale = Scale.CLIP if vmin >= 0 and vmax <= max_value else Scale.MINMAX
     if scale == Scale.ABS:
         values = np.abs(values)
+        vmin, vmax = (0.0 if vmin <= 0 <= vmax else min(abs(vmin), abs(vmax)),
+                      max(abs(vmin), abs(vmax)))
     if scale in (Scale.CLIP, Scale.ABS):
         lo, hi = 0.0, float(max_value)
-        below, above = int((values < 0).sum()), int((values > max_value).sum())
-        if below or above:
+        if vmin < 0 or vmax > max_value:
+            below, above = int((values < 0).sum()), int((values > max_value).sum())
             notes.append(f"{scale}: {below} values below 0 and {above} above "
                          f"{max_value:g} clipped")
     else:
@@ -512,13 +513,40 @@ def _scale(array: NDArray[Any], scale: Scale, max_value: float,
         if lo == hi:
             notes.append(f"minmax: every value is {lo:g}, written as 0")
     factor = top / (hi - lo) if hi > lo else 0.0
-    with np.errstate(invalid="ignore", over="ignore"):
-        mapped = np.nan_to_num((values - lo) * factor, nan=0.0, posinf=top, neginf=0.0)
-    if values.size - int(finite.sum()):
-        notes.append(f"{values.size - int(finite.sum())} NaN/inf values written as 0 or "
-                     f"{top:g}")
-    out = np.rint(np.clip(mapped, 0.0, top)).astype(dtype)
+    if bad:
+        notes.append(f"{bad} NaN/inf values written as 0 or {top:g}")
+    out = np.empty(values.shape, dtype=dtype)
+    flat_in, flat_out = values.reshape(-1), out.reshape(-1)
+    step = _SCALE_CHUNK
+    for start in range(0, flat_in.size, step):  # chunks: temporaries stay in cache
+        chunk = flat_in[start : start + step]
+        with np.errstate(invalid="ignore", over="ignore"):
+            mapped = chunk - work(lo)
+            if factor != 1.0:
+                mapped *= work(factor)
+            if bad:
+                np.nan_to_num(mapped, copy=False, nan=0.0, posinf=top, neginf=0.0)
+            np.clip(mapped, 0.0, top, out=mapped)
+            np.rint(mapped, out=mapped)
+        flat_out[start : start + step] = mapped
     return Scaled(out, scale, lo, hi, tuple(notes))
+
+
+_SCALE_CHUNK = 2**16
+
+
+def _finite_range(values: NDArray[Any]) -> tuple[float, float, int]:
+    """(min, max) of the finite values (0, 0 if none) and how many are NaN or infinite."""
+    if values.size == 0:
+        return 0.0, 0.0, 0
+    vmin, vmax = float(values.min()), float(values.max())
+    if math.isfinite(vmin) and math.isfinite(vmax):
+        return vmin, vmax, 0
+    finite = np.isfinite(values)
+    bad = int(values.size - finite.sum())
+    if bad == values.size:
+        return 0.0, 0.0, bad
+    return float(values[finite].min()), float(values[finite].max()), bad
 
 
 # ----------------------------------------------------------------- writing helpers

@@ -233,23 +233,23 @@ def correlate_direct(
     if tile_rows is None:
         tile_rows = max(4, TILE_BYTES // max(1, wo * f * wa.dtype.itemsize))
     factors = _rank1_factors(wa) if separable and ho * wo >= SEPARABLE_MIN_PIXELS else None
-    if depthwise:  # channels first: the inner loops run along a row, not over C
-        xa = np.ascontiguousarray(xa.transpose(2, 0, 1))
-        out = np.empty((groups, f // groups, ho, wo), dtype=xa.dtype)
-    else:
-        out = np.empty((ho, wo, f), dtype=xa.dtype)
+    out = np.empty((ho, wo, f), dtype=xa.dtype)
 
     def strip(r0: int) -> None:
         r1 = min(r0 + tile_rows, ho)
+        xs = xa[r0 * sh : (r1 - 1) * sh + span]
         if not depthwise:
-            xs = xa[r0 * sh : (r1 - 1) * sh + span]
             _shift_add(xs, wa, stride, dilation, groups, out[r0:r1])
             return
-        xs = xa[:, r0 * sh : (r1 - 1) * sh + span]
+        # channels first within the strip, so the inner loops run along a row, not
+        # over C; the strip's transposes stay in cache and run on the thread pool
+        xs = np.ascontiguousarray(xs.transpose(2, 0, 1))
+        local = np.empty((groups, f // groups, r1 - r0, wo), dtype=xa.dtype)
         if factors is None:
-            _shift_add_depthwise(xs, wa, stride, dilation, out[:, :, r0:r1])
+            _shift_add_depthwise(xs, wa, stride, dilation, local)
         else:
-            _separable(xs, factors, stride, dilation, out[:, :, r0:r1])
+            _separable(xs, factors, stride, dilation, local)
+        out[r0:r1] = local.reshape(f, r1 - r0, wo).transpose(1, 2, 0)
 
     starts = range(0, ho, max(1, tile_rows))
     if len(starts) > 1 and workers > 1:
@@ -258,8 +258,6 @@ def correlate_direct(
     else:
         for r0 in starts:
             strip(r0)
-    if depthwise:
-        return np.ascontiguousarray(out.reshape(f, ho, wo).transpose(1, 2, 0))
     return out
 
 
@@ -402,13 +400,14 @@ def working_array(x: ArrayLike) -> Array:
         A complex, string or object array.
     """
     arr = np.asarray(x)
-    if arr.dtype == np.float32:
-        return arr
-    if arr.dtype.kind not in "biuf":
-        raise ConvcalcError(f"values of type {arr.dtype} are not valid; valid: real numbers")
-    if arr.dtype.itemsize == 1:
-        return arr.astype(np.float32)
-    return arr.astype(np.float64, copy=False)
+    return arr.astype(working_dtype(arr.dtype), copy=False)
+
+
+def working_dtype(dtype: np.dtype[Any]) -> np.dtype[Any]:
+    """The dtype values of ``dtype`` compute in (see `working_array`)."""
+    if dtype.kind not in "biuf":
+        raise ConvcalcError(f"values of type {dtype} are not valid; valid: real numbers")
+    return np.dtype(np.float32 if dtype == np.float32 or dtype.itemsize == 1 else np.float64)
 
 
 def tap_product(a: Array, wt: Array, groups: int, out: Array) -> None:

@@ -15,12 +15,18 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from convcalc.choices import Activation, Convention, Method, PadMode, PoolKind
 from convcalc.errors import ConvcalcError
 from convcalc.geometry import Axis, Padding, conv_axis, pool_axis, transposed_axis
-from convcalc.methods import Array, correlate_padded, tap_product, working_array
+from convcalc.methods import (
+    Array,
+    correlate_padded,
+    tap_product,
+    working_array,
+    working_dtype,
+)
 
 LRELU_SLOPE = 0.01
 """The slope of leaky ReLU below zero (PyTorch's default)."""
@@ -33,8 +39,9 @@ def pad(
     pads: Sequence[tuple[int, int]],
     mode: PadMode = PadMode.ZERO,
     value: float = 0.0,
+    dtype: DTypeLike | None = None,
 ) -> NDArray[Any]:
-    """Pad the leading (spatial) axes of an HxWxC array; the dtype is kept.
+    """Pad the leading (spatial) axes of an HxWxC array, in ``dtype`` (default: kept).
 
     Parameters
     ----------
@@ -84,15 +91,22 @@ def pad(
         if mode != PadMode.ZERO and n == 0 and lo + hi > 0:
             raise ConvcalcError(f"cannot {mode} pad the {name}: there are none")
     widths += [(0, 0)] * (arr.ndim - len(widths))
-    if mode == PadMode.ZERO:
-        return np.pad(arr, widths, mode="constant", constant_values=value)
-    if mode == PadMode.REFLECT:
-        return np.pad(arr, widths, mode="reflect")
-    if mode == PadMode.REPLICATE:
-        return np.pad(arr, widths, mode="edge")
+    target = arr.dtype if dtype is None else np.dtype(dtype)
+    if not any(lo or hi for lo, hi in widths):
+        return arr.astype(target, copy=False)
     if mode == PadMode.WRAP:
-        return np.pad(arr, widths, mode="wrap")
-    raise ConvcalcError(f"pad mode {mode!r} is not valid; valid: {', '.join(PadMode)}")
+        return np.pad(arr.astype(target, copy=False), widths, mode="wrap")
+    if mode not in (PadMode.ZERO, PadMode.REFLECT, PadMode.REPLICATE):
+        raise ConvcalcError(f"pad mode {mode!r} is not valid; valid: {', '.join(PadMode)}")
+    # one allocation: the input is cast while it is copied in, then the borders filled
+    out = np.empty([n + lo + hi for n, (lo, hi) in zip(arr.shape, widths, strict=True)],
+                   dtype=target)
+    inner = tuple(slice(lo, lo + n) for n, (lo, _) in zip(arr.shape, widths, strict=True))
+    out[inner] = arr
+    for axis, (lo, hi) in enumerate(widths):
+        if lo or hi:
+            _fill_border(out, axis, lo, hi, arr.shape[axis], mode, value, inner)
+    return out
 
 
 def correlate(
@@ -160,8 +174,9 @@ def correlate(
            [2., 4., 3.],
            [2., 3., 4.]])
     """
-    xa = _image(x)
-    w = _kernel_bank(kernels, xa.dtype)
+    xa = _image(x, convert=False)
+    dtype = working_dtype(xa.dtype)
+    w = _kernel_bank(kernels, dtype)
     axes = [
         conv_axis(
             xa.shape[k], w.shape[k], stride=stride[k], padding=padding[k],
@@ -171,7 +186,7 @@ def correlate(
     ]
     if flip:
         w = w[::-1, ::-1]
-    padded = pad(xa, [(a.pad_lo, a.pad_hi) for a in axes], pad_mode)
+    padded = pad(xa, [(a.pad_lo, a.pad_hi) for a in axes], pad_mode, dtype=dtype)
     y = correlate_padded(
         padded, w, stride=stride, dilation=dilation, groups=groups, method=method
     )
@@ -412,9 +427,33 @@ def activate(x: ArrayLike, activation: Activation) -> Array:
 # -- helpers ---------------------------------------------------------------
 
 
-def _image(x: ArrayLike) -> Array:
-    """The input in its working dtype as HxWxC (an HxW map gains one channel)."""
-    xa = working_array(x)
+def _fill_border(out: NDArray[Any], axis: int, lo: int, hi: int, n: int, mode: PadMode,
+                 value: float, inner: tuple[slice, ...]) -> None:
+    """Fill one axis's padding of ``out`` (interior ``lo:lo+n``) as numpy.pad would.
+
+    Axes already padded are filled over their whole length, later ones over their
+    interior only, so corners come out as numpy's axis-by-axis padding makes them.
+    """
+    def at(index: slice | int | list[int]) -> tuple[Any, ...]:
+        return tuple(index if k == axis else (slice(None) if k < axis else inner[k])
+                     for k in range(out.ndim))
+
+    if mode == PadMode.ZERO:
+        out[at(slice(0, lo))] = value
+        out[at(slice(lo + n, lo + n + hi))] = value
+    elif mode == PadMode.REPLICATE:
+        out[at(slice(0, lo))] = out[at(slice(lo, lo + 1))]
+        out[at(slice(lo + n, lo + n + hi))] = out[at(slice(lo + n - 1, lo + n))]
+    else:  # reflect: d c b | a b c d | c b a, each pad smaller than n
+        out[at(slice(0, lo))] = out[at(list(range(2 * lo, lo, -1)))]
+        out[at(slice(lo + n, lo + n + hi))] = out[at(list(range(lo + n - 2, lo + n - 2 - hi,
+                                                                 -1)))]
+
+
+def _image(x: ArrayLike, *, convert: bool = True) -> Array:
+    """The input as HxWxC (an HxW map gains one channel), in its working dtype."""
+    xa = working_array(x) if convert else np.asarray(x)
+    working_dtype(xa.dtype)  # refuses complex, strings, objects
     if xa.ndim == 2:
         xa = xa[:, :, None]
     if xa.ndim != 3:

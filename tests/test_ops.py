@@ -471,3 +471,19 @@ def test_activations() -> None:
     np.testing.assert_allclose(activate(x, Activation.SIGMOID),
                                [0, 1 / (1 + np.e), 0.5, 1 / (1 + np.exp(-2)), 1])
     np.testing.assert_allclose(activate(x, Activation.TANH), np.tanh(x))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 6), st.integers(1, 6), st.integers(1, 3),
+       st.lists(st.tuples(st.integers(0, 5), st.integers(0, 5)), min_size=2, max_size=2),
+       st.sampled_from(list(PadMode)))
+def test_pad_in_another_dtype_equals_numpy_pad(h, w, c, widths, mode):
+    names = {PadMode.ZERO: "constant", PadMode.REFLECT: "reflect", PadMode.REPLICATE: "edge",
+             PadMode.WRAP: "wrap"}
+    if mode == PadMode.REFLECT:
+        widths = [(min(lo, n - 1), min(hi, n - 1)) for (lo, hi), n in zip(widths, (h, w))]
+    x = np.arange(h * w * c, dtype=np.uint8).reshape(h, w, c)
+    got = pad(x, widths, mode, dtype=np.float32)
+    want = np.pad(x.astype(np.float32), [*widths, (0, 0)], mode=names[mode])
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, want)
