@@ -585,11 +585,22 @@ def _apply_many(files: list[str], stages: list[Any], opts: ApplyOptions) -> None
                 _run_job(job, stages, opts)
                 advance()
         else:
-            with ProcessPoolExecutor(workers) as pool:
+            with ProcessPoolExecutor(workers, initializer=_ignore_interrupts) as pool:
                 futures = [pool.submit(_run_job, job, stages, opts) for job in jobs]
-                for future in futures:
-                    future.result()
-                    advance()
+                try:
+                    for future in futures:
+                        future.result()
+                        advance()
+                except BaseException:
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    raise
+
+
+def _ignore_interrupts() -> None:
+    """Workers leave Ctrl-C to the parent, which stops the batch and reports it once."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _run_job(job: tuple[str, str], stages: list[Any], opts: ApplyOptions) -> None:
