@@ -34,6 +34,7 @@ from numpy.typing import ArrayLike, NDArray
 from convcalc.choices import Method
 from convcalc.errors import ConvcalcError
 from convcalc.geometry import conv_axis, effective_kernel
+from convcalc.padding import PaddedInput
 
 Array = NDArray[np.floating[Any]]
 """A float32 or float64 array."""
@@ -212,20 +213,29 @@ def is_separable(w: ArrayLike) -> bool:
 
 
 def correlate_direct(
-    x: ArrayLike, w: ArrayLike, *, stride: Pair = (1, 1), dilation: Pair = (1, 1),
-    groups: int = 1, tile_rows: int | None = None, workers: int = WORKERS,
-    separable: bool = True,
+    x: ArrayLike | PaddedInput, w: ArrayLike, *, stride: Pair = (1, 1),
+    dilation: Pair = (1, 1), groups: int = 1, tile_rows: int | None = None,
+    workers: int = WORKERS, separable: bool = True,
 ) -> Array:
     """Shift-and-add over the KH·KW taps: ``y += x[tap view] @ w[i, j]`` per tap.
 
     Output rows are computed in strips of ``tile_rows`` (default: `TILE_BYTES` of
-    output, at least 4 rows) on ``workers`` threads.
+    output, at least 4 rows) on ``workers`` threads. ``x`` may be a `PaddedInput`,
+    whose padded rows are then built strip by strip, never as a whole.
     Kernels of depth 1 (depthwise) run channels-first; when they are also rank 1
     (``s1 <= 1e-10·s0``), larger than 2x2 and the output has `SEPARABLE_MIN_PIXELS`
     pixels, as a row pass then a column pass (unless ``separable=False``).
     Shapes as in `correlate_padded`.
     """
-    xa, wa, ho, wo = _prepare(x, w, stride, dilation, groups)
+    if isinstance(x, PaddedInput):
+        bands: PaddedInput | None = x
+        xa = np.empty((0, 0, 0), x.dtype)  # unused: the strips come from the bands
+        wa = working_array(w).astype(x.dtype, copy=False)
+        ho, wo = _output_size(x.shape, wa.shape, stride, dilation, groups)
+    else:
+        bands = None
+        xa, wa, ho, wo = _prepare(x, w, stride, dilation, groups)
+    dtype = xa.dtype
     sh = stride[0]
     span = effective_kernel(wa.shape[0], dilation[0])
     f = wa.shape[3]
@@ -233,18 +243,19 @@ def correlate_direct(
     if tile_rows is None:
         tile_rows = max(4, TILE_BYTES // max(1, wo * f * wa.dtype.itemsize))
     factors = _rank1_factors(wa) if separable and ho * wo >= SEPARABLE_MIN_PIXELS else None
-    out = np.empty((ho, wo, f), dtype=xa.dtype)
+    out = np.empty((ho, wo, f), dtype=dtype)
 
     def strip(r0: int) -> None:
         r1 = min(r0 + tile_rows, ho)
-        xs = xa[r0 * sh : (r1 - 1) * sh + span]
+        start, stop = r0 * sh, (r1 - 1) * sh + span
+        xs = bands.rows(start, stop) if bands is not None else xa[start:stop]
         if not depthwise:
             _shift_add(xs, wa, stride, dilation, groups, out[r0:r1])
             return
         # channels first within the strip, so the inner loops run along a row, not
         # over C; the strip's transposes stay in cache and run on the thread pool
         xs = np.ascontiguousarray(xs.transpose(2, 0, 1))
-        local = np.empty((groups, f // groups, r1 - r0, wo), dtype=xa.dtype)
+        local = np.empty((groups, f // groups, r1 - r0, wo), dtype=dtype)
         if factors is None:
             _shift_add_depthwise(xs, wa, stride, dilation, local)
         else:
@@ -445,13 +456,22 @@ def _prepare(
 ) -> tuple[Array, Array, int, int]:
     """Working-dtype arrays and the output size, after checking that the shapes fit."""
     xa, wa = _working_pair(x, w)
-    if xa.ndim != 3 or wa.ndim != 4:
+    ho, wo = _output_size(xa.shape, wa.shape, stride, dilation, groups)
+    return xa, wa, ho, wo
+
+
+def _output_size(
+    x_shape: tuple[int, ...], w_shape: tuple[int, ...], stride: Pair, dilation: Pair,
+    groups: int,
+) -> tuple[int, int]:
+    """Ho, Wo of an HxWxC input and a KH x KW x (C/groups) x F bank that fit."""
+    if len(x_shape) != 3 or len(w_shape) != 4:
         raise ConvcalcError(
-            f"input {'x'.join(map(str, xa.shape))} and kernel bank "
-            f"{'x'.join(map(str, wa.shape))} do not fit; valid: an HxWxC input and a "
+            f"input {'x'.join(map(str, x_shape))} and kernel bank "
+            f"{'x'.join(map(str, w_shape))} do not fit; valid: an HxWxC input and a "
             "KHxKWx(C/groups)xF kernel bank"
         )
-    c, (kh, kw, cg, f) = xa.shape[2], wa.shape
+    c, (kh, kw, cg, f) = x_shape[2], w_shape
     if groups < 1 or c % groups or f % groups:
         raise ConvcalcError(
             f"groups {groups} does not divide both the {c} input channels and the "
@@ -462,9 +482,9 @@ def _prepare(
             f"kernel depth {cg} does not fit {c} input channels in {groups} group(s); "
             f"valid: depth {c // groups}"
         )
-    ho = conv_axis(xa.shape[0], kh, stride=stride[0], dilation=dilation[0]).size
-    wo = conv_axis(xa.shape[1], kw, stride=stride[1], dilation=dilation[1]).size
-    return xa, wa, ho, wo
+    ho = conv_axis(x_shape[0], kh, stride=stride[0], dilation=dilation[0]).size
+    wo = conv_axis(x_shape[1], kw, stride=stride[1], dilation=dilation[1]).size
+    return ho, wo
 
 
 def _shift_add(

@@ -15,98 +15,29 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from numpy.typing import ArrayLike, DTypeLike, NDArray
+from numpy.typing import ArrayLike, NDArray
 
 from convcalc.choices import Activation, Convention, Method, PadMode, PoolKind
 from convcalc.errors import ConvcalcError
 from convcalc.geometry import Axis, Padding, conv_axis, pool_axis, transposed_axis
 from convcalc.methods import (
     Array,
+    choose_method,
+    correlate_direct,
     correlate_padded,
+    is_separable,
     tap_product,
     working_array,
     working_dtype,
 )
+from convcalc.padding import PaddedInput
+from convcalc.padding import pad as pad  # re-exported: ops is where apply's operations live
+
+_AXIS_NAMES = ("rows", "columns")
 
 LRELU_SLOPE = 0.01
 """The slope of leaky ReLU below zero (PyTorch's default)."""
 
-_AXIS_NAMES = ("rows", "columns")
-
-
-def pad(
-    x: ArrayLike,
-    pads: Sequence[tuple[int, int]],
-    mode: PadMode = PadMode.ZERO,
-    value: float = 0.0,
-    dtype: DTypeLike | None = None,
-) -> NDArray[Any]:
-    """Pad the leading (spatial) axes of an HxWxC array, in ``dtype`` (default: kept).
-
-    Parameters
-    ----------
-    x : array, HxWxC (or any array with at least ``len(pads)`` axes)
-    pads : sequence of (before, after)
-        One pair per leading axis: ``[(top, bottom), (left, right)]`` for an image.
-    mode : PadMode
-        ``zero``: the constant ``value`` (0 unless given). ``reflect``: mirror
-        without repeating the edge, ``d c b | a b c d | c b a`` (PyTorch
-        ``reflect``, numpy ``reflect``, scipy.ndimage ``mirror``); each pad must
-        be smaller than the axis. ``replicate``: repeat the edge value (scipy
-        ``nearest``). ``wrap``: periodic, ``x[i mod n]`` (scipy ``wrap``), for any
-        pad; PyTorch's ``circular`` stops at pads up to n.
-
-    Returns
-    -------
-    array, (H + top + bottom) x (W + left + right) x C
-
-    Raises
-    ------
-    ConvcalcError
-        A negative pad, more pairs than axes, reflect pad not smaller than the
-        axis, or an empty axis to take values from.
-
-    Examples
-    --------
-    >>> pad(np.array([[1, 2, 3]]), [(0, 0), (2, 2)], PadMode.REFLECT)
-    array([[3, 2, 1, 2, 3, 2, 1]])
-    """
-    arr = np.asarray(x)
-    if len(pads) > arr.ndim:
-        raise ConvcalcError(
-            f"{len(pads)} padding pairs for a {arr.ndim}-axis array; valid: at most {arr.ndim}"
-        )
-    widths = [(int(lo), int(hi)) for lo, hi in pads]
-    for axis, (lo, hi) in enumerate(widths):
-        n, name = arr.shape[axis], _axis_name(axis)
-        if min(lo, hi) < 0:
-            raise ConvcalcError(
-                f"padding {min(lo, hi)} of the {name} is negative; valid: 0 or more"
-            )
-        if mode == PadMode.REFLECT and max(lo, hi) >= n:
-            raise ConvcalcError(
-                f"reflect padding {max(lo, hi)} is not smaller than the {n} {name}; "
-                f"valid: at most {n - 1}, or pad mode replicate, wrap or zero"
-            )
-        if mode != PadMode.ZERO and n == 0 and lo + hi > 0:
-            raise ConvcalcError(f"cannot {mode} pad the {name}: there are none")
-    widths += [(0, 0)] * (arr.ndim - len(widths))
-    target = arr.dtype if dtype is None else np.dtype(dtype)
-    if not any(lo or hi for lo, hi in widths):
-        return arr.astype(target, copy=False)
-    if mode == PadMode.WRAP:
-        return np.pad(arr.astype(target, copy=False), widths, mode="wrap")
-    if mode not in (PadMode.ZERO, PadMode.REFLECT, PadMode.REPLICATE):
-        raise ConvcalcError(f"pad mode {mode!r} is not valid; valid: {', '.join(PadMode)}")
-    # one allocation: the input is cast while it is copied in, then the borders filled
-    out = np.empty([n + lo + hi for n, (lo, hi) in zip(arr.shape, widths, strict=True)],
-                   dtype=target)
-    inner = tuple(slice(lo, lo + n) for n, (lo, _) in zip(arr.shape, widths, strict=True))
-    out[inner] = arr
-    for axis, (lo, hi) in enumerate(widths):
-        if lo or hi:
-            _fill_border(out, axis, lo, hi, arr.shape[axis], mode, value, inner)
-    return out
 
 
 def correlate(
@@ -186,10 +117,19 @@ def correlate(
     ]
     if flip:
         w = w[::-1, ::-1]
-    padded = pad(xa, [(a.pad_lo, a.pad_hi) for a in axes], pad_mode, dtype=dtype)
-    y = correlate_padded(
-        padded, w, stride=stride, dilation=dilation, groups=groups, method=method
-    )
+    pads = [(a.pad_lo, a.pad_hi) for a in axes]
+    padded_shape = (xa.shape[0] + sum(pads[0]), xa.shape[1] + sum(pads[1]), xa.shape[2])
+    if method == Method.AUTO:
+        method = choose_method(padded_shape, w.shape, stride=stride, dilation=dilation,
+                               groups=groups, separable=is_separable(w),
+                               itemsize=dtype.itemsize)
+    if method == Method.DIRECT and pad_mode != PadMode.WRAP:
+        # padded a strip at a time: no padded copy of the whole image
+        y = correlate_direct(PaddedInput(xa, pads, pad_mode, dtype=dtype), w, stride=stride,
+                             dilation=dilation, groups=groups)
+    else:
+        y = correlate_padded(pad(xa, pads, pad_mode, dtype=dtype), w, stride=stride,
+                             dilation=dilation, groups=groups, method=method)
     return activate(_add_bias(y, bias), activation)
 
 
@@ -427,29 +367,6 @@ def activate(x: ArrayLike, activation: Activation) -> Array:
 # -- helpers ---------------------------------------------------------------
 
 
-def _fill_border(out: NDArray[Any], axis: int, lo: int, hi: int, n: int, mode: PadMode,
-                 value: float, inner: tuple[slice, ...]) -> None:
-    """Fill one axis's padding of ``out`` (interior ``lo:lo+n``) as numpy.pad would.
-
-    Axes already padded are filled over their whole length, later ones over their
-    interior only, so corners come out as numpy's axis-by-axis padding makes them.
-    """
-    def at(index: slice | int | list[int]) -> tuple[Any, ...]:
-        return tuple(index if k == axis else (slice(None) if k < axis else inner[k])
-                     for k in range(out.ndim))
-
-    if mode == PadMode.ZERO:
-        out[at(slice(0, lo))] = value
-        out[at(slice(lo + n, lo + n + hi))] = value
-    elif mode == PadMode.REPLICATE:
-        out[at(slice(0, lo))] = out[at(slice(lo, lo + 1))]
-        out[at(slice(lo + n, lo + n + hi))] = out[at(slice(lo + n - 1, lo + n))]
-    else:  # reflect: d c b | a b c d | c b a, each pad smaller than n
-        out[at(slice(0, lo))] = out[at(list(range(2 * lo, lo, -1)))]
-        out[at(slice(lo + n, lo + n + hi))] = out[at(list(range(lo + n - 2, lo + n - 2 - hi,
-                                                                 -1)))]
-
-
 def _image(x: ArrayLike, *, convert: bool = True) -> Array:
     """The input as HxWxC (an HxW map gains one channel), in its working dtype."""
     xa = working_array(x) if convert else np.asarray(x)
@@ -502,7 +419,3 @@ def _window_counts(axis: Axis, exclude_pad: bool) -> NDArray[np.int64]:
         lo, hi = 0, axis.n + axis.pad_lo + axis.pad_hi
     counts: NDArray[np.int64] = ((taps >= lo) & (taps < hi)).sum(axis=1)
     return counts
-
-
-def _axis_name(axis: int) -> str:
-    return _AXIS_NAMES[axis] if axis < len(_AXIS_NAMES) else f"axis {axis}"

@@ -487,3 +487,24 @@ def test_pad_in_another_dtype_equals_numpy_pad(h, w, c, widths, mode):
     want = np.pad(x.astype(np.float32), [*widths, (0, 0)], mode=names[mode])
     assert got.dtype == np.float32
     np.testing.assert_array_equal(got, want)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 7), st.integers(1, 7), st.integers(0, 4), st.integers(0, 4),
+       st.integers(0, 4), st.integers(0, 4), st.sampled_from(
+           [PadMode.ZERO, PadMode.REFLECT, PadMode.REPLICATE]), st.data())
+def test_padded_bands_equal_rows_of_the_padded_array(h, w, top, bottom, left, right, mode,
+                                                     data):
+    from convcalc.padding import PaddedInput
+
+    if mode == PadMode.REFLECT:
+        top, bottom, left, right = (min(top, h - 1), min(bottom, h - 1), min(left, w - 1),
+                                    min(right, w - 1))
+    x = np.arange(h * w * 2, dtype=np.uint8).reshape(h, w, 2)
+    pads = [(top, bottom), (left, right)]
+    whole = pad(x, pads, mode, value=0.0, dtype=np.float32)
+    bands = PaddedInput(x, pads, mode, dtype=np.float32)
+    assert bands.shape == whole.shape
+    start = data.draw(st.integers(0, whole.shape[0] - 1))
+    stop = data.draw(st.integers(start + 1, whole.shape[0]))
+    np.testing.assert_array_equal(bands.rows(start, stop), whole[start:stop])
