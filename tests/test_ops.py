@@ -481,7 +481,8 @@ def test_pad_in_another_dtype_equals_numpy_pad(h, w, c, widths, mode):
     names = {PadMode.ZERO: "constant", PadMode.REFLECT: "reflect", PadMode.REPLICATE: "edge",
              PadMode.WRAP: "wrap"}
     if mode == PadMode.REFLECT:
-        widths = [(min(lo, n - 1), min(hi, n - 1)) for (lo, hi), n in zip(widths, (h, w))]
+        widths = [(min(lo, n - 1), min(hi, n - 1))
+                  for (lo, hi), n in zip(widths, (h, w), strict=True)]
     x = np.arange(h * w * c, dtype=np.uint8).reshape(h, w, c)
     got = pad(x, widths, mode, dtype=np.float32)
     want = np.pad(x.astype(np.float32), [*widths, (0, 0)], mode=names[mode])
