@@ -123,8 +123,9 @@ def correlate(
         method = choose_method(padded_shape, w.shape, stride=stride, dilation=dilation,
                                groups=groups, separable=is_separable(w),
                                itemsize=dtype.itemsize)
-    if method == Method.DIRECT and pad_mode != PadMode.WRAP:
-        # padded a strip at a time: no padded copy of the whole image
+    unpadded = not any(lo or hi for lo, hi in pads) and xa.dtype == dtype
+    if method == Method.DIRECT and pad_mode != PadMode.WRAP and not unpadded:
+        # padded (and cast) a strip at a time: no padded copy of the whole image
         y = correlate_direct(PaddedInput(xa, pads, pad_mode, dtype=dtype), w, stride=stride,
                              dilation=dilation, groups=groups)
     else:
