@@ -61,33 +61,33 @@ SEPARABLE_MIN_PIXELS = 128 * 128
 """Output pixels from which direct runs rank-1 kernels as two 1-D passes (below it the
 plain sum stays exact on integers; the factored one may differ in the last bit)."""
 
-# AUTO's rules, from a measurement on the 2-core build machine (numpy 2.4, OpenBLAS),
-# 512x512 float64 input, stride 1, best of 5 runs, direct vs FFT in ms:
-#   depth 1 (1 to 1 channel):  3x3 3 vs 5,  5x5 5 vs 5,  7x7 9 vs 5
+# AUTO's rules come from measurements on the 2-core build machine (numpy 2.4), best of
+# 3-5 runs, stride 1, direct vs FFT in ms. One channel, after the strip and threaded
+# FFT work (FFT cost is nearly the same for float32 and float64 here):
+#   512x512 float64:   5x5 3 vs 5,    7x7 6 vs 5,     9x9 9 vs 5
+#   1024x1024 float64: 5x5 11 vs 18,  7x7 20 vs 18,   9x9 33 vs 17
+#   1024x1024 float32: 5x5 6 vs 11,   7x7 11 vs 11,   9x9 16 vs 12
+#   2048x2048 float32: 7x7 43 vs 69,  9x9 61 vs 61,   11x11 94 vs 67
+#   4096x4096 float32: 9x9 282 vs 375, 11x11 385 vs 352, 15x15 686 vs 391
+# Several channels (512x512 float64, before that work):
 #   depth 2 (2 to 4 channels): 5x5 10 vs 25,  7x7 20 vs 24,  9x9 31 vs 24
 #   depth 3 (3 to 8 channels): 7x7 51 vs 66,  9x9 83 vs 65,  11x11 122 vs 67
 #   depth 16 (16 to 16):       15x15 533 vs 752,  17x17 674 vs 759,  19x19 831 vs 766
 #   separable, depthwise 3 channels, 1024x1024: 9x9 52 vs 85, 15x15 75 vs 88,
 #   21x21 100 vs 86
-# FFT pays off from about 25 taps per unit of kernel depth (C/groups); float32 moves
-# the crossover up by about 1.7x (direct gains twice, FFT a fifth), which the
-# rule ignores. im2col never beat direct (3x3, 16 to 16: 126 vs 23; 64 to 64 on
-# 128x128: 35 vs 16), nor did Winograd (16 to 16: 133 vs 23): AUTO picks neither.
+# So FFT pays off from about max(36, 25·depth) taps (depth = C/groups) at a million
+# pixels, and later on larger images, whose FFT costs more per pixel: the threshold
+# grows by (pixels/2**20)**0.4. im2col never beat direct (3x3, 16 to 16: 126 vs 23;
+# 64 to 64 on 128x128: 35 vs 16), nor did Winograd (16 to 16: 133 vs 23): AUTO picks
+# neither.
+FFT_MIN_TAPS = 36
+"""AUTO picks FFT from ``max(FFT_MIN_TAPS, FFT_TAPS_PER_DEPTH·depth)`` taps (scaled)."""
+
 FFT_TAPS_PER_DEPTH = 25
-"""AUTO picks FFT when ``KH·KW/(s_h·s_w) >= FFT_TAPS_PER_DEPTH · C/groups``."""
+"""See `FFT_MIN_TAPS`."""
 
 FFT_SEPARABLE_TAPS = 36
 """AUTO picks FFT for a separable kernel when ``(KH + KW)/(s_h·s_w)`` reaches this."""
-
-# Both thresholds above hold for float64 up to about 2**20 pixels. Measured again on
-# large float32 images (one channel, best of 3, direct vs threaded FFT, ms):
-#   1024x1024: FFT 13;   2048x2048: 7x7 61 vs 89, 9x9 93 vs 87, 11x11 129 vs 95;
-#   4096x4096: 9x9 363 vs 440, 11x11 483 vs 440, 15x15 846 vs 425.
-# Direct costs ~0.3 ns per pixel and tap in float32 (0.6 in float64); FFT's cost per
-# pixel grows with the size (12, 20, 26 ns at 1, 4, 16 Mpixels), so the threshold
-# grows by (pixels/2**20)**0.4 and by FLOAT32_FACTOR for float32.
-FLOAT32_FACTOR = 1.7
-"""How much further the FFT crossover lies for float32, where direct runs twice as fast."""
 
 DIRECT_MAX_MACS = 2**22
 """Below this many multiply-accumulates AUTO keeps direct: fast, and exact on integers."""
@@ -169,11 +169,11 @@ def choose_method(
     A cost rule on shapes, never an error: with ``P = H·W/(s_h·s_w)`` output pixels
     (about; padded or not), direct below `DIRECT_MAX_MACS` multiply-accumulates
     ``P·KH·KW·C/groups·F``; otherwise FFT when the taps per output pixel,
-    ``KH·KW/(s_h·s_w)``, reach ``FFT_TAPS_PER_DEPTH · C/groups``, or, for a
+    ``KH·KW/(s_h·s_w)``, reach ``max(FFT_MIN_TAPS, FFT_TAPS_PER_DEPTH · C/groups)``, or, for a
     ``separable`` kernel (see `is_separable`) that direct runs in two passes,
     when ``(KH + KW)/(s_h·s_w)`` reaches `FFT_SEPARABLE_TAPS`; direct otherwise.
-    Both thresholds grow with the image (``(P/2**20)**0.4``) and for float32
-    (``itemsize`` 4) by `FLOAT32_FACTOR`.
+    Both thresholds grow with the image (``(P/2**20)**0.4``). ``itemsize`` is
+    accepted for callers that know the dtype; it does not change the answer.
     FFT's cost hardly depends on the kernel size but grows with every channel
     pair, and with a stride it still computes every position. im2col and
     Winograd are never chosen: neither beat direct here.
@@ -191,11 +191,12 @@ def choose_method(
     pixels = in_shape[0] * in_shape[1] / strides
     if pixels * kh * kw * depth * filters < DIRECT_MAX_MACS:
         return Method.DIRECT
-    scale = max(1.0, (pixels / 2**20) ** 0.4) * (FLOAT32_FACTOR if itemsize == 4 else 1.0)
+    del itemsize  # measured: float32 and float64 cross over at about the same size
+    scale = max(1.0, (pixels / 2**20) ** 0.4)
     if separable and depth == 1 and pixels >= SEPARABLE_MIN_PIXELS:
         fft = (kh + kw) / strides >= FFT_SEPARABLE_TAPS * scale
     else:
-        fft = kh * kw / strides >= FFT_TAPS_PER_DEPTH * depth * scale
+        fft = kh * kw / strides >= max(FFT_MIN_TAPS, FFT_TAPS_PER_DEPTH * depth) * scale
     return Method.FFT if fft else Method.DIRECT
 
 
@@ -604,37 +605,44 @@ def _rfft2(a: Array, size: Pair) -> NDArray[Any]:
     """``rfft2`` over the last two axes, zero-padded to ``size``, on the thread pool.
 
     The row pass runs only on the rows that hold data; each pass is split in
-    blocks across `WORKERS` threads (numpy's FFT releases the GIL).
+    blocks across `WORKERS` threads (numpy's FFT releases the GIL), each writing
+    its block of one preallocated result.
     """
-    rows = _in_blocks(lambda part: np.fft.rfft(part, n=size[1], axis=-1), a, -2)
-    return _in_blocks(lambda part: np.fft.fft(part, n=size[0], axis=-2), rows, -1,
-                      work=rows.size // max(1, rows.shape[-2]) * size[0])
+    rows = _fft_blocks(np.fft.rfft, a, size[1], -1, size[1] // 2 + 1, complex)
+    return _fft_blocks(np.fft.fft, rows, size[0], -2, size[0], complex)
 
 
 def _irfft2(spectrum: NDArray[Any], size: Pair) -> Array:
     """The inverse of `_rfft2`: real arrays of ``size`` over the last two axes."""
-    cols = _in_blocks(lambda part: np.fft.ifft(part, n=size[0], axis=-2), spectrum, -1)
-    return _in_blocks(lambda part: np.fft.irfft(part, n=size[1], axis=-1), cols, -2)
+    cols = _fft_blocks(np.fft.ifft, spectrum, size[0], -2, size[0], complex)
+    return _fft_blocks(np.fft.irfft, cols, size[1], -1, size[1], float)
 
 
-def _in_blocks(fn: Any, a: NDArray[Any], axis: int, work: int | None = None) -> NDArray[Any]:
-    """``fn`` on blocks of ``a`` split along ``axis``, in threads, joined back.
+def _fft_blocks(fn: Any, a: NDArray[Any], n: int, axis: int, length: int,
+                kind: type[complex] | type[float]) -> NDArray[Any]:
+    """``fn(a, n=n, axis=axis)`` (a numpy FFT giving ``length`` values along ``axis``),
+    computed in blocks split along the other of the last two axes, in threads."""
+    single = a.dtype in (np.float32, np.complex64)
+    dtype = (np.complex64 if single else np.complex128) if kind is complex else (
+        np.float32 if single else np.float64)
+    shape = list(a.shape)
+    shape[axis] = length
+    out = np.empty(shape, dtype=dtype)
+    split = -1 if axis == -2 else -2
+    count = a.shape[split]
+    if WORKERS < 2 or count < 2 * WORKERS or out.size < 2**16:
+        fn(a, n=n, axis=axis, out=out)
+        return out
+    bounds = np.linspace(0, count, WORKERS + 1).astype(int)
 
-    ``work`` (default: the size of ``a``) is the number of values the call produces;
-    small calls run in one piece.
-    """
-    n = a.shape[axis]
-    if WORKERS < 2 or n < 2 * WORKERS or (a.size if work is None else work) < 2**16:
-        return np.asarray(fn(a))
-    bounds = np.linspace(0, n, WORKERS + 1).astype(int)
-    index = [slice(None)] * a.ndim
-    parts = []
-    for lo, hi in pairwise(bounds):
-        index[axis] = slice(lo, hi)
-        parts.append(a[tuple(index)])
+    def block(bound: tuple[int, int]) -> None:
+        index = [slice(None)] * a.ndim
+        index[split] = slice(*bound)
+        fn(a[tuple(index)], n=n, axis=axis, out=out[tuple(index)])
+
     with ThreadPoolExecutor(WORKERS) as pool:
-        done = list(pool.map(fn, parts))
-    return np.concatenate(done, axis=axis)
+        list(pool.map(block, pairwise(bounds)))
+    return out
 
 
 def _next_smooth(n: int) -> int:

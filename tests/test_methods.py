@@ -197,8 +197,11 @@ def test_winograd_refuses_other_kernels(
 def test_choose_method_rules() -> None:
     assert methods.choose_method((7, 7, 1), (3, 3, 1, 1)) == Method.DIRECT  # small: exact
     assert methods.choose_method((512, 512, 1), (3, 3, 1, 1)) == Method.DIRECT
-    assert methods.choose_method((512, 512, 1), (5, 5, 1, 1)) == Method.FFT
-    assert methods.choose_method((512, 512, 1), (5, 5, 1, 1), stride=(2, 1)) == Method.DIRECT
+    assert methods.choose_method((512, 512, 1), (5, 5, 1, 1)) == Method.DIRECT
+    assert methods.choose_method((512, 512, 1), (7, 7, 1, 1)) == Method.FFT
+    assert methods.choose_method((512, 512, 1), (7, 7, 1, 1), stride=(2, 1)) == Method.DIRECT
+    assert methods.choose_method((4096, 4096, 1), (9, 9, 1, 1)) == Method.DIRECT  # big image
+    assert methods.choose_method((4096, 4096, 1), (15, 15, 1, 1)) == Method.FFT
     assert methods.choose_method((512, 512, 3), (9, 9, 3, 8)) == Method.FFT
     assert methods.choose_method((512, 512, 3), (7, 7, 3, 8)) == Method.DIRECT
     assert methods.choose_method((512, 512, 64), (15, 15, 64, 64)) == Method.DIRECT
