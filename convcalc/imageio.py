@@ -50,15 +50,17 @@ import tempfile
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, BinaryIO, Literal
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
 import numpy as np
 from numpy.typing import NDArray
-from PIL import Image, ImageOps, UnidentifiedImageError
 
 from convcalc.choices import Scale, StrEnum
 from convcalc.errors import ConvcalcError, RuntimeFailure
 from convcalc.matrices import format_text_matrix, load_npy, parse_text_matrix
+
+if TYPE_CHECKING:  # Pillow is imported where images are read or written
+    from PIL import Image
 
 
 class FileFormat(StrEnum):
@@ -406,6 +408,8 @@ def _from_array(array: NDArray[Any], kind: Literal["npy", "text"], source: str,
 
 
 def _decode_image(data: bytes, source: str, gray: bool) -> Loaded:
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
     notes: list[str] = []
     try:
         with warnings.catch_warnings():
@@ -447,6 +451,8 @@ def _decode_image(data: bytes, source: str, gray: bool) -> Loaded:
 
 def _open_formats() -> list[str]:
     """Every format Pillow opens except EPS, which runs Ghostscript on the file."""
+    from PIL import Image
+
     Image.init()
     return [name for name in Image.OPEN if name != "EPS"]
 
@@ -644,6 +650,8 @@ def _tile(array: NDArray[Any]) -> NDArray[Any]:
 
 def _encode_image(plane: NDArray[Any], fmt: FileFormat, compress_level: int,
                   target: str) -> bytes:
+    from PIL import Image
+
     image = Image.fromarray(np.ascontiguousarray(plane[..., 0] if plane.shape[2] == 1
                                                  else plane))
     options: dict[str, int] = {}

@@ -242,3 +242,22 @@ def test_help_lists_every_command():
     result = run("--help")
     for command in ("animate", "apply", "bench", "kernels", "params", "shape"):
         assert command in result.stdout
+
+
+def test_apply_on_arrays_does_not_load_pillow_or_rich(tmp_path):
+    import numpy as np
+
+    np.save(tmp_path / "in.npy", np.ones((6, 6), np.float32))
+    code = (
+        "import sys\n"
+        "from convcalc.cli import cli\n"
+        "try:\n"
+        f"    cli(['apply', r'{tmp_path / 'in.npy'}', '-k', 'box3', '-o', "
+        f"r'{tmp_path / 'out.npy'}'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print('imported:', [m for m in ('PIL', 'rich') if m in sys.modules])\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.stdout.strip().endswith("imported: []"), proc.stdout + proc.stderr
+    assert (tmp_path / "out.npy").exists()
