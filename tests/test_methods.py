@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.typing import NDArray
+from reference import brute_correlate
 
 from convcalc import methods
 from convcalc.choices import Method
@@ -26,28 +27,6 @@ UFLDL = np.array(
 )[:, :, None]
 X_KERNEL = np.array([[1, 0, 1], [0, 1, 0], [1, 0, 1]])[:, :, None, None]
 UFLDL_OUT = np.array([[4, 3, 4], [2, 4, 3], [2, 3, 4]])[:, :, None]
-
-
-def brute(
-    x: NDArray[Any], w: NDArray[Any], stride: tuple[int, int], dilation: tuple[int, int],
-    groups: int,
-) -> NDArray[np.float64]:
-    """The defining sum, one output value at a time."""
-    (h, wd, _), (kh, kw, cg, f) = x.shape, w.shape
-    (sh, sw), (dh, dw) = stride, dilation
-    ho, wo = (h - dh * (kh - 1) - 1) // sh + 1, (wd - dw * (kw - 1) - 1) // sw + 1
-    out = np.zeros((ho, wo, f))
-    for r in range(ho):
-        for c in range(wo):
-            for o in range(f):
-                g = o // (f // groups)
-                total = 0.0
-                for i in range(kh):
-                    for j in range(kw):
-                        for k in range(cg):
-                            total += x[r * sh + i * dh, c * sw + j * dw, g * cg + k] * w[i, j, k, o]
-                out[r, c, o] = total
-    return out
 
 
 @st.composite
@@ -91,7 +70,7 @@ def _run(method: Method, p: dict[str, Any]) -> NDArray[Any]:
 @settings(max_examples=60, deadline=None)
 @given(problems())
 def test_methods_agree_with_each_other_and_the_defining_sum(p: dict[str, Any]) -> None:
-    expected = brute(p["x"].astype(np.float64), p["w"].astype(np.float64), p["stride"],
+    expected = brute_correlate(p["x"].astype(np.float64), p["w"].astype(np.float64), p["stride"],
                      p["dilation"], p["groups"])
     for method in (Method.DIRECT, Method.IM2COL, Method.FFT, Method.AUTO):
         got = _run(method, p)

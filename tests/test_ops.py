@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.typing import NDArray
+from reference import brute_correlate
 from scipy import ndimage, signal
 
 from convcalc.choices import Activation, Convention, Method, PadMode, PoolKind
@@ -33,24 +34,10 @@ def brute_conv(
     x: NDArray[Any], w: NDArray[Any], stride: tuple[int, int], pads: tuple[tuple[int, int], ...],
     dilation: tuple[int, int], groups: int, bias: NDArray[Any] | None = None,
 ) -> NDArray[np.float64]:
-    """Zero-pad, then the defining sum one output value at a time."""
-    xp = np.pad(x.astype(float), (*pads, (0, 0)))
-    (h, wd, _), (kh, kw, cg, f) = xp.shape, w.shape
-    (sh, sw), (dh, dw) = stride, dilation
-    ho, wo = (h - dh * (kh - 1) - 1) // sh + 1, (wd - dw * (kw - 1) - 1) // sw + 1
-    out = np.zeros((ho, wo, f))
-    for r in range(ho):
-        for c in range(wo):
-            for o in range(f):
-                g = o // (f // groups)
-                for i in range(kh):
-                    for j in range(kw):
-                        for k in range(cg):
-                            out[r, c, o] += (
-                                xp[r * sh + i * dh, c * sw + j * dw, g * cg + k] * w[i, j, k, o]
-                            )
-                out[r, c, o] += 0 if bias is None else bias[o]
-    return out
+    """Zero-pad, then the defining sum one output value at a time, then the bias."""
+    out = brute_correlate(np.pad(x.astype(float), (*pads, (0, 0))), w, stride, dilation,
+                          groups)
+    return out if bias is None else out + bias
 
 
 def brute_pool(
