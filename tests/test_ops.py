@@ -496,3 +496,31 @@ def test_padded_bands_equal_rows_of_the_padded_array(h, w, top, bottom, left, ri
     start = data.draw(st.integers(0, whole.shape[0] - 1))
     stop = data.draw(st.integers(start + 1, whole.shape[0]))
     np.testing.assert_array_equal(bands.rows(start, stop), whole[start:stop])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(2, 9), st.integers(2, 9), st.integers(1, 3), st.integers(1, 3),
+       st.integers(1, 3), st.floats(-5, 5), st.data())
+def test_pooling_invariants(h, w, c, k, s, shift, data):
+    """On the same windows: l2 >= max >= avg >= min for non-negative values; max and
+    avg move with a constant shift; global pooling is pooling with the whole map."""
+    k = min(k, h, w)
+    x = data.draw(hnp_arrays((h, w, c)))
+    nonneg = np.abs(x)
+    mx = pool(nonneg, PoolKind.MAX, (k, k), stride=(s, s))
+    av = pool(nonneg, PoolKind.AVG, (k, k), stride=(s, s))
+    l2 = pool(nonneg, PoolKind.L2, (k, k), stride=(s, s))
+    assert np.all(l2 >= mx - 1e-12) and np.all(mx >= av - 1e-12)
+    np.testing.assert_allclose(pool(x + shift, PoolKind.MAX, (k, k), stride=(s, s)),
+                               pool(x, PoolKind.MAX, (k, k), stride=(s, s)) + shift)
+    np.testing.assert_allclose(pool(x + shift, PoolKind.AVG, (k, k), stride=(s, s)),
+                               pool(x, PoolKind.AVG, (k, k), stride=(s, s)) + shift, atol=1e-12)
+    np.testing.assert_allclose(global_pool(x, PoolKind.AVG),
+                               pool(x, PoolKind.AVG, (h, w)), atol=1e-12)
+    np.testing.assert_array_equal(global_pool(x, PoolKind.MAX), pool(x, PoolKind.MAX, (h, w)))
+
+
+def hnp_arrays(shape: tuple[int, ...]) -> st.SearchStrategy[NDArray[np.float64]]:
+    from hypothesis.extra import numpy as hnp
+
+    return hnp.arrays(np.float64, shape, elements=st.floats(-100, 100, width=32))

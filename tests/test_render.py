@@ -1,0 +1,48 @@
+"""Rich tables of shape and params against golden files (CONVCALC_REGEN_GOLDEN=1 rewrites)."""
+
+import io
+import os
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from convcalc.compare import compare
+from convcalc.grammar import parse_shape, parse_specs
+from convcalc.layers import Conv, Shape
+from convcalc.network import evaluate
+from convcalc.presets import load_network
+from convcalc.render import comparison_table, stack_table
+
+GOLDEN = Path(__file__).parent / "golden"
+
+
+def rendered(renderable) -> str:
+    console = Console(width=120, no_color=True, record=True, file=io.StringIO())
+    console.print(renderable)
+    return console.export_text()
+
+
+def check_golden(name: str, text: str) -> None:
+    path = GOLDEN / f"{name}.txt"
+    if os.environ.get("CONVCALC_REGEN_GOLDEN") == "1":
+        path.write_text(text, encoding="utf-8")
+    assert text == path.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(("name", "shape"), [("lenet5", "32x32x3"), ("resnet18", "224x224x3")])
+def test_stack_tables(name, shape):
+    result = evaluate(load_network(name), parse_shape(shape))
+    check_golden(f"shape_{name}", rendered(stack_table(result, "torch")))
+
+
+def test_inexact_stack_is_marked():
+    result = evaluate(parse_specs(["conv:4,3,s=2"]), parse_shape("8x8x1"))
+    text = rendered(stack_table(result, "torch"))
+    assert "3x3x4 *" in text
+    assert "do not fit the input exactly" in text
+
+
+def test_params_table():
+    c = compare(Conv(10, (10,)), Shape((100, 100), 3), Shape((91, 91), 10), units=100)
+    check_golden("params_100x100x3", rendered(comparison_table(c, "conv:10,10")))
