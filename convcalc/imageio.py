@@ -62,6 +62,9 @@ from convcalc.matrices import format_text_matrix, load_npy, parse_text_matrix
 if TYPE_CHECKING:  # Pillow is imported where images are read or written
     from PIL import Image
 
+Payload = bytes | list[bytes | memoryview]
+"""A file's contents: bytes, or parts written one after another."""
+
 
 class FileFormat(StrEnum):
     """What an output file holds, decided by its extension."""
@@ -320,13 +323,15 @@ def write_output(path: str, array: NDArray[Any], *, scale: Scale = Scale.AUTO,
     use_sheet = sheet or (path == "-" and _layout(channels, False) == "split")
     targets = check_output(path, inputs=inputs, force=force, channels=channels,
                            sheet=use_sheet)
+    payloads: list[Payload]
     if fmt in (FileFormat.NPY, FileFormat.TEXT):
         payloads = [_encode_values(array, path, fmt)]
         notes = (f"alpha not written: {fmt} output holds values only",) if alpha is not None else ()
         report = WriteReport(targets, fmt, notes=notes)
     else:
-        payloads, report = _encode_images(array, fmt, scale, alpha, max_value,
-                                          compress_level, use_sheet, targets)
+        images, report = _encode_images(array, fmt, scale, alpha, max_value,
+                                        compress_level, use_sheet, targets)
+        payloads = list(images)
     if path == "-":
         _write_stream(stdout or sys.stdout.buffer, payloads[0])
     else:
@@ -575,12 +580,14 @@ def _same_file(a: str, b: str) -> bool:
         return os.path.realpath(a) == os.path.realpath(b)
 
 
-def _encode_values(array: NDArray[Any], path: str, fmt: FileFormat) -> bytes:
+def _encode_values(array: NDArray[Any], path: str, fmt: FileFormat) -> Payload:
     values = array[..., 0] if array.shape[2] == 1 else array
-    if fmt == FileFormat.NPY:
-        buffer = io.BytesIO()
-        np.save(buffer, values, allow_pickle=False)
-        return buffer.getvalue()
+    if fmt == FileFormat.NPY:  # the header, then the array's own memory: no copy
+        values = np.ascontiguousarray(values)
+        header = io.BytesIO()
+        np.lib.format.write_array_header_1_0(
+            header, np.lib.format.header_data_from_array_1_0(values))
+        return [header.getvalue(), memoryview(values.data).cast("B")]
     delimiter = {".tsv": "\t", ".txt": " "}.get(os.path.splitext(path)[1].lower(), ",")
     text = format_text_matrix(values, delimiter=delimiter)
     return (text if text.endswith("\n") else text + "\n").encode("utf-8")
@@ -668,9 +675,10 @@ def _encode_image(plane: NDArray[Any], fmt: FileFormat, compress_level: int,
     return buffer.getvalue()
 
 
-def _write_stream(stream: BinaryIO, payload: bytes) -> None:
+def _write_stream(stream: BinaryIO, payload: Payload) -> None:
     try:
-        stream.write(payload)
+        for part in _parts(payload):
+            stream.write(part)
         stream.flush()
     except BrokenPipeError:
         raise
@@ -678,7 +686,7 @@ def _write_stream(stream: BinaryIO, payload: bytes) -> None:
         raise RuntimeFailure(f"cannot write to stdout ({exc.strerror or exc})") from exc
 
 
-def _write_files(files: list[tuple[str, bytes]]) -> None:
+def _write_files(files: list[tuple[str, Payload]]) -> None:
     """Write every file to a temporary file beside it, then rename all into place."""
     temps: list[tuple[str, str]] = []
     target = ""
@@ -688,7 +696,8 @@ def _write_files(files: list[tuple[str, bytes]]) -> None:
                                         prefix=f".{os.path.basename(target)}.", suffix=".tmp")
             temps.append((temp, target))
             try:
-                _write_all(fd, payload)
+                for part in _parts(payload):
+                    _write_all(fd, part)
                 os.fsync(fd)
             finally:
                 os.close(fd)
@@ -704,7 +713,11 @@ def _write_files(files: list[tuple[str, bytes]]) -> None:
         raise
 
 
-def _write_all(fd: int, payload: bytes) -> None:
+def _parts(payload: Payload) -> list[bytes | memoryview]:
+    return payload if isinstance(payload, list) else [payload]
+
+
+def _write_all(fd: int, payload: bytes | memoryview) -> None:
     """Write all of ``payload`` to ``fd`` (the one low-level write, patched in tests)."""
     view = memoryview(payload)
     while view:
