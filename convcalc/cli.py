@@ -228,6 +228,16 @@ def _specs(input_text: str, spec_texts: tuple[str, ...], opts: LayerOptions) -> 
         return shape, [Spec(_layer_text(layer, opts), layer, "")]
     from convcalc.presets import load_network
 
+    ignored = [name for name, given in (
+        ("-s", opts.stride), ("-p", opts.padding), ("-d", opts.dilation),
+        ("--filters", opts.filters is not None), ("--groups", opts.groups != 1),
+        ("--pool", opts.pool), ("--ceil", opts.ceil), ("--transposed", opts.transposed),
+    ) if given]
+    if ignored:
+        raise ConvcalcError(
+            f"{', '.join(ignored)} describe one layer given with -k; with layer specs or "
+            "--net, write them into the spec instead (e.g. conv:6,5,s=2,p=1)"
+        )
     specs = load_network(opts.net) if opts.net else []
     specs += parse_specs(spec_texts)
     if not specs:

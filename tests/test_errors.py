@@ -72,6 +72,8 @@ CASES = [
     (["shape", "7x7", "deconv:3,3,s=2,op=2"], 2, "output_padding 2"),
     (["shape", "7x7", "maxpool:2,p=2"], 2, "pooling padding 2"),
     (["shape", "7x7x3", "conv1d:3,3"], 2, "work on 1 spatial axis"),
+    (["shape", "32x32x3", "conv:6,5", "-s", "2"], 2, "write them into the spec"),
+    (["shape", "32x32x3", "--net", "lenet5", "--filters", "3"], 2, "--filters"),
     # presets and network files
     (["shape", "7x7", "--net", "nosuchnet"], 2, "unknown network 'nosuchnet'"),
     (["shape", "7x7", "--net", "/no/such/net.txt"], 1, "not found"),
