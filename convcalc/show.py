@@ -12,7 +12,7 @@ Three ways to draw an array, chosen by :func:`show`:
   of the picture, so the aspect ratio is kept. Pictures are shrunk by area
   averaging to fit the width (and :data:`MAX_ROWS` text rows), and enlarged by
   at most :data:`MAX_ZOOM` times. Values are mapped to 0-255 per picture by
-  :func:`convcalc.imageio.to_uint8` with ``Scale.AUTO``, and the title says
+  :func:`convcalc.scaling.to_uint8` with ``Scale.AUTO``, and the title says
   which mapping was used, e.g. ``output 254x254x3 (minmax -832…854)``.
 - **heatmap**: a matrix of at most :data:`HEATMAP_MAX` x :data:`HEATMAP_MAX`
   shows its values, each on a background from a colormap (diverging blue-white-
@@ -40,7 +40,7 @@ from rich.text import Text
 
 from convcalc.choices import Scale
 from convcalc.errors import ConvcalcError
-from convcalc.imageio import to_uint8
+from convcalc.scaling import to_uint8
 from convcalc.render import number
 
 RAMP = " .:-=+*#%@"

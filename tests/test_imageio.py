@@ -10,16 +10,13 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from hypothesis.extra import numpy as hnp
 from numpy.typing import NDArray
 from PIL import Image
 
 from convcalc import imageio
 from convcalc.choices import Scale
 from convcalc.errors import ConvcalcError, RuntimeFailure
-from convcalc.imageio import read_input, to_uint8, to_uint16, write_output
+from convcalc.imageio import read_input, write_output
 
 RNG = np.random.default_rng(7)
 
@@ -312,65 +309,6 @@ def test_any_truncation_gives_a_result_or_an_input_error(fmt: str) -> None:
 
 
 # ----------------------------------------------------------------- scaling
-
-
-def test_clip_rounds_and_clips() -> None:
-    scaled = to_uint8(np.array([-10.0, 0.0, 100.4, 100.6, 300.0]), Scale.CLIP)
-    assert scaled.array.tolist() == [0, 0, 100, 101, 255]
-    assert (scaled.scale, scaled.lo, scaled.hi) == (Scale.CLIP, 0.0, 255.0)
-    assert scaled.notes == ("clip: 1 values below 0 and 1 above 255 clipped",)
-
-
-def test_abs_takes_magnitude_then_clips() -> None:
-    scaled = to_uint8(np.array([-10.0, 3.0, -300.0]), Scale.ABS)
-    assert scaled.array.tolist() == [10, 3, 255] and scaled.scale == Scale.ABS
-
-
-def test_minmax_maps_range_linearly() -> None:
-    scaled = to_uint8(np.array([-4.0, -2.0, 0.0, 2.0, 4.0]), Scale.MINMAX)
-    assert scaled.array.tolist() == [0, 64, 128, 191, 255]
-    assert (scaled.lo, scaled.hi) == (-4.0, 4.0)
-
-
-def test_minmax_of_a_constant_is_zero_with_a_note() -> None:
-    scaled = to_uint8(np.full((2, 2), 7.0), Scale.MINMAX)
-    assert scaled.array.tolist() == [[0, 0], [0, 0]]
-    assert scaled.notes == ("minmax: every value is 7, written as 0",)
-
-
-def test_auto_clips_in_range_and_minmaxes_otherwise() -> None:
-    inside = to_uint8(np.array([0.0, 12.0, 255.0]))
-    assert inside.scale == Scale.CLIP and inside.array.tolist() == [0, 12, 255]
-    outside = to_uint8(np.array([-1.0, 1.0]))
-    assert outside.scale == Scale.MINMAX and outside.array.tolist() == [0, 255]
-
-
-def test_auto_with_a_16bit_source() -> None:
-    values = np.array([0.0, 257.0 * 100, 65535.0])
-    eight = to_uint8(values, max_value=65535.0)
-    assert eight.scale == Scale.CLIP and eight.array.tolist() == [0, 100, 255]
-    sixteen = to_uint16(values)
-    assert sixteen.array.dtype == np.uint16 and sixteen.array.tolist() == [0, 25700, 65535]
-
-
-def test_non_finite_values() -> None:
-    scaled = to_uint8(np.array([np.nan, np.inf, -np.inf, 1.0, 2.0]), Scale.MINMAX)
-    assert scaled.array.tolist() == [0, 255, 0, 0, 255] and (scaled.lo, scaled.hi) == (1, 2)
-    assert "3 NaN/inf values" in scaled.notes[-1]
-
-
-@settings(max_examples=50, deadline=None)
-@given(hnp.arrays(np.float64, st.integers(1, 30),
-                  elements=st.floats(-1e6, 1e6, allow_nan=False)))
-def test_minmax_preserves_order_and_spans_the_range(values: NDArray[np.float64]) -> None:
-    out = to_uint8(values, Scale.MINMAX).array.astype(int)
-    order = np.argsort(values, kind="stable")
-    assert (np.diff(out[order]) >= 0).all()
-    if values.max() > values.min():
-        assert out.min() == 0 and out.max() == 255
-
-
-# ----------------------------------------------------------------- writing
 
 
 def test_png_write_is_exact_for_8bit_values(tmp_path: Path) -> None:
