@@ -10,7 +10,7 @@ import re
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import click
 
@@ -44,20 +44,24 @@ from convcalc.presets import PRESETS
 class ConvcalcGroup(click.Group):
     """A click group that turns every error into one line on stderr and an exit status.
 
-    The commands that compute on arrays live in `convcalc.cli_apply`, imported only
-    when one of them runs (or help lists them), so `shape` and `params` start fast.
+    The commands that compute on arrays live in `convcalc.cli_apply` and
+    `convcalc.cli_tools`, imported only when one of them runs (or help lists them),
+    so `shape` and `params` start fast.
     """
 
-    lazy_commands = ("animate", "apply", "bench", "kernels")
+    lazy_commands: ClassVar[dict[str, str]] = {
+        "apply": "cli_apply", "animate": "cli_tools", "bench": "cli_tools", "kernels": "cli_tools",
+    }
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted([*super().list_commands(ctx), *self.lazy_commands])
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name in self.lazy_commands:
-            from convcalc import cli_apply
+            import importlib
 
-            command: click.Command = getattr(cli_apply, cmd_name)
+            module = importlib.import_module(f"convcalc.{self.lazy_commands[cmd_name]}")
+            command: click.Command = getattr(module, cmd_name)
             return command
         return super().get_command(ctx, cmd_name)
 

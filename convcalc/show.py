@@ -40,8 +40,8 @@ from rich.text import Text
 
 from convcalc.choices import Scale
 from convcalc.errors import ConvcalcError
-from convcalc.scaling import to_uint8
 from convcalc.render import number
+from convcalc.scaling import to_uint8
 
 RAMP = " .:-=+*#%@"
 """Characters from black to white, used when the terminal has no usable colour."""
