@@ -32,7 +32,8 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".g
 ARRAY_SUFFIXES = {".npy", ".txt", ".csv", ".tsv"}
 
 
-def _choice(enum: Any) -> click.Choice[str]:
+def choice_of(enum: Any) -> click.Choice[str]:
+    """A click choice of a StrEnum's values."""
     return click.Choice([member.value for member in enum])
 
 
@@ -82,9 +83,9 @@ class ApplyOptions:
 @click.option("-s", "--stride", help="Stride: N or SHxSW (pooling: the window size).")
 @click.option("-p", "--padding", help="Padding: N, HxW, same, valid or full.")
 @click.option("-d", "--dilation", help="Dilation: N or per axis.")
-@click.option("--pad-mode", type=_choice(PadMode), default="zero", show_default=True,
+@click.option("--pad-mode", type=choice_of(PadMode), default="zero", show_default=True,
               help="What fills the padding.")
-@click.option("--pool", type=_choice(PoolKind), help="Pool instead of convolving.")
+@click.option("--pool", type=choice_of(PoolKind), help="Pool instead of convolving.")
 @click.option("--global", "global_pool", is_flag=True,
               help="With --pool max|avg: pool each channel to one value.")
 @click.option("--ceil", is_flag=True, help="Pooling rounds up (PyTorch ceil_mode).")
@@ -93,18 +94,18 @@ class ApplyOptions:
 @click.option("--transposed", is_flag=True, help="Transposed convolution (upsampling).")
 @click.option("--output-padding", default="0", show_default=True,
               help="Transposed convolution: extra rows/columns after.")
-@click.option("--activation", type=_choice(Activation), default="none", show_default=True,
+@click.option("--activation", type=choice_of(Activation), default="none", show_default=True,
               help="Applied after the sum and bias.")
-@click.option("--channels", type=_choice(ChannelMode), default="each", show_default=True,
+@click.option("--channels", type=choice_of(ChannelMode), default="each", show_default=True,
               help="A 2-D kernel on a colour image: filter each channel, or sum them.")
 @click.option("--flip", is_flag=True, help="True convolution: rotate the kernel 180°.")
-@click.option("--method", type=_choice(Method), default="auto", show_default=True,
+@click.option("--method", type=choice_of(Method), default="auto", show_default=True,
               help="Algorithm: all agree to floating-point tolerance.")
-@click.option("--convention", type=_choice(Convention), default="torch", show_default=True)
+@click.option("--convention", type=choice_of(Convention), default="torch", show_default=True)
 @click.option("--gray", is_flag=True, help="Convert a colour image to one channel first.")
 @click.option("-o", "--output", help="Output file (.png .jpg .tif .webp .bmp .npy .csv .txt), "
                                      "'-' for PNG on stdout, or DIR/ for several inputs.")
-@click.option("--scale", type=_choice(Scale), default="auto", show_default=True,
+@click.option("--scale", type=choice_of(Scale), default="auto", show_default=True,
               help="How values map to 0-255 in an image.")
 @click.option("--sheet", is_flag=True, help="Several output channels as one contact sheet.")
 @click.option("--force", is_flag=True, help="Allow writing over an input file.")
@@ -184,7 +185,7 @@ def _stages(spec_texts: Sequence[str], opts: ApplyOptions) -> list[Any]:
     if isinstance(layer, Pool | GlobalPool):
         return [Stage(Spec(_pool_text(opts), layer))]
     bias = None if opts.bias is None else _numbers(opts.bias, "--bias")
-    return [Stage(Spec(_conv_text(opts), layer), _read_kernels(opts.kernels), bias,
+    return [Stage(Spec(_conv_text(opts), layer), read_kernels(opts.kernels), bias,
                   Activation(opts.activation))]
 
 
@@ -221,11 +222,12 @@ def _stage_from_spec(spec: Spec, opts: ApplyOptions) -> Any:
                 f"{spec.where} ({spec.text}): apply needs the kernel's values; "
                 "write conv:k=PRESET|MATRIX|FILE, e.g. conv:k=sobel-x"
             )
-        return Stage(spec, _read_kernels((layer.source,)))
+        return Stage(spec, read_kernels((layer.source,)))
     return Stage(spec)
 
 
-def _read_kernels(texts: Sequence[str]) -> tuple[Any, ...]:
+def read_kernels(texts: Sequence[str]) -> tuple[Any, ...]:
+    """The kernels that -k or k= name, as arrays (KHxKW or KHxKWxC)."""
     from convcalc.kernels import parse_kernel
 
     return tuple(parse_kernel(text) for text in texts)
@@ -274,7 +276,8 @@ def _expand_inputs(inputs: Sequence[str]) -> list[str]:
     return files
 
 
-def _two(values: tuple[Any, ...], what: str) -> tuple[Any, Any]:
+def two_axes(values: tuple[Any, ...], what: str) -> tuple[Any, Any]:
+    """A per-axis value for the two axes of an image."""
     from convcalc.network import per_axis
 
     first, second = per_axis(values, 2, what)
@@ -322,7 +325,7 @@ def _apply_one(path: str, stages: list[Any], opts: ApplyOptions) -> None:
             notes.append(f"scaled with {report.scale}: [{lo:.6g}, {hi:.6g}] → [0, "
                          f"{2 ** (report.bits or 8) - 1}]")
         written = "PNG to stdout" if opts.output == "-" else ", ".join(report.paths)
-        _say([*notes, f"wrote {written} ({_shape(result)})"])
+        say([*notes, f"wrote {written} ({_shape(result)})"])
         return
     _show(result, loaded.data.shape, opts, notes)
 
@@ -388,7 +391,7 @@ def _show(result: Any, input_shape: tuple[int, ...], opts: ApplyOptions,
     from convcalc.render import matrix_table
 
     small = result.shape[0] * result.shape[1] <= SMALL_CELLS and result.shape[1] <= 24
-    _say(notes)
+    say(notes)
     if opts.as_json and opts.steps:
         return
     if opts.as_json:
@@ -404,7 +407,7 @@ def _show(result: Any, input_shape: tuple[int, ...], opts: ApplyOptions,
         stats = _stats(result)
         click.echo(f"output {_shape(result)}: min {stats['min']:.6g}, max {stats['max']:.6g}, "
                    f"mean {stats['mean']:.6g}")
-        _say(["too large to print; save it with -o out.png (picture) or -o out.npy (values)"])
+        say(["too large to print; save it with -o out.png (picture) or -o out.npy (values)"])
 
 
 def _apply_many(files: list[str], stages: list[Any], opts: ApplyOptions) -> None:
@@ -455,7 +458,8 @@ def _output_name(source: str) -> str:
     return path.name if keep else path.stem + ".png"
 
 
-def _say(lines: Sequence[str]) -> None:
+def say(lines: Sequence[str]) -> None:
+    """Messages for the user, on stderr: stdout carries data only."""
     for line in lines:
         click.echo(line, err=True)
 

@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from convcalc.choices import ChannelMode, Method, PadMode
-from convcalc.cli_apply import _choice, _read_kernels, _say, _two
+from convcalc.cli_apply import choice_of, read_kernels, say, two_axes
 from convcalc.errors import ConvcalcError
 from convcalc.grammar import parse_counts, parse_dims, parse_padding
 from convcalc.layers import Conv
@@ -61,8 +61,8 @@ def kernels(name: str | None, as_json: bool) -> None:
 @click.option("-s", "--stride", help="Stride: N or SHxSW.")
 @click.option("-p", "--padding", help="Padding: N, HxW, same, valid or full.")
 @click.option("-d", "--dilation", help="Dilation: N or per axis.")
-@click.option("--pad-mode", type=_choice(PadMode), default="zero", show_default=True)
-@click.option("--channels", type=_choice(ChannelMode), default="each", show_default=True)
+@click.option("--pad-mode", type=choice_of(PadMode), default="zero", show_default=True)
+@click.option("--channels", type=choice_of(ChannelMode), default="each", show_default=True)
 @click.option("--gray", is_flag=True, help="Convert a colour image to one channel first.")
 @click.option("--repeat", type=click.IntRange(1, 100), default=3, show_default=True,
               help="Timed runs per method (the best is kept).")
@@ -88,13 +88,13 @@ def bench(input_path: str, kernels: tuple[str, ...], stride: str | None, padding
     from convcalc.render import bench_table
 
     loaded = read_input(input_path, gray=gray)
-    bank, groups, _ = kernel_bank(_read_kernels(kernels), loaded.data.shape[2],
+    bank, groups, _ = kernel_bank(read_kernels(kernels), loaded.data.shape[2],
                                   ChannelMode(channels))
     layer = Conv(None, None, parse_dims(stride or "1", "stride"),
                  parse_padding(padding or "0"), parse_dims(dilation or "1", "dilation"))
     settings: dict[str, Any] = {
-        "stride": _two(layer.stride, "stride"), "padding": _two(layer.padding, "padding"),
-        "dilation": _two(layer.dilation, "dilation"), "pad_mode": PadMode(pad_mode),
+        "stride": two_axes(layer.stride, "stride"), "padding": two_axes(layer.padding, "padding"),
+        "dilation": two_axes(layer.dilation, "dilation"), "pad_mode": PadMode(pad_mode),
         "groups": groups,
     }
 
@@ -124,7 +124,7 @@ def bench(input_path: str, kernels: tuple[str, ...], stride: str | None, padding
 @click.option("--transposed", is_flag=True, help="Animate a transposed convolution.")
 @click.option("--output-padding", default="0", show_default=True,
               help="Transposed convolution: extra rows/columns after.")
-@click.option("--pad-mode", type=_choice(PadMode), default="zero", show_default=True)
+@click.option("--pad-mode", type=choice_of(PadMode), default="zero", show_default=True)
 @click.option("-o", "--output", required=True, help="The GIF to write (or - for stdout).")
 @click.option("--cell", type=int, default=32, show_default=True, help="Cell size in pixels.")
 @click.option("--duration", type=int, default=400, show_default=True,
@@ -154,24 +154,24 @@ def animate(input_path: str, kernel: str, stride: str | None, padding: str | Non
     loaded = read_input(input_path)
     if pool:
         kind = AnimKind.POOL_MAX if pool == "max" else AnimKind.POOL_AVG
-        weights: Any = _two(parse_dims(kernel, "pool size"), "kernel")
+        weights: Any = two_axes(parse_dims(kernel, "pool size"), "kernel")
     else:
         kind = AnimKind.TRANSPOSED if transposed else AnimKind.CONV
-        (weights,) = _read_kernels((kernel,))
+        (weights,) = read_kernels((kernel,))
         if weights.ndim != 2:
             raise ConvcalcError(f"animate takes a 2-D kernel; '{kernel}' has depth "
                                 f"{weights.shape[2]}")
     request = AnimationRequest(
         loaded.data, weights, kind,
-        None if stride is None else _two(parse_dims(stride, "stride"), "stride"),
-        _two(parse_padding(padding or "0"), "padding"),
-        _two(parse_dims(dilation or "1", "dilation"), "dilation"),
-        _two(parse_counts(output_padding, "output padding"), "output padding"),
+        None if stride is None else two_axes(parse_dims(stride, "stride"), "stride"),
+        two_axes(parse_padding(padding or "0"), "padding"),
+        two_axes(parse_dims(dilation or "1", "dilation"), "dilation"),
+        two_axes(parse_counts(output_padding, "output padding"), "output padding"),
         PadMode(pad_mode),
     )
     pictures, notes = frames(request, cell=cell, max_frames=max_frames)
     write_bytes(output, gif_bytes(pictures, duration_ms=duration), inputs=[input_path],
                 force=force)
     where = "GIF to stdout" if output == "-" else output
-    _say([*loaded.notes, *notes, f"wrote {where} ({len(pictures)} frames, "
+    say([*loaded.notes, *notes, f"wrote {where} ({len(pictures)} frames, "
                                   f"{pictures[0].width}x{pictures[0].height})"])
