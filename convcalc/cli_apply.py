@@ -276,14 +276,6 @@ def _expand_inputs(inputs: Sequence[str]) -> list[str]:
     return files
 
 
-def two_axes(values: tuple[Any, ...], what: str) -> tuple[Any, Any]:
-    """A per-axis value for the two axes of an image."""
-    from convcalc.network import per_axis
-
-    first, second = per_axis(values, 2, what)
-    return first, second
-
-
 def _settings(opts: ApplyOptions) -> Any:
     from convcalc.pipeline import Settings
 

@@ -11,10 +11,11 @@ from typing import Any
 import click
 
 from convcalc.choices import ChannelMode, Method, PadMode
-from convcalc.cli_apply import choice_of, read_kernels, say, two_axes
+from convcalc.cli_apply import choice_of, read_kernels, say
 from convcalc.errors import ConvcalcError
 from convcalc.grammar import parse_counts, parse_dims, parse_padding
 from convcalc.layers import Conv
+from convcalc.network import two_axes
 
 
 @click.command()

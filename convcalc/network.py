@@ -155,6 +155,12 @@ def per_axis(values: tuple[Any, ...], rank: int, what: str) -> tuple[Any, ...]:
     return values
 
 
+def two_axes(values: tuple[Any, ...], what: str) -> tuple[Any, Any]:
+    """A per-axis value spread over the two axes of an image: (rows, columns)."""
+    rows, columns = per_axis(values, 2, what)
+    return rows, columns
+
+
 # -- one layer -------------------------------------------------------------
 
 _Step = Callable[[Any, Shape, "ReceptiveField | None", _Context], LayerResult]

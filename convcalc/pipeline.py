@@ -23,7 +23,7 @@ from convcalc import methods, ops
 from convcalc.choices import Activation, ChannelMode, Convention, Method, PadMode
 from convcalc.errors import ConvcalcError
 from convcalc.layers import Conv, Deconv, GlobalPool, Layer, Pointwise, Pool, Spec
-from convcalc.network import per_axis
+from convcalc.network import per_axis, two_axes
 
 Array = NDArray[Any]
 
@@ -169,9 +169,10 @@ def _apply(x: Array, stage: Stage, settings: Settings, notes: list[str]) -> Arra
         return _transpose(x, stage, layer, settings)
     if isinstance(layer, Pool):
         return ops.pool(
-            x, layer.kind, _two(layer.kernel, "kernel"),
-            stride=None if layer.stride is None else _two(layer.stride, "stride"),
-            padding=_two(layer.padding, "padding"), dilation=_two(layer.dilation, "dilation"),
+            x, layer.kind, two_axes(layer.kernel, "kernel"),
+            stride=None if layer.stride is None else two_axes(layer.stride, "stride"),
+            padding=two_axes(layer.padding, "padding"),
+            dilation=two_axes(layer.dilation, "dilation"),
             ceil=layer.ceil, exclude_pad=settings.exclude_pad, convention=settings.convention,
         )
     if isinstance(layer, GlobalPool):
@@ -191,7 +192,7 @@ def _convolve(
         raise ConvcalcError("g= is not used by apply; --channels each filters channel by channel")
     channels = x.shape[2]
     bank, groups, each = kernel_bank(stage.kernels, channels, settings.channels)
-    stride, dilation = _two(layer.stride, "stride"), _two(layer.dilation, "dilation")
+    stride, dilation = two_axes(layer.stride, "stride"), two_axes(layer.dilation, "dilation")
     method = settings.method
     if method == Method.AUTO:
         method = methods.choose_method(
@@ -201,7 +202,7 @@ def _convolve(
         )
         notes.append(f"{stage.spec.text}: method {method} (auto)")
     y = ops.correlate(
-        x, bank, stride=stride, padding=_two(layer.padding, "padding"), dilation=dilation,
+        x, bank, stride=stride, padding=two_axes(layer.padding, "padding"), dilation=dilation,
         pad_mode=settings.pad_mode, groups=groups, bias=_bias(stage, len(stage.kernels), each,
                                                                channels),
         flip=settings.flip, method=method, activation=stage.activation,
@@ -218,9 +219,10 @@ def _transpose(x: Array, stage: Stage, layer: Deconv, settings: Settings) -> Arr
     if settings.flip:
         bank = bank[::-1, ::-1]
     y = ops.conv_transpose(
-        x, bank, stride=_two(layer.stride, "stride"), padding=_two(layer.padding, "padding"),
-        dilation=_two(layer.dilation, "dilation"),
-        output_padding=_two(layer.output_padding, "output_padding"), groups=groups,
+        x, bank, stride=two_axes(layer.stride, "stride"),
+        padding=two_axes(layer.padding, "padding"),
+        dilation=two_axes(layer.dilation, "dilation"),
+        output_padding=two_axes(layer.output_padding, "output_padding"), groups=groups,
         bias=_bias(stage, len(stage.kernels), each, channels),
     )
     y = ops.activate(y, stage.activation)
@@ -252,8 +254,3 @@ def _bias(stage: Stage, filters: int, each: bool, channels: int) -> list[float] 
         )
     # per-channel outputs come channel by channel (c·F + f) until filter_major reorders them
     return list(stage.bias) * channels if each else list(stage.bias)
-
-
-def _two(values: tuple[Any, ...], what: str) -> tuple[Any, Any]:
-    first, second = per_axis(values, 2, what)
-    return first, second
