@@ -7,7 +7,9 @@ numpy, Pillow and rich are imported inside the commands, so that `shape` and
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,9 @@ from convcalc.grammar import (
     parse_specs,
 )
 from convcalc.layers import Conv, Deconv, GlobalPool, Layer, Pool, Spec
+
+BUSY_SIZE = 2**22
+"""Inputs of at least this many values show a spinner on a terminal while they compute."""
 
 SMALL_CELLS = 400
 """Results with at most this many values per channel print as a table without -o."""
@@ -294,7 +299,8 @@ def _apply_one(path: str, stages: list[Any], opts: ApplyOptions) -> None:
         check_output(opts.output, inputs=[path], force=opts.force, sheet=opts.sheet)
     loaded = read_input(path, gray=opts.gray)
     _check_memory(loaded.data, stages, opts)
-    outcome = run(loaded.data, stages, _settings(opts))
+    with busy(f"applying {len(stages)} layer(s) to {_shape(loaded.data)}", loaded.data.size):
+        outcome = run(loaded.data, stages, _settings(opts))
     result = outcome.output
     notes = list(loaded.notes) + [n for n in outcome.notes if opts.verbose or "auto" not in n]
     if opts.steps:
@@ -448,6 +454,19 @@ def _output_name(source: str) -> str:
     suffix = path.suffix.lower()
     keep = suffix in (IMAGE_SUFFIXES - {".gif"}) | {".npy", ".csv", ".txt"}
     return path.name if keep else path.stem + ".png"
+
+
+@contextmanager
+def busy(message: str, size: int = BUSY_SIZE) -> Iterator[None]:
+    """A spinner on stderr while long work runs: only on a terminal, and only for work
+    on at least ``size`` values (rich is imported only then)."""
+    if size < BUSY_SIZE or not sys.stderr.isatty():
+        yield
+        return
+    from rich.console import Console
+
+    with Console(stderr=True).status(message):
+        yield
 
 
 def say(lines: Sequence[str]) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from convcalc.choices import ChannelMode, Method, PadMode
-from convcalc.cli_apply import choice_of, read_kernels, say
+from convcalc.cli_apply import BUSY_SIZE, busy, choice_of, read_kernels, say
 from convcalc.errors import ConvcalcError
 from convcalc.grammar import parse_counts, parse_dims, parse_padding
 from convcalc.layers import Conv
@@ -102,7 +102,8 @@ def bench(input_path: str, kernels: tuple[str, ...], stride: str | None, padding
     def compute(method: Method, x: Any) -> Any:
         return ops.correlate(x, bank, method=method, **settings)
 
-    timings = compare_methods(compute, loaded.data, repeats=repeat)
+    with busy("timing direct, im2col, fft and winograd", size=BUSY_SIZE):
+        timings = compare_methods(compute, loaded.data, repeats=repeat)
     shape = "x".join(map(str, loaded.data.shape))
     if as_json:
         emit_json({"input_shape": list(loaded.data.shape), "kernel_shape": list(bank.shape),
@@ -170,7 +171,8 @@ def animate(input_path: str, kernel: str, stride: str | None, padding: str | Non
         two_axes(parse_counts(output_padding, "output padding"), "output padding"),
         PadMode(pad_mode),
     )
-    pictures, notes = frames(request, cell=cell, max_frames=max_frames)
+    with busy("drawing frames", size=BUSY_SIZE):
+        pictures, notes = frames(request, cell=cell, max_frames=max_frames)
     write_bytes(output, gif_bytes(pictures, duration_ms=duration), inputs=[input_path],
                 force=force)
     where = "GIF to stdout" if output == "-" else output
