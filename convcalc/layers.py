@@ -7,7 +7,7 @@ parameters, MACs and receptive fields from them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import NamedTuple
 
 from convcalc.choices import PoolKind
@@ -18,6 +18,35 @@ Dims = tuple[int, ...]
 
 Pads = tuple[Padding, ...]
 """Per-axis padding: one entry for every axis, or one per spatial axis."""
+
+
+class _Description:
+    """Value semantics (repr, ==, hash) shared by the layer dataclasses.
+
+    The classes below are frozen dataclasses; their repr, eq and hash come from
+    here rather than being generated one class at a time, which halves what
+    `convcalc shape` spends creating them at start-up.
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        values = ", ".join(f"{name}={value!r}" for name, value in self._items())
+        return f"{type(self).__name__}({values})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Description) and type(self) is type(other) and (
+            self._values() == other._values()
+        )
+
+    def __hash__(self) -> int:
+        return hash((type(self), self._values()))
+
+    def _values(self) -> tuple[object, ...]:
+        return tuple(value for _, value in self._items())
+
+    def _items(self) -> list[tuple[str, object]]:
+        return [(f.name, getattr(self, f.name)) for f in fields(self)]  # type: ignore[arg-type]
 
 
 class Shape(NamedTuple):
@@ -56,8 +85,8 @@ class Shape(NamedTuple):
         return "x".join(str(n) for n in self.as_list())
 
 
-@dataclass(frozen=True)
-class Conv:
+@dataclass(frozen=True, repr=False, eq=False)
+class Conv(_Description):
     """Convolution of rank 1, 2 or 3: ``out`` filters of ``kernel``.
 
     ``out`` None keeps the input's channel count; ``kernel`` None is allowed only
@@ -75,8 +104,8 @@ class Conv:
     source: str | None = None
 
 
-@dataclass(frozen=True)
-class DepthwiseConv:
+@dataclass(frozen=True, repr=False, eq=False)
+class DepthwiseConv(_Description):
     """Depthwise convolution: each input channel filtered by ``multiplier`` kernels."""
 
     kernel: Dims
@@ -88,8 +117,8 @@ class DepthwiseConv:
     rank: int = 2
 
 
-@dataclass(frozen=True)
-class Deconv:
+@dataclass(frozen=True, repr=False, eq=False)
+class Deconv(_Description):
     """Transposed convolution (``out`` filters of ``kernel``), with output_padding.
 
     As with `Conv`, ``kernel`` may be None when ``source`` names the kernel's values.
@@ -107,8 +136,8 @@ class Deconv:
     source: str | None = None
 
 
-@dataclass(frozen=True)
-class Pool:
+@dataclass(frozen=True, repr=False, eq=False)
+class Pool(_Description):
     """Max, average or L2 pooling; stride None means the kernel size."""
 
     kind: PoolKind
@@ -119,40 +148,40 @@ class Pool:
     ceil: bool = False
 
 
-@dataclass(frozen=True)
-class GlobalPool:
+@dataclass(frozen=True, repr=False, eq=False)
+class GlobalPool(_Description):
     """Global average or max pooling: every spatial axis to 1."""
 
     kind: PoolKind
 
 
-@dataclass(frozen=True)
-class Dense:
+@dataclass(frozen=True, repr=False, eq=False)
+class Dense(_Description):
     """Fully connected layer of ``units`` outputs; flattens its input first."""
 
     units: int
     bias: bool = True
 
 
-@dataclass(frozen=True)
-class Flatten:
+@dataclass(frozen=True, repr=False, eq=False)
+class Flatten(_Description):
     """Flatten to a vector."""
 
 
-@dataclass(frozen=True)
-class Pointwise:
+@dataclass(frozen=True, repr=False, eq=False)
+class Pointwise(_Description):
     """A layer that keeps the shape and holds no parameters (relu, dropout, lrn …)."""
 
     name: str
 
 
-@dataclass(frozen=True)
-class BatchNorm:
+@dataclass(frozen=True, repr=False, eq=False)
+class BatchNorm(_Description):
     """Batch normalisation: 2·C trainable values (γ, β) and 2·C running statistics."""
 
 
-@dataclass(frozen=True)
-class ResBlock:
+@dataclass(frozen=True, repr=False, eq=False)
+class ResBlock(_Description):
     """A ResNet block: ``basic`` (two 3x3) or ``bottleneck`` (1x1, 3x3, 1x1 to 4·width).
 
     Convolutions have no bias and are each followed by batch normalisation; the
@@ -164,8 +193,8 @@ class ResBlock:
     stride: int = 1
 
 
-@dataclass(frozen=True)
-class InvertedResidual:
+@dataclass(frozen=True, repr=False, eq=False)
+class InvertedResidual(_Description):
     """MobileNetV2's inverted residual: 1x1 expand (×t), 3x3 depthwise, 1x1 project."""
 
     out: int
@@ -190,8 +219,8 @@ def network_rank(layers: list[Layer], default: int = 2) -> int:
     return default
 
 
-@dataclass(frozen=True)
-class Spec:
+@dataclass(frozen=True, repr=False, eq=False)
+class Spec(_Description):
     """A layer as written (``conv:6,5``), what it means, and where it was written."""
 
     text: str

@@ -97,6 +97,7 @@ def _scale(array: NDArray[Any], scale: Scale, max_value: float,
         if lo == hi:
             notes.append(f"minmax: every value is {lo:g}, written as 0")
     factor = top / (hi - lo) if hi > lo else 0.0
+    tiny = factor > float(np.finfo(work).max)
     if bad:
         notes.append(f"{bad} NaN/inf values written as 0 or {top:g}")
     out = np.empty(values.shape, dtype=dtype)
@@ -106,7 +107,10 @@ def _scale(array: NDArray[Any], scale: Scale, max_value: float,
         chunk = flat_in[start : start + step]
         with np.errstate(invalid="ignore", over="ignore"):
             mapped = chunk - work(lo)
-            if factor != 1.0:
+            if tiny:  # a range so narrow that top/range overflows: divide, then scale
+                mapped /= work(hi - lo)
+                mapped *= work(top)
+            elif factor != 1.0:
                 mapped *= work(factor)
             if bad:
                 np.nan_to_num(mapped, copy=False, nan=0.0, posinf=top, neginf=0.0)

@@ -166,3 +166,13 @@ def test_receptive_field_matches_brute_force(layers):
     if result.output.spatial[0] > 1:
         lo1, _ = backward_field(layers, 1)
         assert rf.jump[0] == lo1 - lo
+
+
+def test_layers_are_frozen_values():
+    import dataclasses
+
+    a, b = parse_specs(["conv:6,5,s=2"])[0].layer, parse_specs(["conv:6,5,s=2"])[0].layer
+    assert a == b and hash(a) == hash(b) and a != parse_specs(["conv:6,3"])[0].layer
+    assert repr(a).startswith("Conv(out=6, kernel=(5,), stride=(2,)")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        a.out = 3

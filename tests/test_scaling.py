@@ -69,3 +69,8 @@ def test_minmax_preserves_order_and_spans_the_range(values: NDArray[np.float64])
 
 
 # ----------------------------------------------------------------- writing
+
+
+def test_minmax_of_a_tiny_range_does_not_overflow() -> None:
+    for values in (np.array([0.0, 1.28894709e-307]), np.array([0.0, 1e-40], np.float32)):
+        assert to_uint8(values, Scale.MINMAX).array.tolist() == [0, 255]
