@@ -232,10 +232,21 @@ def _stage_from_spec(spec: Spec, opts: ApplyOptions) -> Any:
 
 
 def read_kernels(texts: Sequence[str]) -> tuple[Any, ...]:
-    """The kernels that -k or k= name, as arrays (KHxKW or KHxKWxC)."""
+    """The kernels that -k or k= name, as arrays (KHxKW or KHxKWxC).
+
+    Kernel files are read by `imageio.read_input`, like inputs: .npy, text
+    matrices, or even an image.
+    """
     from convcalc.kernels import parse_kernel
 
-    return tuple(parse_kernel(text) for text in texts)
+    return tuple(parse_kernel(text, read_file=_kernel_file) for text in texts)
+
+
+def _kernel_file(path: str) -> Any:
+    from convcalc.imageio import read_input
+
+    data = read_input(path).data
+    return data[:, :, 0] if data.shape[2] == 1 else data
 
 
 def _numbers(text: str, what: str) -> tuple[float, ...]:

@@ -268,3 +268,14 @@ def test_animate_errors(tmp_path, args, fragment):
                  *[str(tmp_path / a) if a.endswith((".png", ".gif")) else a for a in args])
     assert result.exit_code == 2, result.output
     assert fragment in result.stderr
+
+
+def test_kernel_files_read_like_inputs(tmp_path):
+    np.save(tmp_path / "k.npy", np.array([[1.0, 0, 1], [0, 1, 0], [1, 0, 1]]))
+    (tmp_path / "k.txt").write_text("1 0 1\n0 1 0\n1 0 1\n")
+    for kernel in (tmp_path / "k.npy", tmp_path / "k.txt"):
+        doc = json.loads(run("apply", str(SAMPLES / "ufldl_5x5.txt"), "-k", str(kernel),
+                             "--json").stdout)
+        assert doc["output"][0] == [[4], [3], [4]]
+    missing = run("apply", str(SAMPLES / "ufldl_5x5.txt"), "-k", str(tmp_path / "no.npy"))
+    assert missing.exit_code == 2 and "not found" in missing.stderr
