@@ -93,7 +93,6 @@ class PaddedInput:
                  value: float = 0.0, dtype: DTypeLike | None = None) -> None:
         if mode == PadMode.WRAP:
             raise ConvcalcError("wrap padding is built whole; use pad()")
-        pad(x[:0, :0] if mode == PadMode.ZERO else x, [(0, 0), (0, 0)])  # dtype check only
         _check_pads(x, [(int(lo), int(hi)) for lo, hi in pads], mode)
         self.x = x
         (self.top, self.bottom), (self.left, self.right) = [(int(a), int(b)) for a, b in pads]
