@@ -219,3 +219,16 @@ def test_find_targets_upsampling_uses_transposed():
         ax = transposed_axis(7, sol.kernel, stride=sol.stride, padding=sol.padding,
                              dilation=sol.dilation, output_padding=sol.output_padding)
         assert ax.size == 14
+
+
+def test_convention_rules_for_padding_and_same():
+    assert pool_axis(7, 3, padding=2, convention=Convention.CAFFE).size == 3  # Caffe: p < k
+    with pytest.raises(ConvcalcError, match="Caffe"):
+        pool_axis(7, 3, padding=3, convention=Convention.CAFFE)
+    with pytest.raises(ConvcalcError, match="more than half"):
+        pool_axis(7, 3, padding=2)
+    torch_same = conv_axis(28, 3, stride=2, padding=PadRule.SAME)
+    assert any("PyTorch has no SAME" in note for note in torch_same.notes)
+    assert not conv_axis(28, 3, stride=2, padding=PadRule.SAME, convention=Convention.TF).notes
+    caffe_same = pool_axis(28, 2, padding=PadRule.SAME, convention=Convention.CAFFE)
+    assert any("Caffe has no SAME" in note for note in caffe_same.notes)
