@@ -18,7 +18,7 @@ def examples() -> list[tuple[str, list[str]]]:
     found = []
     for block in BLOCK.findall((ROOT / "README.md").read_text(encoding="utf-8")):
         command, lines = None, []
-        for line in block.splitlines() + ["$ end"]:
+        for line in [*block.splitlines(), "$ end"]:
             if line.startswith("$ "):
                 while lines and not lines[-1].strip():
                     lines.pop()
