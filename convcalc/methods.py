@@ -16,31 +16,32 @@ floating-point tolerance:
 * ``direct``: shift-and-add over the KH·KW taps on strided views, in row strips
   run on a small thread pool, with a two-pass path for rank-1 (separable) kernels;
 * ``im2col``: a patch matrix times the weight matrix, chunked over output rows;
-* ``fft``: products of real 2-D FFTs, cropped to the valid part, then subsampled;
-* ``winograd``: F(2x2, 3x3) minimal filtering, 3x3 kernels with stride and dilation 1.
+* ``fft``: products of real 2-D FFTs, cropped to the valid part, then subsampled
+  (`convcalc.fftconv`);
+* ``winograd``: F(2x2, 3x3) minimal filtering, 3x3 kernels with stride and dilation 1
+  (`convcalc.winograd`).
+
+This module picks among them (`choose_method`) and holds direct and im2col; the
+shared dtype policy and shape checks are in `convcalc.arrays`.
 """
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
-from itertools import pairwise
-from typing import Any
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import ArrayLike
 
+from convcalc.arrays import CHUNK_BYTES, WORKERS, Array, Pair, output_size, prepare, tap_product
+from convcalc.arrays import working_array as working_array
+from convcalc.arrays import working_dtype as working_dtype
 from convcalc.choices import Method
 from convcalc.errors import ConvcalcError
-from convcalc.geometry import conv_axis, effective_kernel
+from convcalc.fftconv import correlate_fft as correlate_fft
+from convcalc.geometry import effective_kernel
 from convcalc.padding import PaddedInput
-
-Array = NDArray[np.floating[Any]]
-"""A float32 or float64 array."""
-
-Pair = tuple[int, int]
-"""A per-axis value: (rows, columns)."""
+from convcalc.winograd import correlate_winograd as correlate_winograd
 
 TILE_BYTES = 512 * 2**10
 """Bytes of output per strip of the direct method, so its working set stays in cache.
@@ -50,12 +51,6 @@ for strips of 256 KiB, 512 KiB, 1 MiB and 4 MiB of output:
 1 channel 3x3: 64, 49, 49, 53;  7x7: 213, 173, 202, 243;
 3 channels (depthwise) 3x3: 219, 165, 182, 220;  5x5: 430, 302, 354, 449.
 """
-
-WORKERS = min(4, os.cpu_count() or 1)
-"""Threads the direct method runs its strips on (numpy releases the GIL)."""
-
-CHUNK_BYTES = 64 * 2**20
-"""Largest intermediate (im2col patch matrix, FFT spectra, Winograd tiles) in bytes."""
 
 SEPARABLE_MIN_PIXELS = 128 * 128
 """Output pixels from which direct runs rank-1 kernels as two 1-D passes (below it the
@@ -91,9 +86,6 @@ FFT_SEPARABLE_TAPS = 36
 
 DIRECT_MAX_MACS = 2**22
 """Below this many multiply-accumulates AUTO keeps direct: fast, and exact on integers."""
-
-_WINOGRAD_G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]])
-
 
 def correlate_padded(
     x: ArrayLike,
@@ -137,7 +129,7 @@ def correlate_padded(
     array([[45., 54.],
            [81., 90.]])
     """
-    xa, wa, _, _ = _prepare(x, w, stride, dilation, groups)
+    xa, wa, _, _ = prepare(x, w, stride, dilation, groups)
     if method == Method.AUTO:
         method = choose_method(
             xa.shape, wa.shape, stride=stride, dilation=dilation, groups=groups,
@@ -233,10 +225,10 @@ def correlate_direct(
         bands: PaddedInput | None = x
         xa = np.empty((0, 0, 0), x.dtype)  # unused: the strips come from the bands
         wa = working_array(w).astype(x.dtype, copy=False)
-        ho, wo = _output_size(x.shape, wa.shape, stride, dilation, groups)
+        ho, wo = output_size(x.shape, wa.shape, stride, dilation, groups)
     else:
         bands = None
-        xa, wa, ho, wo = _prepare(x, w, stride, dilation, groups)
+        xa, wa, ho, wo = prepare(x, w, stride, dilation, groups)
     dtype = xa.dtype
     sh = stride[0]
     span = effective_kernel(wa.shape[0], dilation[0])
@@ -288,7 +280,7 @@ def correlate_im2col(
     ``C/groups·KH·KW`` columns per group; r is chosen so that all groups' patches
     fit in ``chunk_bytes`` (at least one row). Shapes as in `correlate_padded`.
     """
-    xa, wa, ho, wo = _prepare(x, w, stride, dilation, groups)
+    xa, wa, ho, wo = prepare(x, w, stride, dilation, groups)
     kh, kw, cg, f = wa.shape
     fg = f // groups
     windows = sliding_window_view(
@@ -308,189 +300,6 @@ def correlate_im2col(
             r1 - r0, wo, f
         )
     return out
-
-
-def correlate_fft(
-    x: ArrayLike, w: ArrayLike, *, stride: Pair = (1, 1), dilation: Pair = (1, 1),
-    groups: int = 1, chunk_bytes: int = CHUNK_BYTES,
-) -> Array:
-    """Correlation as ``irfft2(rfft2(x) · conj(rfft2(w)))`` on 5-smooth FFT sizes.
-
-    The kernel is dilated by inserting zeros. With FFT sizes at least H x W the
-    circular wrap never reaches the valid part, which is cropped and subsampled by
-    the stride. Products are summed over each group's input channels; filters are
-    taken in blocks so the kernel spectra fit in ``chunk_bytes``. On float64
-    integer-valued input and kernels the result is rounded to the exact integers.
-    Shapes as in `correlate_padded`.
-    """
-    xa, wa, ho, wo = _prepare(x, w, stride, dilation, groups)
-    kh, kw, cg, f = wa.shape
-    fg = f // groups
-    size = (_next_smooth(xa.shape[0]), _next_smooth(xa.shape[1]))
-    # channels first, so that every product below runs over contiguous spectra
-    spectra = _rfft2(xa.transpose(2, 0, 1), size)
-    spectra = spectra.reshape(groups, cg, 1, *spectra.shape[1:])
-    kernels = np.zeros(
-        (cg, groups, fg, effective_kernel(kh, dilation[0]), effective_kernel(kw, dilation[1])),
-        xa.dtype,
-    )
-    kernels[..., :: dilation[0], :: dilation[1]] = np.moveaxis(
-        wa.reshape(kh, kw, cg, groups, fg), (0, 1), (3, 4))
-    block = max(1, chunk_bytes // spectra.nbytes)
-    out = np.empty((ho, wo, groups, fg), dtype=xa.dtype)
-    for f0 in range(0, fg, block):
-        f1 = min(f0 + block, fg)
-        # rfft2 of the zero-padded kernels, the row pass on their KH nonzero rows only
-        kspec = _rfft2(kernels[:, :, f0:f1], size)
-        np.conjugate(kspec, out=kspec)
-        total = spectra[:, 0] * kspec[0]
-        for c in range(1, cg):
-            np.multiply(spectra[:, c], kspec[c], out=kspec[c])
-            np.add(total, kspec[c], out=total)
-        full = _irfft2(total, size)
-        out[..., f0:f1] = full[..., : (ho - 1) * stride[0] + 1 : stride[0],
-                               : (wo - 1) * stride[1] + 1 : stride[1]].transpose(2, 3, 0, 1)
-    if xa.dtype == np.float64 and _integer_valued(xa, wa):
-        np.rint(out, out=out)  # the exact sum is an integer; FFT misses it by ~1e-12
-    return out.reshape(ho, wo, f)
-
-
-def correlate_winograd(
-    x: ArrayLike, w: ArrayLike, *, stride: Pair = (1, 1), dilation: Pair = (1, 1),
-    groups: int = 1, chunk_bytes: int = CHUNK_BYTES,
-) -> Array:
-    """Winograd minimal filtering F(2x2, 3x3): ``Y = Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A`` per tile.
-
-    Each 2x2 output tile comes from a 4x4 input tile with 16 multiplications per
-    channel pair instead of 36. Odd output sizes are padded with zeros to whole
-    tiles and cropped. Needs 3x3 kernels, stride 1 and dilation 1. Shapes as in
-    `correlate_padded`.
-
-    Raises
-    ------
-    ConvcalcError
-        Any other kernel size, stride or dilation.
-    """
-    xa, wa, ho, wo = _prepare(x, w, stride, dilation, groups)
-    kh, kw, _, f = wa.shape
-    if (kh, kw) != (3, 3) or tuple(stride) != (1, 1) or tuple(dilation) != (1, 1):
-        got = f"{kh}x{kw}" + "".join(
-            f" with {name} {v[0]}x{v[1]}"
-            for name, v in (("stride", stride), ("dilation", dilation)) if tuple(v) != (1, 1)
-        )
-        raise ConvcalcError(
-            f"winograd needs a 3x3 kernel with stride 1 and dilation 1; got {got}; "
-            "valid: another method (direct, im2col, fft)"
-        )
-    th, tw = -(-ho // 2), -(-wo // 2)
-    xp = np.pad(xa, ((0, 2 * th + 2 - xa.shape[0]), (0, 2 * tw + 2 - xa.shape[1]), (0, 0)))
-    gm = _WINOGRAD_G.astype(xa.dtype)
-    u = np.einsum("ai,ijcf,bj->abcf", gm, wa, gm)
-    out = np.empty((2 * th, 2 * tw, f), dtype=xa.dtype)
-    rows = max(1, chunk_bytes // (16 * tw * (xa.shape[2] + f) * xa.itemsize))
-    for t0 in range(0, th, rows):
-        n = min(t0 + rows, th) - t0
-        v = _winograd_input(xp[2 * t0 : 2 * (t0 + n) + 2], n, tw)
-        m = np.empty((4, 4, n * tw, f), dtype=xa.dtype)
-        for i in range(4):
-            for j in range(4):
-                tap_product(v[i, j].reshape(n * tw, -1), u[i, j], groups, m[i, j])
-        # Aᵀ M A with Aᵀ = [[1, 1, 1, 0], [0, 1, -1, -1]], rows then columns
-        s = (m[0] + m[1] + m[2], m[1] - m[2] - m[3])
-        for i in range(2):
-            y = (s[i][0] + s[i][1] + s[i][2], s[i][1] - s[i][2] - s[i][3])
-            for j in range(2):
-                out[2 * t0 + i : 2 * (t0 + n) : 2, j::2] = y[j].reshape(n, tw, f)
-    return out[:ho, :wo]
-
-
-def working_array(x: ArrayLike) -> Array:
-    """``x`` as the dtype it computes in: float32 for float32 and 8-bit input (images,
-    bool), float64 for every other real type.
-
-    8-bit sums stay exact in float32 with integer kernels (below 2**24), and halve
-    the memory traffic of a photo; text matrices are float64 and stay exact.
-
-    Raises
-    ------
-    ConvcalcError
-        A complex, string or object array.
-    """
-    arr = np.asarray(x)
-    return arr.astype(working_dtype(arr.dtype), copy=False)
-
-
-def working_dtype(dtype: np.dtype[Any]) -> np.dtype[Any]:
-    """The dtype values of ``dtype`` compute in (see `working_array`)."""
-    if dtype.kind not in "biuf":
-        raise ConvcalcError(f"values of type {dtype} are not valid; valid: real numbers")
-    return np.dtype(np.float32 if dtype == np.float32 or dtype.itemsize == 1 else np.float64)
-
-
-def tap_product(a: Array, wt: Array, groups: int, out: Array) -> None:
-    """``out[..., o] = sum_k a[..., g·C/groups + k] · wt[k, o]``, g the group of o.
-
-    ``a`` is ... x C, ``wt`` is (C/groups) x F, ``out`` a C-contiguous ... x F array.
-    Depthwise (C/groups = 1) is one broadcast multiply over all channels.
-    """
-    cg, f = wt.shape
-    fg = f // groups
-    if cg == 1:
-        if fg == 1:
-            np.multiply(a, wt[0], out=out)
-        else:
-            out4 = out.reshape(*out.shape[:-1], groups, fg)
-            np.multiply(a[..., None], wt[0].reshape(groups, fg), out=out4)
-    elif groups == 1:
-        np.matmul(a, wt, out=out)
-    else:
-        for g in range(groups):
-            ins, outs = slice(g * cg, (g + 1) * cg), slice(g * fg, (g + 1) * fg)
-            np.matmul(a[..., ins], wt[:, outs], out=out[..., outs])
-
-
-# -- helpers ---------------------------------------------------------------
-
-
-def _working_pair(x: ArrayLike, w: ArrayLike) -> tuple[Array, Array]:
-    xa = working_array(x)
-    return xa, working_array(w).astype(xa.dtype, copy=False)
-
-
-def _prepare(
-    x: ArrayLike, w: ArrayLike, stride: Pair, dilation: Pair, groups: int
-) -> tuple[Array, Array, int, int]:
-    """Working-dtype arrays and the output size, after checking that the shapes fit."""
-    xa, wa = _working_pair(x, w)
-    ho, wo = _output_size(xa.shape, wa.shape, stride, dilation, groups)
-    return xa, wa, ho, wo
-
-
-def _output_size(
-    x_shape: tuple[int, ...], w_shape: tuple[int, ...], stride: Pair, dilation: Pair,
-    groups: int,
-) -> tuple[int, int]:
-    """Ho, Wo of an HxWxC input and a KH x KW x (C/groups) x F bank that fit."""
-    if len(x_shape) != 3 or len(w_shape) != 4:
-        raise ConvcalcError(
-            f"input {'x'.join(map(str, x_shape))} and kernel bank "
-            f"{'x'.join(map(str, w_shape))} do not fit; valid: an HxWxC input and a "
-            "KHxKWx(C/groups)xF kernel bank"
-        )
-    c, (kh, kw, cg, f) = x_shape[2], w_shape
-    if groups < 1 or c % groups or f % groups:
-        raise ConvcalcError(
-            f"groups {groups} does not divide both the {c} input channels and the "
-            f"{f} filters; valid: a common divisor of {c} and {f}"
-        )
-    if cg * groups != c:
-        raise ConvcalcError(
-            f"kernel depth {cg} does not fit {c} input channels in {groups} group(s); "
-            f"valid: depth {c // groups}"
-        )
-    ho = conv_axis(x_shape[0], kh, stride=stride[0], dilation=dilation[0]).size
-    wo = conv_axis(x_shape[1], kw, stride=stride[1], dilation=dilation[1]).size
-    return ho, wo
 
 
 def _shift_add(
@@ -575,84 +384,3 @@ def _separable(
         np.multiply(view, u[:, :, i], out=out if i == 0 else part)
         if i:
             np.add(out, part, out=out)
-
-
-def _winograd_input(xp: Array, n: int, tw: int) -> Array:
-    """Bᵀ d B for n x tw tiles of 4x4 (stride 2) of xp: 4 x 4 x n x tw x C.
-
-    Bᵀ = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], applied to
-    strided views (rows, then columns) rather than to copied tiles.
-    """
-    d = [xp[i : i + 2 * n : 2] for i in range(4)]
-    r = (d[0] - d[2], d[1] + d[2], d[2] - d[1], d[1] - d[3])
-    v = np.empty((4, 4, n, tw, xp.shape[2]), dtype=xp.dtype)
-    for i in range(4):
-        c = [r[i][:, j : j + 2 * tw : 2] for j in range(4)]
-        np.subtract(c[0], c[2], out=v[i, 0])
-        np.add(c[1], c[2], out=v[i, 1])
-        np.subtract(c[2], c[1], out=v[i, 2])
-        np.subtract(c[1], c[3], out=v[i, 3])
-    return v
-
-
-def _integer_valued(x: Array, w: Array) -> bool:
-    """Both hold integers, small enough (sums under 2^40) that FFT's error is far below 1/2."""
-    bound = np.abs(x).max(initial=0) * np.abs(w).sum(axis=(0, 1, 2)).max(initial=0)
-    return bool(bound < 2**40 and np.all(x == np.rint(x)) and np.all(w == np.rint(w)))
-
-
-def _rfft2(a: Array, size: Pair) -> NDArray[Any]:
-    """``rfft2`` over the last two axes, zero-padded to ``size``, on the thread pool.
-
-    The row pass runs only on the rows that hold data; each pass is split in
-    blocks across `WORKERS` threads (numpy's FFT releases the GIL), each writing
-    its block of one preallocated result.
-    """
-    rows = _fft_blocks(np.fft.rfft, a, size[1], -1, size[1] // 2 + 1, complex)
-    return _fft_blocks(np.fft.fft, rows, size[0], -2, size[0], complex)
-
-
-def _irfft2(spectrum: NDArray[Any], size: Pair) -> Array:
-    """The inverse of `_rfft2`: real arrays of ``size`` over the last two axes."""
-    cols = _fft_blocks(np.fft.ifft, spectrum, size[0], -2, size[0], complex)
-    return _fft_blocks(np.fft.irfft, cols, size[1], -1, size[1], float)
-
-
-def _fft_blocks(fn: Any, a: NDArray[Any], n: int, axis: int, length: int,
-                kind: type[complex] | type[float]) -> NDArray[Any]:
-    """``fn(a, n=n, axis=axis)`` (a numpy FFT giving ``length`` values along ``axis``),
-    computed in blocks split along the other of the last two axes, in threads."""
-    single = a.dtype in (np.float32, np.complex64)
-    dtype = (np.complex64 if single else np.complex128) if kind is complex else (
-        np.float32 if single else np.float64)
-    shape = list(a.shape)
-    shape[axis] = length
-    out = np.empty(shape, dtype=dtype)
-    split = -1 if axis == -2 else -2
-    count = a.shape[split]
-    if WORKERS < 2 or count < 2 * WORKERS or out.size < 2**16:
-        fn(a, n=n, axis=axis, out=out)
-        return out
-    bounds = np.linspace(0, count, WORKERS + 1).astype(int)
-
-    def block(bound: tuple[int, int]) -> None:
-        index = [slice(None)] * a.ndim
-        index[split] = slice(*bound)
-        fn(a[tuple(index)], n=n, axis=axis, out=out[tuple(index)])
-
-    with ThreadPoolExecutor(WORKERS) as pool:
-        list(pool.map(block, pairwise(bounds)))
-    return out
-
-
-def _next_smooth(n: int) -> int:
-    """The smallest m >= n whose only prime factors are 2, 3 and 5."""
-    m = n
-    while True:
-        rest = m
-        for p in (2, 3, 5):
-            while rest % p == 0:
-                rest //= p
-        if rest == 1:
-            return m
-        m += 1

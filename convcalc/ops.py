@@ -17,19 +17,11 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from convcalc.arrays import Array, tap_product, working_array, working_dtype
 from convcalc.choices import Activation, Convention, Method, PadMode, PoolKind
 from convcalc.errors import ConvcalcError
 from convcalc.geometry import Axis, Padding, conv_axis, pool_axis, transposed_axis
-from convcalc.methods import (
-    Array,
-    choose_method,
-    correlate_direct,
-    correlate_padded,
-    is_separable,
-    tap_product,
-    working_array,
-    working_dtype,
-)
+from convcalc.methods import choose_method, correlate_direct, correlate_padded, is_separable
 from convcalc.padding import PaddedInput
 from convcalc.padding import pad as pad  # re-exported: ops is where apply's operations live
 

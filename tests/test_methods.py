@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from numpy.typing import NDArray
 from reference import brute_correlate
 
-from convcalc import methods
+from convcalc import fftconv, methods
 from convcalc.choices import Method
 from convcalc.errors import ConvcalcError
 from convcalc.methods import (
@@ -220,6 +220,6 @@ def test_complex_input_is_refused() -> None:
 
 
 def test_next_smooth() -> None:
-    assert [methods._next_smooth(n) for n in (1, 7, 11, 13, 17, 97, 121)] == [
+    assert [fftconv._next_smooth(n) for n in (1, 7, 11, 13, 17, 97, 121)] == [
         1, 8, 12, 15, 18, 100, 125,
     ]
