@@ -1,0 +1,139 @@
+"""The text forms: shapes, layer specs, network files."""
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from convcalc.choices import PoolKind
+from convcalc.errors import ConvcalcError
+from convcalc.geometry import PadRule
+from convcalc.grammar import (
+    looks_like_spec,
+    parse_counts,
+    parse_network,
+    parse_padding,
+    parse_shape,
+    parse_spec,
+)
+from convcalc.layers import (
+    BatchNorm,
+    Conv,
+    Deconv,
+    Dense,
+    DepthwiseConv,
+    GlobalPool,
+    InvertedResidual,
+    Pointwise,
+    Pool,
+    ResBlock,
+    Shape,
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "rank", "shape"),
+    [
+        ("7", None, Shape((7,))),
+        ("28x28", None, Shape((28, 28))),
+        ("224x224x3", None, Shape((224, 224), 3)),
+        ("16x112x112x3", None, Shape((16, 112, 112), 3)),
+        ("224", 2, Shape((224, 224))),
+        ("100x16", 1, Shape((100,), 16)),
+        ("32x32x32", 3, Shape((32, 32, 32))),
+    ],
+)
+def test_shapes(text, rank, shape):
+    assert parse_shape(text, rank) == shape
+
+
+def test_shape_as_text_and_list():
+    assert str(parse_shape("224x224x3")) == "224x224x3"
+    assert Shape((), 120).as_list() == [120] and str(Shape((), 120)) == "120"
+
+
+@given(st.lists(st.integers(1, 5000), min_size=1, max_size=4))
+def test_shapes_round_trip(numbers):
+    text = "x".join(map(str, numbers))
+    assert str(parse_shape(text)) == text
+
+
+@pytest.mark.parametrize(
+    ("spec", "layer"),
+    [
+        ("conv:6,5", Conv(6, (5,))),
+        ("conv:64,3,2,1", Conv(64, (3,), (2,), (1,))),
+        ("conv:64,3x5,stride=2,padding=same,dilation=2,groups=2,bias=no",
+         Conv(64, (3, 5), (2,), (PadRule.SAME,), (2,), 2, False)),
+        ("conv1d:4,5", Conv(4, (5,), rank=1)),
+        ("conv3d:8,3", Conv(8, (3,), rank=3)),
+        ("conv:k=sobel-x,s=2", Conv(None, None, (2,), source="sobel-x")),
+        ("conv:k=1,0,-1;1,0,-1,s=2", Conv(None, None, (2,), source="1,0,-1;1,0,-1")),
+        ("conv:8,k=3", Conv(8, (3,))),
+        ("dwconv:3,m=2", DepthwiseConv((3,), 2)),
+        ("deconv:16,4,s=2,p=1,op=1", Deconv(16, (4,), (2,), (1,), output_padding=(1,))),
+        ("maxpool:2", Pool(PoolKind.MAX, (2,))),
+        ("maxpool:3,2", Pool(PoolKind.MAX, (3,), (2,))),
+        ("avgpool:3,s=2,p=1,ceil", Pool(PoolKind.AVG, (3,), (2,), (1,), ceil=True)),
+        ("l2pool:2", Pool(PoolKind.L2, (2,))),
+        ("gap", GlobalPool(PoolKind.AVG)),
+        ("gmp", GlobalPool(PoolKind.MAX)),
+        ("fc:10", Dense(10)),
+        ("linear:10,bias=no", Dense(10, False)),
+        ("dense:10", Dense(10)),
+        ("relu", Pointwise("relu")),
+        ("bn", BatchNorm()),
+        ("basic:128,s=2", ResBlock("basic", 128, 2)),
+        ("bottleneck:64", ResBlock("bottleneck", 64, 1)),
+        ("invres:24,t=6,s=2", InvertedResidual(24, 6, 2)),
+        ("CONV:6,5", Conv(6, (5,))),
+    ],
+)
+def test_specs(spec, layer):
+    assert parse_spec(spec).layer == layer
+
+
+@pytest.mark.parametrize(
+    ("spec", "fragment"),
+    [
+        ("blah:3", "unknown layer 'blah'"),
+        ("conv:6", "missing kernel"),
+        ("conv:6,5,q=1", "unknown key 'q'"),
+        ("conv:6,5,s=1,s=2", "given twice"),
+        ("conv:6,5,1,1,1", "too many arguments"),
+        ("conv:6,,5", "empty argument"),
+        ("fc:0", "between 1 and"),
+        ("relu:3", "too many arguments"),
+        ("basic:64,s=2x2", "must be one number"),
+        ("conv:6,5,p=-1", "padding '-1'"),
+    ],
+)
+def test_bad_specs(spec, fragment):
+    with pytest.raises(ConvcalcError, match=fragment):
+        parse_spec(spec)
+
+
+def test_spec_errors_carry_a_hint_with_the_form():
+    with pytest.raises(ConvcalcError) as caught:
+        parse_spec("conv:6")
+    assert caught.value.hint == "Write it as conv:OUT,K[,s=S][,p=P][,d=D][,g=G][,bias=no]."
+
+
+def test_network_files_take_comments_blank_lines_and_several_specs_a_line():
+    specs = parse_network("# LeNet\nconv:6,5  maxpool:2  # first block\n\nfc:10\n", "net.txt")
+    assert [s.text for s in specs] == ["conv:6,5", "maxpool:2", "fc:10"]
+    assert [s.where for s in specs] == ["net.txt:2", "net.txt:2", "net.txt:4"]
+    with pytest.raises(ConvcalcError, match="net.txt:2"):
+        parse_network("conv:6,5\nconv:x\n", "net.txt")
+
+
+def test_padding_and_counts():
+    assert parse_padding("same") == (PadRule.SAME,)
+    assert parse_padding("1x2") == (1, 2)
+    assert parse_counts("0", "output padding") == (0,)
+    with pytest.raises(ConvcalcError):
+        parse_counts("-1", "output padding")
+
+
+def test_looks_like_spec():
+    assert looks_like_spec("relu") and looks_like_spec("conv:k=box3")
+    assert not looks_like_spec("photo.png") and not looks_like_spec("samples/x.txt")
