@@ -122,7 +122,7 @@ def test_network_files_take_comments_blank_lines_and_several_specs_a_line():
     specs = parse_network("# LeNet\nconv:6,5  maxpool:2  # first block\n\nfc:10\n", "net.txt")
     assert [s.text for s in specs] == ["conv:6,5", "maxpool:2", "fc:10"]
     assert [s.where for s in specs] == ["net.txt:2", "net.txt:2", "net.txt:4"]
-    with pytest.raises(ConvcalcError, match="net.txt:2"):
+    with pytest.raises(ConvcalcError, match=r"net\.txt:2"):
         parse_network("conv:6,5\nconv:x\n", "net.txt")
 
 
