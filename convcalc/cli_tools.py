@@ -134,10 +134,12 @@ def bench(input_path: str, kernels: tuple[str, ...], stride: str | None, padding
 @click.option("--max-frames", type=int, default=400, show_default=True,
               help="At most this many frames: big outputs show every n-th position.")
 @click.option("--force", is_flag=True, help="Allow writing over an input file.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Describe what was written as one JSON document on stdout.")
 def animate(input_path: str, kernel: str, stride: str | None, padding: str | None,
             dilation: str | None, pool: str | None, transposed: bool, output_padding: str,
             pad_mode: str, output: str, cell: int, duration: int, max_frames: int,
-            force: bool) -> None:
+            force: bool, as_json: bool) -> None:
     """A GIF of the window sliding over the padded input, filling the output.
 
     \b
@@ -150,6 +152,8 @@ def animate(input_path: str, kernel: str, stride: str | None, padding: str | Non
     from convcalc.animate import AnimationRequest, AnimKind, frames, gif_bytes
     from convcalc.imageio import output_format, read_input, write_bytes
 
+    if as_json and output == "-":
+        raise ConvcalcError("--json and -o - both want stdout; give -o a file name")
     if output != "-" and not output.lower().endswith(".gif"):
         output_format(output)  # names the formats for an unknown extension
         raise ConvcalcError(f"animate writes a GIF; '{output}' does not end in .gif")
@@ -176,5 +180,11 @@ def animate(input_path: str, kernel: str, stride: str | None, padding: str | Non
     write_bytes(output, gif_bytes(pictures, duration_ms=duration), inputs=[input_path],
                 force=force)
     where = "GIF to stdout" if output == "-" else output
-    say([*loaded.notes, *notes, f"wrote {where} ({len(pictures)} frames, "
-                                  f"{pictures[0].width}x{pictures[0].height})"])
+    size = f"{pictures[0].width}x{pictures[0].height}"
+    say([*loaded.notes, *notes, f"wrote {where} ({len(pictures)} frames, {size})"])
+    if as_json:
+        from convcalc.cli import emit_json
+
+        emit_json({"output": output, "frames": len(pictures), "width": pictures[0].width,
+                   "height": pictures[0].height, "duration_ms": duration,
+                   "notes": [*loaded.notes, *notes]})

@@ -279,3 +279,16 @@ def test_kernel_files_read_like_inputs(tmp_path):
         assert doc["output"][0] == [[4], [3], [4]]
     missing = run("apply", str(SAMPLES / "ufldl_5x5.txt"), "-k", str(tmp_path / "no.npy"))
     assert missing.exit_code == 2 and "not found" in missing.stderr
+
+
+def test_animate_json_describes_the_gif(tmp_path):
+    out = tmp_path / "a.gif"
+    result = run("animate", str(SAMPLES / "maxpool_4x4.txt"), "--pool", "max", "-k", "2",
+                 "-o", str(out), "--json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    with Image.open(out) as gif:
+        assert (doc["frames"], doc["width"], doc["height"]) == (gif.n_frames, *gif.size)
+    clash = run("animate", str(SAMPLES / "maxpool_4x4.txt"), "--pool", "max", "-k", "2",
+                "-o", "-", "--json")
+    assert clash.exit_code == 2 and "stdout" in clash.stderr
