@@ -303,7 +303,8 @@ def _settings(opts: ApplyOptions) -> Any:
 
 
 def _apply_one(path: str, stages: list[Any], opts: ApplyOptions) -> None:
-    from convcalc.imageio import check_output, read_input, write_output
+    from convcalc.imageio import read_input
+    from convcalc.writing import check_output, write_output
     from convcalc.pipeline import run
 
     if opts.output and opts.output != "-":

@@ -150,7 +150,8 @@ def animate(input_path: str, kernel: str, stride: str | None, padding: str | Non
       convcalc animate samples/maxpool_4x4.txt --transposed -k "1,1;1,1" -s 2 -o up.gif
     """
     from convcalc.animate import AnimationRequest, AnimKind, frames, gif_bytes
-    from convcalc.imageio import output_format, read_input, write_bytes
+    from convcalc.imageio import read_input
+    from convcalc.writing import output_format, write_bytes
 
     if as_json and output == "-":
         raise ConvcalcError("--json and -o - both want stdout; give -o a file name")

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from convcalc import imageio, pipeline
+from convcalc import pipeline, writing
 from convcalc.cli import cli
 from convcalc.errors import ConvcalcError
 from convcalc.grammar import parse_shape, parse_spec
@@ -177,7 +177,7 @@ def test_a_failed_write_keeps_the_old_output(tmp_path, monkeypatch):
     def disk_full(fd, payload):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(imageio, "_write_all", disk_full)
+    monkeypatch.setattr(writing, "_write_all", disk_full)
     result = run("apply", UFLDL, "-k", "box3", "-o", str(out))
     assert result.exit_code == 1
     assert "No space left" in result.stderr
@@ -189,7 +189,7 @@ def test_interrupt_exits_130_and_leaves_no_partial_file(tmp_path, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(imageio, "_write_all", interrupted)
+    monkeypatch.setattr(writing, "_write_all", interrupted)
     out = tmp_path / "out.png"
     result = run("apply", UFLDL, "-k", "box3", "-o", str(out))
     assert result.exit_code == 130

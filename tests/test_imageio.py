@@ -13,10 +13,11 @@ import pytest
 from numpy.typing import NDArray
 from PIL import Image
 
-from convcalc import imageio
+from convcalc import imageio, writing
 from convcalc.choices import Scale
 from convcalc.errors import ConvcalcError, RuntimeFailure
-from convcalc.imageio import read_input, write_output
+from convcalc.imageio import read_input
+from convcalc.writing import write_output
 
 RNG = np.random.default_rng(7)
 
@@ -461,7 +462,7 @@ def test_failed_write_leaves_the_old_file_intact(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: BaseException) -> None:
     path = tmp_path / "out.png"
     path.write_bytes(b"old contents")
-    monkeypatch.setattr(imageio, "_write_all", _fail_after_half(error))
+    monkeypatch.setattr(writing, "_write_all", _fail_after_half(error))
     expected = RuntimeFailure if isinstance(error, OSError) else KeyboardInterrupt
     with pytest.raises(expected) as info:
         write_output(str(path), np.full((8, 8, 3), 100.0))
@@ -474,7 +475,7 @@ def test_failed_write_leaves_the_old_file_intact(
 def test_failed_channel_write_leaves_no_file_at_all(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[int] = []
-    real = imageio._write_all
+    real = writing._write_all
 
     def second_fails(fd: int, payload: bytes) -> None:
         calls.append(fd)
@@ -482,7 +483,7 @@ def test_failed_channel_write_leaves_no_file_at_all(
             raise OSError(errno.ENOSPC, "No space left on device")
         real(fd, payload)
 
-    monkeypatch.setattr(imageio, "_write_all", second_fails)
+    monkeypatch.setattr(writing, "_write_all", second_fails)
     with pytest.raises(RuntimeFailure):
         write_output(str(tmp_path / "c.png"), RNG.random((3, 3, 4)))
     assert os.listdir(tmp_path) == []
@@ -513,7 +514,7 @@ def test_every_file_is_fsynced_before_any_rename(
 
 
 def test_write_bytes_is_atomic_and_refuses_an_input(tmp_path, monkeypatch):
-    from convcalc.imageio import write_bytes
+    from convcalc.writing import write_bytes
 
     target = tmp_path / "anim.gif"
     write_bytes(str(target), b"GIF89a-first")
@@ -524,7 +525,7 @@ def test_write_bytes_is_atomic_and_refuses_an_input(tmp_path, monkeypatch):
     def disk_full(fd, payload):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(imageio, "_write_all", disk_full)
+    monkeypatch.setattr(writing, "_write_all", disk_full)
     with pytest.raises(RuntimeFailure):
         write_bytes(str(target), b"GIF89a-second")
     assert target.read_bytes() == b"GIF89a-first"
