@@ -304,8 +304,8 @@ def _settings(opts: ApplyOptions) -> Any:
 
 def _apply_one(path: str, stages: list[Any], opts: ApplyOptions) -> None:
     from convcalc.imageio import read_input
-    from convcalc.writing import check_output, write_output
     from convcalc.pipeline import run
+    from convcalc.writing import check_output, write_output
 
     if opts.output and opts.output != "-":
         check_output(opts.output, inputs=[path], force=opts.force, sheet=opts.sheet)
