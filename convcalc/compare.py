@@ -110,6 +110,10 @@ def ratio(count: Count, base: Count) -> float:
     return count.params / base.params if base.params else float("inf")
 
 
+def ratio_text(value: float) -> str:
+    """A ratio as people read it: whole above 100, three significant digits below."""
+    return f"{value:,.0f}" if value >= 100 else f"{value:,.3g}"
+
+
 def _times(count: Count, base: Count) -> str:
-    value = ratio(count, base)
-    return f"{value:,.0f}×" if value >= 100 else f"{value:,.3g}×"
+    return ratio_text(ratio(count, base)) + "×"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from convcalc.geometry import Axis, PadRule, Solution
-from convcalc.network import LayerResult, NetworkResult, ReceptiveField
+from convcalc.network import LayerResult, NetworkResult, ReceptiveField, initial_field
 
 if TYPE_CHECKING:
     from convcalc.compare import Comparison, Count
@@ -68,7 +68,7 @@ def single_text(result: NetworkResult, convention: str) -> str:
 def explain_lines(result: NetworkResult) -> list[str]:
     """Each layer's formulas with the numbers filled in, and the receptive-field step."""
     lines = []
-    previous = _first_field(result)
+    previous = initial_field(len(result.input.spatial))
     for i, layer in enumerate(result.layers, start=1):
         lines.append(f"{i:>3}  {layer.spec}  → {layer.output}")
         lines += [f"       {names}: {formula}" for names, formula in axis_lines(layer.axes)]
@@ -211,11 +211,6 @@ def _padding_text(axes: tuple[Axis, ...]) -> list[str]:
         ", ".join(f"{name} {ax.pad_lo} before / {ax.pad_hi} after"
                   for name, ax in zip(names, axes, strict=False))
     ]
-
-
-def _first_field(result: NetworkResult) -> ReceptiveField | None:
-    rank = len(result.input.spatial)
-    return ReceptiveField((1,) * rank, (1,) * rank, (0.0,) * rank) if rank else None
 
 
 def _field_step(before: ReceptiveField, layer: LayerResult) -> str:

@@ -129,7 +129,7 @@ def evaluate(
     """
     ctx = _Context(convention, strict)
     shape = input_shape
-    rf: ReceptiveField | None = _initial_field(len(shape.spatial))
+    rf: ReceptiveField | None = initial_field(len(shape.spatial))
     results = []
     for position, spec in enumerate(specs, start=1):
         try:
@@ -303,7 +303,8 @@ _STEPS: dict[type, _Step] = {
 # -- helpers ---------------------------------------------------------------
 
 
-def _initial_field(rank: int) -> ReceptiveField | None:
+def initial_field(rank: int) -> ReceptiveField | None:
+    """The receptive field of the input itself: size 1, jump 1, start 0 per axis."""
     if rank == 0:
         return None
     return ReceptiveField((1,) * rank, (1,) * rank, (0.0,) * rank)

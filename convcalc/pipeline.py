@@ -198,7 +198,7 @@ def _convolve(
         method = methods.choose_method(
             x.shape, bank.shape, stride=stride, dilation=dilation, groups=groups,
             separable=methods.is_separable(bank),
-            itemsize=methods.working_array(x[:1, :1]).dtype.itemsize,
+            itemsize=methods.working_dtype(x.dtype).itemsize,
         )
         notes.append(f"{stage.spec.text}: method {method} (auto)")
     y = ops.correlate(

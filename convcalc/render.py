@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from convcalc.bench import Timing
-from convcalc.compare import Comparison, ratio, reading
+from convcalc.compare import Comparison, ratio, ratio_text, reading
 from convcalc.formatting import count, counts, field_text, si, size_bytes, solution_spec
 from convcalc.geometry import Solution
 from convcalc.network import NetworkResult
@@ -75,7 +75,7 @@ def comparison_table(c: Comparison, title: str) -> Group:
         label = _LABELS[key].format(n=f"{c.unit_count:,}" if c.unit_count else "")
         table.add_row(
             label, count(item.weights), count(item.biases), count(item.params),
-            _ratio_text(ratio(item, c.conv)), count(item.macs),
+            ratio_text(ratio(item, c.conv)), count(item.macs),
         )
     return Group(table, Text(reading(c)))
 
@@ -94,10 +94,6 @@ def solutions_table(n: int, target: int, solutions: list[Solution], limit: int) 
     if len(solutions) > limit:
         table.caption = f"{len(solutions) - limit} more (use --json for all)"
     return table
-
-
-def _ratio_text(value: float) -> str:
-    return f"{value:,.0f}" if value >= 100 else f"{value:,.3g}"
 
 
 def matrix_table(values: Any, title: str) -> Group:
