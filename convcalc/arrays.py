@@ -94,6 +94,15 @@ def output_size(
     return ho, wo
 
 
+def saturate_into(values: Array, out: NDArray[Any]) -> None:
+    """``out[...] = values`` rounded to nearest and clipped to the range of out's
+    integer dtype (OpenCV's ``saturate_cast``); ``values`` is overwritten."""
+    info = np.iinfo(out.dtype)
+    np.rint(values, out=values)
+    np.clip(values, info.min, info.max, out=values)
+    np.copyto(out, values, casting="unsafe")
+
+
 def tap_product(a: Array, wt: Array, groups: int, out: Array) -> None:
     """``out[..., o] = sum_k a[..., g·C/groups + k] · wt[k, o]``, g the group of o.
 

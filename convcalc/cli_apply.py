@@ -311,8 +311,9 @@ def _apply_one(path: str, stages: list[Any], opts: ApplyOptions) -> None:
         check_output(opts.output, inputs=[path], force=opts.force, sheet=opts.sheet)
     loaded = read_input(path, gray=opts.gray)
     _check_memory(loaded.data, stages, opts)
+    out_dtype = "uint8" if _writes_8bit(loaded.data, stages, opts) else None
     with busy(f"applying {len(stages)} layer(s) to {_shape(loaded.data)}", loaded.data.size):
-        outcome = run(loaded.data, stages, _settings(opts))
+        outcome = run(loaded.data, stages, _settings(opts), out_dtype=out_dtype)
     result = outcome.output
     notes = list(loaded.notes) + [n for n in outcome.notes if opts.verbose or "auto" not in n]
     if opts.steps:
@@ -338,6 +339,16 @@ def _apply_one(path: str, stages: list[Any], opts: ApplyOptions) -> None:
         say([*notes, f"wrote {written} ({_shape(result)})"])
         return
     _show(result, loaded.data.shape, opts, notes)
+
+
+def _writes_8bit(data: Any, stages: list[Any], opts: ApplyOptions) -> bool:
+    """True when the result goes to an 8-bit image unchanged, so it can be made as uint8."""
+    from convcalc.pipeline import stays_8bit
+    from convcalc.writing import FileFormat, output_format
+
+    image = opts.output and output_format(opts.output) not in (FileFormat.NPY, FileFormat.TEXT)
+    return bool(image) and Scale(opts.scale) in (Scale.AUTO, Scale.CLIP) and stays_8bit(
+        data, stages, _settings(opts))
 
 
 def _check_memory(data: Any, stages: list[Any], opts: ApplyOptions) -> None:

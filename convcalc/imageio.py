@@ -208,7 +208,7 @@ def _decode_image(data: bytes, source: str, gray: bool) -> Loaded:
         notes.insert(0, f"{fmt}: first of {frames} frames used")
     if orientation not in (1, None):
         notes.insert(0, f"EXIF orientation {orientation} applied")
-    array = np.array(image)
+    array = np.asarray(image)  # a read-only view of the decoded bytes: no copy
     max_value: float | None = 255.0
     if image.mode.startswith("I;16"):
         array, max_value = array.astype(np.uint16), 65535.0

@@ -194,9 +194,13 @@ def separable_factors(
     KH + KW instead of KH·KW multiplications per output value.
 
     The factors are read off the kernel at its largest-magnitude entry
-    ``p = k[i, j]``: ``column = sign(p)·k[:, j]`` and ``row = k[i, :] / |p|``, so
-    integer kernels get integer-looking factors (sobel-x: ``[1, 2, 1]`` and
-    ``[-1, 0, 1]``, smoothing times derivative), and ``np.outer(column, row)``
+    ``p = k[i, j]``. When the kernel is integers times one power of two (sobel,
+    or gauss5, which is integers/256), the column is ``k[:, j]`` over the
+    greatest common divisor of its integers, signed so that its entry i is
+    positive, and the row what remains: both are exact, so ``np.outer(column,
+    row)`` is the kernel itself (sobel-x: ``[1, 2, 1]`` and ``[-1, 0, 1]``;
+    gauss5: ``[1, 4, 6, 4, 1]`` and that over 256). Otherwise ``column =
+    sign(p)·k[:, j]`` and ``row = k[i, :] / |p|``, whose outer product
     reproduces the kernel to a few units in the last place of its largest entry.
 
     Parameters
@@ -231,9 +235,35 @@ def separable_factors(
     singular = np.linalg.svd(k, compute_uv=False)
     if singular.size > 1 and singular[1] > rtol * singular[0]:
         return None
+    exact = _dyadic_factors(k, i, j)
+    if exact is not None:
+        return exact
     sign = 1.0 if pivot > 0 else -1.0
     # Adding 0.0 turns the -0.0 of a sign flip into 0.0.
     return k[:, j] * sign + 0.0, k[i, :] / abs(pivot) + 0.0
+
+
+def _dyadic_factors(k: FloatArray, i: Any, j: Any) -> tuple[FloatArray, FloatArray] | None:
+    """Exact factors of a rank-1 kernel of integers times 2**-m, or None (see above)."""
+    for m in range(_DYADIC_MAX_SHIFT + 1):
+        scaled = k * 2.0**m
+        if np.array_equal(scaled, np.rint(scaled)):
+            break
+    else:
+        return None
+    if np.abs(scaled).max() >= 2**24:  # past float32's exact integers
+        return None
+    whole = scaled.astype(np.int64)
+    column = whole[:, j] // np.gcd.reduce(whole[:, j])
+    column = column if column[i] > 0 else -column
+    row, rest = np.divmod(whole[i, :], column[i])
+    if rest.any() or not np.array_equal(np.outer(column, row), whole):
+        return None
+    return column.astype(np.float64), row / 2.0**m + 0.0
+
+
+_DYADIC_MAX_SHIFT = 30
+"""Kernels are tried as integers over 2**0 … 2**30."""
 
 
 # --- presets ---------------------------------------------------------------------

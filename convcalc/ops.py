@@ -15,9 +15,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import ArrayLike, DTypeLike, NDArray
 
-from convcalc.arrays import Array, tap_product, working_array, working_dtype
+from convcalc.arrays import Array, saturate_into, tap_product, working_array, working_dtype
 from convcalc.choices import Activation, Convention, Method, PadMode, PoolKind
 from convcalc.errors import ConvcalcError
 from convcalc.geometry import Axis, Padding, conv_axis, pool_axis, transposed_axis
@@ -46,7 +46,8 @@ def correlate(
     method: Method = Method.AUTO,
     activation: Activation = Activation.NONE,
     convention: Convention = Convention.TORCH,
-) -> Array:
+    out_dtype: DTypeLike | None = None,
+) -> NDArray[Any]:
     """A convolution layer: pad, cross-correlate, add the bias, activate.
 
     ``y[r, c, o] = act(b[o] + sum_{i,j,k} xp[r·s + i·d, c·s + j·d, g·C/groups + k]·w[i,j,k,o])``
@@ -76,6 +77,11 @@ def correlate(
         Applied after the bias, see `activate`.
     convention : Convention
         Whose SAME rule the geometry reports (the numbers are the same).
+    out_dtype : integer dtype, optional
+        Return the result rounded to nearest and saturated to this type's range
+        (OpenCV's ``saturate_cast``), e.g. uint8 for an 8-bit image. The direct
+        method without bias or activation then never holds a float copy of the
+        whole result.
 
     Returns
     -------
@@ -116,14 +122,22 @@ def correlate(
                                groups=groups, separable=is_separable(w),
                                itemsize=dtype.itemsize)
     unpadded = not any(lo or hi for lo, hi in pads) and xa.dtype == dtype
-    if method == Method.DIRECT and pad_mode != PadMode.WRAP and not unpadded:
+    streamed = out_dtype if bias is None and activation == Activation.NONE else None
+    if method == Method.DIRECT and pad_mode != PadMode.WRAP and (not unpadded or streamed):
         # padded (and cast) a strip at a time: no padded copy of the whole image
         y = correlate_direct(PaddedInput(xa, pads, pad_mode, dtype=dtype), w, stride=stride,
-                             dilation=dilation, groups=groups)
+                             dilation=dilation, groups=groups, out_dtype=streamed)
     else:
         y = correlate_padded(pad(xa, pads, pad_mode, dtype=dtype), w, stride=stride,
                              dilation=dilation, groups=groups, method=method)
-    return activate(_add_bias(y, bias), activation)
+    if out_dtype is not None and y.dtype == out_dtype:
+        return y
+    y = activate(_add_bias(y, bias), activation)
+    if out_dtype is None:
+        return y
+    result = np.empty(y.shape, dtype=out_dtype)
+    saturate_into(y, result)
+    return result
 
 
 def conv_transpose(

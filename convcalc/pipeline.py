@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import DTypeLike, NDArray
 
 from convcalc import methods, ops
+from convcalc.arrays import saturate_into
 from convcalc.choices import Activation, ChannelMode, Convention, Method, PadMode
 from convcalc.errors import ConvcalcError
 from convcalc.layers import Conv, Deconv, GlobalPool, Layer, Pointwise, Pool, Spec
@@ -58,20 +59,57 @@ class Outcome:
     notes: tuple[str, ...] = field(default=())
 
 
-def run(x: Array, stages: Sequence[Stage], settings: Settings = Settings()) -> Outcome:
+def run(x: Array, stages: Sequence[Stage], settings: Settings = Settings(), *,
+        out_dtype: DTypeLike | None = None) -> Outcome:
     """Apply the stages in order to an HxWxC array; returns Ho x Wo x F.
 
-    Integer input computes in float64, float32 stays float32.
+    Integer input computes in float64, float32 and 8-bit input in float32. An
+    integer ``out_dtype`` returns the result rounded and saturated to that type
+    (OpenCV's ``saturate_cast``), made strip by strip when the last stage is a
+    convolution (see `convcalc.ops.correlate`); `stays_8bit` says when uint8
+    loses nothing an 8-bit image would keep.
     """
     notes: list[str] = []
     x = x[:, :, None] if x.ndim == 2 else x
     for position, stage in enumerate(stages, start=1):
+        last = out_dtype if position == len(stages) else None
         try:
-            x = _apply(x, stage, settings, notes)
+            x = _apply(x, stage, settings, notes, last)
         except ConvcalcError as exc:
             prefix = f"layer {position} ({stage.spec.text}): " if len(stages) > 1 else ""
             raise ConvcalcError(f"{prefix}{exc}", exc.hint) from None
+    if out_dtype is not None and x.dtype != out_dtype:
+        saturated = np.empty(x.shape, dtype=out_dtype)
+        saturate_into(x.astype(x.dtype, copy=True), saturated)
+        x = saturated
     return Outcome(x, tuple(notes))
+
+
+def stays_8bit(x: Array, stages: Sequence[Stage], settings: Settings) -> bool:
+    """True when the stages turn the 8-bit HxWxC ``x`` into values within 0-255.
+
+    That holds for one convolution without bias or activation whose every
+    filter has no negative weight and weights summing to at most 1 over the
+    channels it reads (a blur: box, Gaussian, motion), whatever the padding.
+    The result is then what an 8-bit image stores, clipped or not.
+    """
+    if x.dtype != np.uint8 or len(stages) != 1:
+        return False
+    stage = stages[0]
+    if not isinstance(stage.spec.layer, Conv) or stage.bias is not None or (
+            stage.activation != Activation.NONE) or not stage.kernels:
+        return False
+    depth = 1 if stage.kernels[0].ndim == 2 else stage.kernels[0].shape[2]
+    summed = depth == 1 and settings.channels == ChannelMode.SUM and x.ndim == 3
+    repeat = x.shape[2] if summed else 1
+    return all(
+        float(k.min()) >= 0 and float(k.sum()) * repeat <= 1 + _SUM_SLACK
+        for k in stage.kernels
+    )
+
+
+_SUM_SLACK = 1e-6
+"""Kernels like gauss5 (weights/256) sum to 1 up to rounding."""
 
 
 def kernel_bank(
@@ -161,10 +199,11 @@ def _padding_guess(layer: Layer) -> int:
 # -- stages ----------------------------------------------------------------
 
 
-def _apply(x: Array, stage: Stage, settings: Settings, notes: list[str]) -> Array:
+def _apply(x: Array, stage: Stage, settings: Settings, notes: list[str],
+           out_dtype: DTypeLike | None) -> Array:
     layer: Layer = stage.spec.layer
     if isinstance(layer, Conv):
-        return _convolve(x, stage, layer, settings, notes)
+        return _convolve(x, stage, layer, settings, notes, out_dtype)
     if isinstance(layer, Deconv):
         return _transpose(x, stage, layer, settings)
     if isinstance(layer, Pool):
@@ -186,7 +225,8 @@ def _apply(x: Array, stage: Stage, settings: Settings, notes: list[str]) -> Arra
 
 
 def _convolve(
-    x: Array, stage: Stage, layer: Conv, settings: Settings, notes: list[str]
+    x: Array, stage: Stage, layer: Conv, settings: Settings, notes: list[str],
+    out_dtype: DTypeLike | None,
 ) -> Array:
     if layer.groups != 1:
         raise ConvcalcError("g= is not used by apply; --channels each filters channel by channel")
@@ -206,7 +246,7 @@ def _convolve(
         pad_mode=settings.pad_mode, groups=groups, bias=_bias(stage, len(stage.kernels), each,
                                                                channels),
         flip=settings.flip, method=method, activation=stage.activation,
-        convention=settings.convention,
+        convention=settings.convention, out_dtype=out_dtype,
     )
     return filter_major(y, channels) if each else y
 

@@ -76,6 +76,8 @@ def _scale(array: NDArray[Any], scale: Scale, max_value: float,
         raise ConvcalcError(f"max value {max_value} must be above 0")
     top = float(np.iinfo(dtype).max)
     values = np.asarray(array)
+    if values.dtype == dtype and scale in (Scale.AUTO, Scale.CLIP) and max_value == top:
+        return Scaled(values, Scale.CLIP, 0.0, top)  # already the image's values
     work = np.float32 if values.dtype in (np.float32, np.uint8, np.bool_) else np.float64
     values = values.astype(work, copy=False)
     vmin, vmax, bad = _finite_range(values)

@@ -49,6 +49,23 @@ def test_photo_to_png_and_npy(tmp_path):
     assert np.load(npy).shape == (256, 256)
 
 
+@pytest.mark.parametrize("kernel", ["gauss5", "box:5", "sharpen"])
+def test_an_8bit_image_is_what_the_float_result_rounds_to(tmp_path, kernel):
+    # blurs of 8-bit images are made as uint8 strip by strip; the PNG must not tell
+    base = [str(SAMPLES / "photo.png"), "-k", kernel, "-p", "same", "--pad-mode", "reflect"]
+    assert run("apply", *base, "-o", str(tmp_path / "f.npy")).exit_code == 0
+    result = run("apply", *base, "-o", str(tmp_path / "b.png"))
+    assert result.exit_code == 0, result.output
+    exact = np.load(tmp_path / "f.npy")
+    with Image.open(tmp_path / "b.png") as im:
+        written = np.asarray(im)
+    if kernel == "sharpen":  # leaves 0-255: auto maps min..max instead
+        assert "scaled with minmax" in result.stderr
+    else:
+        assert "scaled with clip: [0, 255]" in result.stderr
+        np.testing.assert_array_equal(written, np.clip(np.rint(exact), 0, 255))
+
+
 def test_pipeline_form(tmp_path):
     out = tmp_path / "out.npy"
     result = run("apply", str(SAMPLES / "photo.png"), "--gray", "conv:k=sobel-x", "relu",

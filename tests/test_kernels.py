@@ -295,6 +295,18 @@ def test_sobel_factors_are_smoothing_times_derivative():
     assert not np.signbit(row[1])
 
 
+def test_dyadic_kernels_get_exact_factors():
+    column, row = separable_factors(get_preset("gauss5"))
+    np.testing.assert_array_equal(column, [1, 4, 6, 4, 1])
+    np.testing.assert_array_equal(row, np.array([1, 4, 6, 4, 1]) / 256)
+    for kernel in (np.outer([3, -6, 9], [2, 0, -5]) / 64, np.outer([-1, -2], [4, 8, 4])):
+        column, row = separable_factors(kernel)
+        np.testing.assert_array_equal(np.outer(column, row), kernel)  # exactly
+        assert column[int(np.abs(column).argmax())] > 0
+    column, row = separable_factors(np.ones((3, 3)) / 9)  # not dyadic: the pivot's factors
+    np.testing.assert_allclose(np.outer(column, row), np.ones((3, 3)) / 9, rtol=1e-15)
+
+
 def test_separable_edge_cases():
     assert separable_factors(parse_kernel("gauss:sigma=1.3")) is not None
     assert separable_factors(np.ones((3, 3, 2))) is None

@@ -524,3 +524,79 @@ def hnp_arrays(shape: tuple[int, ...]) -> st.SearchStrategy[NDArray[np.float64]]
     from hypothesis.extra import numpy as hnp
 
     return hnp.arrays(np.float64, shape, elements=st.floats(-100, 100, width=32))
+
+
+# -- integer output: rounded and saturated (OpenCV's saturate_cast) ------------------
+
+
+def saturated(values: NDArray[Any], dtype: Any) -> NDArray[Any]:
+    info = np.iinfo(dtype)
+    return np.clip(np.rint(values), info.min, info.max).astype(dtype)
+
+
+@pytest.mark.parametrize("method", [Method.DIRECT, Method.FFT, Method.IM2COL])
+@pytest.mark.parametrize("pad_mode", list(PadMode))
+@pytest.mark.parametrize("kernel", ["blur", "sharpen", "depth3"])
+def test_integer_out_dtype_rounds_and_saturates_the_float_result(
+    method: Method, pad_mode: PadMode, kernel: str
+) -> None:
+    x = rng(1).integers(0, 256, (150, 140, 3), dtype=np.uint8)  # 150·140 is past SEPARABLE
+    w = {
+        "blur": np.outer([1, 4, 6, 4, 1], [1, 4, 6, 4, 1]) / 256,  # separable, in range
+        "sharpen": np.array([[0, -1, 0], [-1, 5, -1], [0, -1, 0]]),  # leaves 0-255
+        "depth3": rng(2).normal(size=(3, 3, 3, 2)) * 60,  # sums channels, both signs
+    }[kernel]
+    bank = w if w.ndim == 4 else np.broadcast_to(w[:, :, None, None], (*w.shape, 1, 3))
+    groups = 1 if kernel == "depth3" else 3
+    options: dict[str, Any] = dict(padding=("same", "same"), pad_mode=pad_mode, groups=groups,
+                                   method=method)
+    y = correlate(x, bank, out_dtype=np.uint8, **options)
+    assert y.dtype == np.uint8
+    np.testing.assert_array_equal(y, saturated(correlate(x, bank, **options), np.uint8))
+    if kernel != "blur":  # both ends of the range are reached and clipped
+        assert y.min() == 0 and y.max() == 255
+
+
+def test_integer_out_dtype_applies_bias_and_activation_first() -> None:
+    x = rng(3).integers(0, 256, (40, 30, 1), dtype=np.uint8)
+    k = np.ones((3, 3)) / 9
+    y = correlate(x, k, bias=[-100.0], activation=Activation.RELU, out_dtype=np.uint16)
+    expected = saturated(np.maximum(ndimage.correlate(x[..., 0] / 1.0, k)[1:-1, 1:-1] - 100,
+                                    0), np.uint16)
+    np.testing.assert_array_equal(y[..., 0], expected)
+
+
+def test_uint8_blur_equals_opencv_filter2d() -> None:
+    cv2 = pytest.importorskip("cv2")
+    x = rng(4).integers(0, 256, (300, 280, 3), dtype=np.uint8)
+    g = np.outer([1, 4, 6, 4, 1], [1, 4, 6, 4, 1]) / 256
+    bank = np.broadcast_to(g[:, :, None, None], (5, 5, 1, 3))
+    ours = correlate(x, bank, padding=("same", "same"), pad_mode=PadMode.REPLICATE, groups=3,
+                     out_dtype=np.uint8)
+    theirs = cv2.filter2D(x, -1, g, borderType=cv2.BORDER_REPLICATE)
+    np.testing.assert_array_equal(ours, theirs)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    size=st.tuples(st.integers(130, 140), st.integers(121, 130)),
+    k=st.tuples(st.integers(1, 5), st.integers(1, 5)),
+    stride=st.tuples(st.integers(1, 3), st.integers(1, 2)),
+    dilation=st.tuples(st.integers(1, 2), st.integers(1, 2)),
+    rank_one=st.booleans(),
+    channels=st.integers(1, 4),
+)
+def test_one_kernel_shared_by_every_channel_matches_brute_force(
+    size: tuple[int, int], k: tuple[int, int], stride: tuple[int, int],
+    dilation: tuple[int, int], rank_one: bool, channels: int,
+) -> None:
+    # direct runs these on the HxWxC layout (column stride 1), separably when rank 1
+    r = rng(sum(size))
+    x = r.integers(0, 256, (*size, channels)).astype(np.float32)
+    kernel = np.outer(r.normal(size=k[0]), r.normal(size=k[1])) if rank_one else r.normal(
+        size=k)
+    bank = np.broadcast_to(kernel[:, :, None, None], (*k, 1, channels)).astype(np.float32)
+    y = correlate(x, bank, stride=stride, dilation=dilation, groups=channels,
+                  method=Method.DIRECT)
+    expected = brute_correlate(x.astype(float), bank.astype(float), stride, dilation, channels)
+    np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-3 * np.abs(expected).max())

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+from convcalc import pipeline
 from convcalc.choices import ChannelMode, PoolKind
 from convcalc.errors import ConvcalcError
 from convcalc.grammar import parse_spec
@@ -110,3 +111,35 @@ def test_mixed_kernel_depths_are_refused():
 def test_a_two_d_input_is_one_channel():
     out = run(UFLDL, [conv_stage([[1, 0, 1], [0, 1, 0], [1, 0, 1]])]).output
     assert out.shape == (3, 3, 1)
+
+
+def test_stays_8bit_only_for_blurs_of_8bit_input():
+    x = np.zeros((4, 4, 3), np.uint8)
+    each, summed = Settings(), Settings(channels=ChannelMode.SUM)
+    gauss = conv_stage(get_preset("gauss5"))
+    assert pipeline.stays_8bit(x, [gauss], each)
+    assert pipeline.stays_8bit(x, [conv_stage(np.ones((3, 3, 3)) / 27)], each)
+    assert not pipeline.stays_8bit(x, [gauss], summed)  # three channels summed: up to 765
+    assert pipeline.stays_8bit(x[..., :1], [gauss], summed)
+    assert not pipeline.stays_8bit(x.astype(np.float32), [gauss], each)
+    assert not pipeline.stays_8bit(x, [conv_stage(get_preset("sharpen"))], each)
+    assert not pipeline.stays_8bit(x, [conv_stage(get_preset("gauss5"), bias=[1.0])], each)
+    assert not pipeline.stays_8bit(x, [gauss, gauss], each)
+    assert not pipeline.stays_8bit(x, [Stage(parse_spec("maxpool:2"))], each)
+
+
+def preset_stage(text):
+    spec = parse_spec(text)
+    source = getattr(spec.layer, "source", None)
+    return Stage(spec, (get_preset(source),) if source else ())
+
+
+@pytest.mark.parametrize("specs", [["conv:k=gauss5,p=same"], ["conv:k=sharpen", "maxpool:2"],
+                                   ["maxpool:2"], ["relu"]])
+def test_run_with_out_dtype_saturates_the_float_result(specs):
+    x = np.random.default_rng(5).integers(0, 256, (60, 50, 3), dtype=np.uint8)
+    stages = [preset_stage(text) for text in specs]
+    float_result = run(x, stages).output
+    result = run(x, stages, out_dtype=np.uint8).output
+    assert result.dtype == np.uint8
+    np.testing.assert_array_equal(result, np.clip(np.rint(float_result), 0, 255))

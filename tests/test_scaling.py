@@ -74,3 +74,14 @@ def test_minmax_preserves_order_and_spans_the_range(values: NDArray[np.float64])
 def test_minmax_of_a_tiny_range_does_not_overflow() -> None:
     for values in (np.array([0.0, 1.28894709e-307]), np.array([0.0, 1e-40], np.float32)):
         assert to_uint8(values, Scale.MINMAX).array.tolist() == [0, 255]
+
+
+def test_8bit_values_to_an_8bit_image_are_kept_as_they_are() -> None:
+    values = np.array([[0, 7, 255]], dtype=np.uint8)
+    for scale in (Scale.AUTO, Scale.CLIP):
+        scaled = to_uint8(values, scale)
+        assert scaled.array is values  # no copy
+        assert (scaled.scale, scaled.lo, scaled.hi, scaled.notes) == (Scale.CLIP, 0, 255, ())
+    assert to_uint8(values, Scale.MINMAX).array.tolist() == [[0, 7, 255]]
+    assert to_uint8(np.array([[0, 7, 28]], np.uint8), Scale.MINMAX).array.tolist() == [
+        [0, 64, 255]]
