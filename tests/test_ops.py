@@ -577,7 +577,7 @@ def test_uint8_blur_equals_opencv_filter2d() -> None:
     np.testing.assert_array_equal(ours, theirs)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=15, deadline=None)
 @given(
     size=st.tuples(st.integers(130, 140), st.integers(121, 130)),
     k=st.tuples(st.integers(1, 5), st.integers(1, 5)),
