@@ -72,6 +72,10 @@ def workloads(convcalc: str) -> list[tuple[str, list[str], list[str]]]:
          [convcalc, "apply", "big.png", "-k", "gauss5", "-p", "same", "--pad-mode", "replicate",
           "-o", "out.png", "--compress", "1", "--force"],
          [PY, "-c", pillow_cv2, "big.png", "peer.png"]),
+        ("4096x4096 photo-like RGB PNG (noisy), 5x5 Gaussian to PNG (compress level 1)",
+         [convcalc, "apply", "photo.png", "-k", "gauss5", "-p", "same", "--pad-mode",
+          "replicate", "-o", "out.png", "--compress", "1", "--force"],
+         [PY, "-c", pillow_cv2, "photo.png", "peer.png"]),
         ("convcalc shape 224 -k 3 -q vs python -c 'import click'",
          [convcalc, "shape", "224", "-k", "3", "-q"],
          [PY, "-c", "import click"]),
@@ -90,6 +94,10 @@ def make_data(folder: str) -> None:
     y, x = np.mgrid[0:4096, 0:4096]
     rgb = np.stack([(x * 255 // 4095), (y * 255 // 4095), ((x ^ y) & 255)], axis=2)
     Image.fromarray(rgb.astype(np.uint8)).save(os.path.join(folder, "big.png"), compress_level=1)
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "samples"))
+    from make_photo import photo
+
+    Image.fromarray(photo(4096)).save(os.path.join(folder, "photo.png"), compress_level=1)
 
 
 def main() -> None:

@@ -5,7 +5,8 @@ values are mapped to 0-255 (or 0-65535) by a :class:`~convcalc.choices.Scale`, s
 :func:`convcalc.scaling.to_uint8`; ``.npy`` keeps exact values and dtype;
 ``.csv``/``.tsv``/``.txt`` hold the text matrix. Files are written to a temporary
 file in the target directory, fsynced and renamed into place, so a failure leaves
-any old file intact. Pillow is imported only when an image is encoded.
+any old file intact. PNG is encoded by `convcalc.pngwrite`; Pillow is imported only
+when an image of another format is encoded.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from numpy.typing import NDArray
 from convcalc.choices import Scale, StrEnum
 from convcalc.errors import ConvcalcError, RuntimeFailure
 from convcalc.matrices import format_text_matrix
+from convcalc.pngwrite import encode_png
 from convcalc.scaling import to_uint8, to_uint16
 
 Payload = bytes | list[bytes | memoryview]
@@ -296,15 +298,13 @@ def _tile(array: NDArray[Any]) -> NDArray[Any]:
 
 def _encode_image(plane: NDArray[Any], fmt: FileFormat, compress_level: int,
                   target: str) -> bytes:
+    if fmt == FileFormat.PNG:  # filtered and deflated on every core: see convcalc.pngwrite
+        return encode_png(plane, level=compress_level)
     from PIL import Image
 
     image = Image.fromarray(np.ascontiguousarray(plane[..., 0] if plane.shape[2] == 1
                                                  else plane))
-    options: dict[str, int] = {}
-    if fmt == FileFormat.PNG:
-        options["compress_level"] = compress_level
-    elif fmt in (FileFormat.JPEG, FileFormat.WEBP):
-        options["quality"] = 95
+    options = {"quality": 95} if fmt in (FileFormat.JPEG, FileFormat.WEBP) else {}
     buffer = io.BytesIO()
     try:
         image.save(buffer, format=fmt.name, **options)
