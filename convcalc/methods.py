@@ -79,29 +79,29 @@ SEPARABLE_MIN_PIXELS = 128 * 128
 plain sum stays exact on integers; the factored one may differ in the last bit)."""
 
 # AUTO's rules come from measurements on the 2-core build machine (numpy 2.4), best of
-# 3-5 runs, stride 1, direct vs FFT in ms. One channel, after the strip and threaded
-# FFT work (FFT cost is nearly the same for float32 and float64 here):
-#   512x512 float64:   5x5 3 vs 5,    7x7 6 vs 5,     9x9 9 vs 5
-#   1024x1024 float64: 5x5 11 vs 18,  7x7 20 vs 18,   9x9 33 vs 17
-#   1024x1024 float32: 5x5 6 vs 11,   7x7 11 vs 11,   9x9 16 vs 12
-#   2048x2048 float32: 7x7 43 vs 69,  9x9 61 vs 61,   11x11 94 vs 67
-#   4096x4096 float32: 9x9 282 vs 375, 11x11 385 vs 352, 15x15 686 vs 391
-# Several channels (512x512 float64, before that work):
-#   depth 2 (2 to 4 channels): 5x5 10 vs 25,  7x7 20 vs 24,  9x9 31 vs 24
-#   depth 3 (3 to 8 channels): 7x7 51 vs 66,  9x9 83 vs 65,  11x11 122 vs 67
-#   depth 16 (16 to 16):       15x15 533 vs 752,  17x17 674 vs 759,  19x19 831 vs 766
-#   separable, depthwise 3 channels, 1024x1024: 9x9 52 vs 85, 15x15 75 vs 88,
-#   21x21 100 vs 86
-# So FFT pays off from about max(36, 25·depth) taps (depth = C/groups) at a million
-# pixels, and later on larger images, whose FFT costs more per pixel: the threshold
-# grows by (pixels/2**20)**0.4. im2col never beat direct (3x3, 16 to 16: 126 vs 23;
-# 64 to 64 on 128x128: 35 vs 16), nor did Winograd (16 to 16: 133 vs 23): AUTO picks
-# neither.
+# 3 runs, stride 1, direct vs FFT (overlap-save tiles) in ms, 2026-11-23. One channel:
+#   512x512 float64:   5x5 4 vs 5,    7x7 7 vs 5,    9x9 14 vs 5
+#   1024x1024 float64: 5x5 14 vs 14,  7x7 27 vs 13,  9x9 45 vs 15
+#   1024x1024 float32: 5x5 8 vs 10,   7x7 14 vs 10,  9x9 24 vs 9
+#   2048x2048 float32: 5x5 26 vs 23,  7x7 47 vs 24,  9x9 76 vs 24
+#   4096x4096 float32: 5x5 85 vs 78,  7x7 170 vs 70, 9x9 230 vs 90
+# Several channels, float64 (C to F channels):
+#   512x512, 3 to 8:    5x5 17 vs 20,   7x7 23 vs 21,   9x9 44 vs 26
+#   512x512, 16 to 16:  5x5 52 vs 138,  7x7 95 vs 123,  9x9 212 vs 122
+#   256x256, 64 to 64:  5x5 321 vs 368, 7x7 638 vs 470, 9x9 1282 vs 424
+# Separable kernels (two passes), float32, depthwise:
+#   1024x1024:          9x9 6 vs 8,     15x15 8 vs 9,    21x21 10 vs 10,  31x31 14 vs 8
+#   1024x1024x3:        9x9 12 vs 27,   15x15 18 vs 28,  21x21 29 vs 28,  31x31 42 vs 25
+#   4096x4096:          9x9 58 vs 78,   15x15 88 vs 101, 21x21 143 vs 90
+# Both methods cost about the same per pixel at every image size, so the rules do not
+# depend on it: FFT pays off from about 36 taps for one channel and 64 for several.
+# im2col never beat direct (3x3, 16 to 16: 126 vs 23; 64 to 64 on 128x128: 35 vs 16),
+# nor did Winograd (16 to 16: 133 vs 23): AUTO picks neither.
 FFT_MIN_TAPS = 36
-"""AUTO picks FFT from ``max(FFT_MIN_TAPS, FFT_TAPS_PER_DEPTH·depth)`` taps (scaled)."""
+"""AUTO picks FFT for a kernel of depth 1 from this many taps per output pixel."""
 
-FFT_TAPS_PER_DEPTH = 25
-"""See `FFT_MIN_TAPS`."""
+FFT_MIN_TAPS_DEEP = 64
+"""AUTO picks FFT for a kernel of depth 2 or more from this many taps per output pixel."""
 
 FFT_SEPARABLE_TAPS = 36
 """AUTO picks FFT for a separable kernel when ``(KH + KW)/(s_h·s_w)`` reaches this."""
@@ -183,34 +183,32 @@ def choose_method(
     A cost rule on shapes, never an error: with ``P = H·W/(s_h·s_w)`` output pixels
     (about; padded or not), direct below `DIRECT_MAX_MACS` multiply-accumulates
     ``P·KH·KW·C/groups·F``; otherwise FFT when the taps per output pixel,
-    ``KH·KW/(s_h·s_w)``, reach ``max(FFT_MIN_TAPS, FFT_TAPS_PER_DEPTH · C/groups)``, or, for a
-    ``separable`` kernel (see `is_separable`) that direct runs in two passes,
-    when ``(KH + KW)/(s_h·s_w)`` reaches `FFT_SEPARABLE_TAPS`; direct otherwise.
-    Both thresholds grow with the image (``(P/2**20)**0.4``). ``itemsize`` is
-    accepted for callers that know the dtype; it does not change the answer.
-    FFT's cost hardly depends on the kernel size but grows with every channel
-    pair, and with a stride it still computes every position. im2col and
-    Winograd are never chosen: neither beat direct here.
+    ``KH·KW/(s_h·s_w)``, reach `FFT_MIN_TAPS` (depth C/groups of 1) or
+    `FFT_MIN_TAPS_DEEP` (deeper), or, for a ``separable`` kernel (see
+    `is_separable`) that direct runs in two passes, when ``(KH + KW)/(s_h·s_w)``
+    reaches `FFT_SEPARABLE_TAPS`; direct otherwise. With a stride FFT still
+    computes every position. ``itemsize`` is accepted for callers that know the
+    dtype; it does not change the answer. im2col and Winograd are never chosen:
+    neither beat direct here.
 
     Examples
     --------
     >>> str(choose_method((512, 512, 1), (15, 15, 1, 1)))
     'fft'
-    >>> str(choose_method((512, 512, 64), (15, 15, 64, 64)))
+    >>> str(choose_method((512, 512, 64), (5, 5, 64, 64)))
     'direct'
     """
     del dilation, groups  # the kernel depth already says what groups do
+    del itemsize  # measured: float32 and float64 cross over at about the same size
     kh, kw, depth, filters = kernel_shape[:4]
     strides = stride[0] * stride[1]
     pixels = in_shape[0] * in_shape[1] / strides
     if pixels * kh * kw * depth * filters < DIRECT_MAX_MACS:
         return Method.DIRECT
-    del itemsize  # measured: float32 and float64 cross over at about the same size
-    scale = max(1.0, (pixels / 2**20) ** 0.4)
     if separable and depth == 1 and pixels >= SEPARABLE_MIN_PIXELS:
-        fft = (kh + kw) / strides >= FFT_SEPARABLE_TAPS * scale
+        fft = (kh + kw) / strides >= FFT_SEPARABLE_TAPS
     else:
-        fft = kh * kw / strides >= max(FFT_MIN_TAPS, FFT_TAPS_PER_DEPTH * depth) * scale
+        fft = kh * kw / strides >= (FFT_MIN_TAPS if depth == 1 else FFT_MIN_TAPS_DEEP)
     return Method.FFT if fft else Method.DIRECT
 
 
@@ -218,7 +216,7 @@ def is_separable(w: ArrayLike) -> bool:
     """True when direct runs every kernel of the KH x KW x 1 x F bank as two 1-D passes.
 
     That is: depth 1, larger than 2x2 (at least 2 on each side), and rank 1 by the
-    SVD (``s1 <= 1e-10·s0``), as Gaussian, box and Sobel kernels are.
+    SVD (``s1 <= 1e-10·s0``; 4 eps·s0 in float32), as Gaussian, box and Sobel kernels are.
 
     Examples
     --------
@@ -241,7 +239,7 @@ def correlate_direct(
     built strip by strip, never as a whole.
     Kernels of depth 1 (depthwise) run channels-first, or, when every channel has
     the same kernel and the column stride is 1, on the HxWxC layout as it is;
-    when they are also rank 1 (``s1 <= 1e-10·s0``), larger than 2x2 and the output
+    when they are also rank 1 (see `is_separable`), larger than 2x2 and the output
     has `SEPARABLE_MIN_PIXELS` pixels, as a row pass then a column pass (unless
     ``separable=False``). An integer ``out_dtype`` (e.g. uint8) returns the result
     rounded to nearest and saturated to that type's range, strip by strip, as
@@ -399,12 +397,16 @@ def _rank1_factors(w: Array) -> tuple[Array, Array] | None:
 
     Only for kernels of depth 1, at least 2x2 and not 2x2 (else two passes save
     nothing), each rank 1 by `convcalc.kernels.separable_factors` (``s1 <=
-    1e-10·s0``), whose factors are exact for integer and dyadic kernels (gauss5).
+    1e-10·s0``, or 4 eps·s0 for float32), whose factors are exact for integer and
+    dyadic kernels (gauss5).
     """
     kh, kw, cg, f = w.shape
     if cg != 1 or min(kh, kw) < 2 or kh * kw <= kh + kw:
         return None
-    factors = [separable_factors(w[:, :, 0, o]) for o in range(f)]
+    # a float32 kernel is rank 1 to float32's precision only: its rounding alone
+    # makes s1 up to eps/2·s0, and two passes in float32 round no worse than that
+    rtol = max(1e-10, 4 * float(np.finfo(w.dtype).eps))
+    factors = [separable_factors(w[:, :, 0, o], rtol=rtol) for o in range(f)]
     if any(pair is None for pair in factors):
         return None
     u = np.stack([pair[0] for pair in factors if pair is not None])
