@@ -100,6 +100,7 @@ def read_input(path: str, *, gray: bool = False, stdin: BinaryIO | None = None) 
         The bytes are empty, not a readable image/array/matrix, truncated or
         corrupt, or over Pillow's decompression-bomb pixel limit.
     """
+    data: bytes | bytearray
     if path == "-":
         source, data = "<stdin>", _read_stream(stdin or sys.stdin.buffer)
     else:
@@ -137,10 +138,17 @@ _IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".tif", ".tiff", 
                      ".gif")
 
 
-def _read_file(path: str) -> bytes:
+def _read_file(path: str) -> bytes | bytearray:
+    """The file's bytes; a ``.npy`` file's in a bytearray, so that the array viewing
+    them is writable without a copy."""
     try:
         with open(path, "rb") as fh:
-            return fh.read()
+            if not path.lower().endswith(".npy"):
+                return fh.read()
+            data = bytearray(os.fstat(fh.fileno()).st_size)
+            del data[fh.readinto(data) or 0 :]
+            data += fh.read()  # anything past the size seen (a file still growing)
+            return data
     except FileNotFoundError as exc:
         raise RuntimeFailure(f"{path}: no such file") from exc
     except IsADirectoryError as exc:
@@ -158,7 +166,7 @@ def _read_stream(stream: BinaryIO) -> bytes:
         raise RuntimeFailure(f"<stdin>: cannot read ({exc.strerror or exc})") from exc
 
 
-def _as_text(data: bytes, source: str) -> str:
+def _as_text(data: bytes | bytearray, source: str) -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -179,7 +187,7 @@ def _from_array(array: NDArray[Any], kind: Literal["npy", "text"], source: str,
     return Loaded(data, None, kind, "array", None, source, notes)
 
 
-def _decode_image(data: bytes, source: str, gray: bool) -> Loaded:
+def _decode_image(data: bytes | bytearray, source: str, gray: bool) -> Loaded:
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     notes: list[str] = []

@@ -171,7 +171,7 @@ def parse_inline_matrix(text: str, *, source: str = "kernel") -> FloatArray:
     return _stack_channels(channels, [f"channel {c}" for c in range(1, len(parts) + 1)], source)
 
 
-def load_npy(data: bytes, *, source: str = "array") -> NumericArray:
+def load_npy(data: bytes | bytearray, *, source: str = "array") -> NumericArray:
     """Read a ``.npy`` file's bytes into an array, never unpickling anything.
 
     Accepted dtypes are integers and floats (any size and byte order) and bool.
@@ -340,7 +340,7 @@ def _stack_channels(
 
 
 def _read_npy_header(
-    data: bytes, source: str
+    data: bytes | bytearray, source: str
 ) -> tuple[tuple[int, ...], bool, np.dtype[Any], int]:
     if data[: len(_ZIP_MAGIC)] == _ZIP_MAGIC:
         raise ConvcalcError(

@@ -530,3 +530,11 @@ def test_write_bytes_is_atomic_and_refuses_an_input(tmp_path, monkeypatch):
         write_bytes(str(target), b"GIF89a-second")
     assert target.read_bytes() == b"GIF89a-first"
     assert [p.name for p in tmp_path.iterdir()] == ["anim.gif"]
+
+
+def test_npy_file_is_read_into_a_writable_array_without_a_copy(tmp_path: Path) -> None:
+    values = np.arange(12, dtype=np.float32).reshape(3, 4)
+    np.save(tmp_path / "v.npy", values)
+    loaded = read_input(str(tmp_path / "v.npy"))
+    np.testing.assert_array_equal(loaded.data[..., 0], values)
+    assert loaded.data.flags.writeable and not loaded.data.flags.owndata  # a view
