@@ -41,6 +41,24 @@ from convcalc.network import evaluate
 from convcalc.presets import PRESETS
 
 
+class ConvcalcCommand(click.Command):
+    """A click command whose short options (``-k 3``) are found at once.
+
+    click tries every option as a long one first, and for ``-k`` builds a
+    NoSuchOption (importing difflib and looking up message translations) before
+    trying it as a short one: about 3 ms of `convcalc shape`'s start. Registering
+    the short options under the long ones too skips that; ``-k3`` and ``-qk 3``
+    still take click's short-option route.
+    """
+
+    def make_parser(self, ctx: click.Context) -> Any:
+        parser = super().make_parser(ctx)
+        short, long = getattr(parser, "_short_opt", None), getattr(parser, "_long_opt", None)
+        if isinstance(short, dict) and isinstance(long, dict):  # click's internals, 8.1-8.3
+            long.update({name: option for name, option in short.items() if name not in long})
+        return parser
+
+
 class ConvcalcGroup(click.Group):
     """A click group that turns every error into one line on stderr and an exit status.
 
@@ -49,6 +67,7 @@ class ConvcalcGroup(click.Group):
     so `shape` and `params` start fast.
     """
 
+    command_class = ConvcalcCommand
     lazy_commands: ClassVar[dict[str, str]] = {
         "apply": "cli_apply", "animate": "cli_tools", "bench": "cli_tools", "kernels": "cli_tools",
     }

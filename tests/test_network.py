@@ -176,3 +176,8 @@ def test_layers_are_frozen_values():
     assert repr(a).startswith("Conv(out=6, kernel=(5,), stride=(2,)")
     with pytest.raises(dataclasses.FrozenInstanceError):
         a.out = 3
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        a.extra = 1
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        del a.kernel
+    assert dataclasses.replace(a, out=3).out == 3 and a.out == 6
