@@ -309,3 +309,18 @@ def test_animate_json_describes_the_gif(tmp_path):
     clash = run("animate", str(SAMPLES / "maxpool_4x4.txt"), "--pool", "max", "-k", "2",
                 "-o", "-", "--json")
     assert clash.exit_code == 2 and "stdout" in clash.stderr
+
+
+def test_png_compression_level(tmp_path):
+    sizes, hints = {}, {}
+    for level, options in ((1, []), (0, ["--compress", "0"]), (9, ["--compress", "9"])):
+        out = tmp_path / f"o{level}.png"
+        result = run("apply", str(SAMPLES / "photo.png"), "-k", "gauss5", "-o", str(out),
+                     *options)
+        assert result.exit_code == 0, result.output
+        data = out.read_bytes()
+        sizes[level] = len(data)
+        hints[level] = data[data.index(b"IDAT") + 5] >> 6  # the zlib header's level hint
+        with Image.open(out) as im:
+            assert im.size == (252, 252)
+    assert sizes[0] > sizes[1] > sizes[9] and hints == {0: 0, 1: 0, 9: 3}  # default: 1
