@@ -106,21 +106,11 @@ def correlate(
     xa = _image(x, convert=False)
     dtype = working_dtype(xa.dtype)
     w = _kernel_bank(kernels, dtype)
-    axes = [
-        conv_axis(
-            xa.shape[k], w.shape[k], stride=stride[k], padding=padding[k],
-            dilation=dilation[k], convention=convention,
-        )
-        for k in (0, 1)
-    ]
+    pads = _conv_pads(xa.shape, w.shape, stride, padding, dilation, convention)
     if flip:
         w = w[::-1, ::-1]
-    pads = [(a.pad_lo, a.pad_hi) for a in axes]
-    padded_shape = (xa.shape[0] + sum(pads[0]), xa.shape[1] + sum(pads[1]), xa.shape[2])
     if method == Method.AUTO:
-        method = choose_method(padded_shape, w.shape, stride=stride, dilation=dilation,
-                               groups=groups, separable=is_separable(w),
-                               itemsize=dtype.itemsize)
+        method = _auto_method(xa.shape, w, pads, stride, dilation, groups)
     unpadded = not any(lo or hi for lo, hi in pads) and xa.dtype == dtype
     streamed = out_dtype if bias is None and activation == Activation.NONE else None
     if method == Method.DIRECT and pad_mode != PadMode.WRAP and (not unpadded or streamed):
@@ -138,6 +128,27 @@ def correlate(
     result = np.empty(y.shape, dtype=out_dtype)
     saturate_into(y, result)
     return result
+
+
+def auto_method(
+    x: ArrayLike,
+    kernels: ArrayLike,
+    *,
+    stride: tuple[int, int] = (1, 1),
+    padding: tuple[Padding, Padding] = (0, 0),
+    dilation: tuple[int, int] = (1, 1),
+    groups: int = 1,
+    convention: Convention = Convention.TORCH,
+) -> Method:
+    """The method `correlate` runs with ``method=auto`` on these arguments.
+
+    `convcalc.methods.choose_method`'s rule on the padded input's shape, with the
+    kernels' separability in the working dtype. Arguments as in `correlate`.
+    """
+    xa = _image(x, convert=False)
+    w = _kernel_bank(kernels, working_dtype(xa.dtype))
+    pads = _conv_pads(xa.shape, w.shape, stride, padding, dilation, convention)
+    return _auto_method(xa.shape, w, pads, stride, dilation, groups)
 
 
 def conv_transpose(
@@ -398,6 +409,22 @@ def _kernel_bank(kernels: ArrayLike, dtype: np.dtype[Any]) -> Array:
             "valid: KHxKW or KHxKWxCxF"
         )
     return w
+
+
+def _conv_pads(x_shape: tuple[int, ...], w_shape: tuple[int, ...], stride: tuple[int, int],
+               padding: tuple[Padding, Padding], dilation: tuple[int, int],
+               convention: Convention) -> list[tuple[int, int]]:
+    """(before, after) padding per axis of an HxWxC input for a KH x KW x ... bank."""
+    axes = [conv_axis(x_shape[k], w_shape[k], stride=stride[k], padding=padding[k],
+                      dilation=dilation[k], convention=convention) for k in (0, 1)]
+    return [(a.pad_lo, a.pad_hi) for a in axes]
+
+
+def _auto_method(x_shape: tuple[int, ...], w: Array, pads: list[tuple[int, int]],
+                 stride: tuple[int, int], dilation: tuple[int, int], groups: int) -> Method:
+    padded = (x_shape[0] + sum(pads[0]), x_shape[1] + sum(pads[1]), x_shape[2])
+    return choose_method(padded, w.shape, stride=stride, dilation=dilation, groups=groups,
+                         separable=is_separable(w), itemsize=w.dtype.itemsize)
 
 
 def _add_bias(y: Array, bias: Sequence[float] | None) -> Array:

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
-from convcalc import methods, ops
+from convcalc import ops
 from convcalc.arrays import saturate_into
 from convcalc.choices import Activation, ChannelMode, Convention, Method, PadMode
 from convcalc.errors import ConvcalcError
@@ -233,16 +233,14 @@ def _convolve(
     channels = x.shape[2]
     bank, groups, each = kernel_bank(stage.kernels, channels, settings.channels)
     stride, dilation = two_axes(layer.stride, "stride"), two_axes(layer.dilation, "dilation")
+    padding = two_axes(layer.padding, "padding")
     method = settings.method
-    if method == Method.AUTO:
-        method = methods.choose_method(
-            x.shape, bank.shape, stride=stride, dilation=dilation, groups=groups,
-            separable=methods.is_separable(bank),
-            itemsize=methods.working_dtype(x.dtype).itemsize,
-        )
+    if method == Method.AUTO:  # chosen here, to be told under -v
+        method = ops.auto_method(x, bank, stride=stride, padding=padding, dilation=dilation,
+                                 groups=groups, convention=settings.convention)
         notes.append(f"{stage.spec.text}: method {method} (auto)")
     y = ops.correlate(
-        x, bank, stride=stride, padding=two_axes(layer.padding, "padding"), dilation=dilation,
+        x, bank, stride=stride, padding=padding, dilation=dilation,
         pad_mode=settings.pad_mode, groups=groups, bias=_bias(stage, len(stage.kernels), each,
                                                                channels),
         flip=settings.flip, method=method, activation=stage.activation,

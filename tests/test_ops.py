@@ -15,7 +15,7 @@ from scipy import ndimage, signal
 from convcalc.choices import Activation, Convention, Method, PadMode, PoolKind
 from convcalc.errors import ConvcalcError
 from convcalc.geometry import PadRule
-from convcalc.ops import activate, conv_transpose, correlate, global_pool, pad, pool
+from convcalc.ops import activate, auto_method, conv_transpose, correlate, global_pool, pad, pool
 
 SCIPY_MODE = {
     PadMode.ZERO: "constant",
@@ -600,3 +600,12 @@ def test_one_kernel_shared_by_every_channel_matches_brute_force(
                   method=Method.DIRECT)
     expected = brute_correlate(x.astype(float), bank.astype(float), stride, dilation, channels)
     np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-3 * np.abs(expected).max())
+
+
+def test_auto_method_judges_the_padded_input() -> None:
+    x, k = np.zeros((290, 290)), rng().normal(size=(7, 7))  # 290²·49 MACs: below the limit
+    assert auto_method(x, k) == Method.DIRECT
+    assert auto_method(x, k, padding=("same", "same")) == Method.FFT  # 296²·49: above
+    assert auto_method(x, k, padding=("same", "same"), stride=(2, 1)) == Method.DIRECT
+    sobel = np.outer([1, 2, 1], [1, 0, -1]).astype(float)
+    assert auto_method(np.zeros((999, 999, 3)), np.dstack([sobel] * 3)[..., None]) == Method.DIRECT
