@@ -103,6 +103,14 @@ def saturate_into(values: Array, out: NDArray[Any]) -> None:
     np.copyto(out, values, casting="unsafe")
 
 
+def saturated(values: Array, dtype: Any, *, overwrite: bool = False) -> NDArray[Any]:
+    """A new array of integer ``dtype``: `saturate_into` of ``values``, which are left
+    as they were unless ``overwrite``."""
+    out = np.empty(values.shape, dtype=dtype)
+    saturate_into(values if overwrite else values.copy(), out)
+    return out
+
+
 def tap_product(a: Array, wt: Array, groups: int, out: Array) -> None:
     """``out[..., o] = sum_k a[..., g·C/groups + k] · wt[k, o]``, g the group of o.
 

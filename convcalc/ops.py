@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
-from convcalc.arrays import Array, saturate_into, tap_product, working_array, working_dtype
+from convcalc.arrays import Array, saturated, tap_product, working_array, working_dtype
 from convcalc.choices import Activation, Convention, Method, PadMode, PoolKind
 from convcalc.errors import ConvcalcError
 from convcalc.geometry import Axis, Padding, conv_axis, pool_axis, transposed_axis
@@ -123,11 +123,7 @@ def correlate(
     if out_dtype is not None and y.dtype == out_dtype:
         return y
     y = activate(_add_bias(y, bias), activation)
-    if out_dtype is None:
-        return y
-    result = np.empty(y.shape, dtype=out_dtype)
-    saturate_into(y, result)
-    return result
+    return y if out_dtype is None else saturated(y, out_dtype, overwrite=True)
 
 
 def auto_method(

@@ -20,7 +20,7 @@ import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
 from convcalc import ops
-from convcalc.arrays import saturate_into
+from convcalc.arrays import saturated
 from convcalc.choices import Activation, ChannelMode, Convention, Method, PadMode
 from convcalc.errors import ConvcalcError
 from convcalc.layers import Conv, Deconv, GlobalPool, Layer, Pointwise, Pool, Spec
@@ -79,9 +79,7 @@ def run(x: Array, stages: Sequence[Stage], settings: Settings = Settings(), *,
             prefix = f"layer {position} ({stage.spec.text}): " if len(stages) > 1 else ""
             raise ConvcalcError(f"{prefix}{exc}", exc.hint) from None
     if out_dtype is not None and x.dtype != out_dtype:
-        saturated = np.empty(x.shape, dtype=out_dtype)
-        saturate_into(x.astype(x.dtype, copy=True), saturated)
-        x = saturated
+        x = saturated(x, out_dtype)  # x may be the input itself (dropout): not overwritten
     return Outcome(x, tuple(notes))
 
 
@@ -99,13 +97,8 @@ def stays_8bit(x: Array, stages: Sequence[Stage], settings: Settings) -> bool:
     if not isinstance(stage.spec.layer, Conv) or stage.bias is not None or (
             stage.activation != Activation.NONE) or not stage.kernels:
         return False
-    depth = 1 if stage.kernels[0].ndim == 2 else stage.kernels[0].shape[2]
-    summed = depth == 1 and settings.channels == ChannelMode.SUM and x.ndim == 3
-    repeat = x.shape[2] if summed else 1
-    return all(
-        float(k.min()) >= 0 and float(k.sum()) * repeat <= 1 + _SUM_SLACK
-        for k in stage.kernels
-    )
+    bank = kernel_bank(stage.kernels, x.shape[2], settings.channels)[0]
+    return float(bank.min()) >= 0 and float(bank.sum(axis=(0, 1, 2)).max()) <= 1 + _SUM_SLACK
 
 
 _SUM_SLACK = 1e-6
