@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from convcalc import ops
-from convcalc.choices import Method, PoolKind
+from convcalc.calc.choices import Method, PoolKind
+from convcalc.compute import ops
 
 ROUNDS = 5
 README = Path(__file__).with_name("README.md")

@@ -1,6 +1,6 @@
 """`python -m convcalc`."""
 
-from convcalc.cli import main
+from convcalc.cli.main import main
 
 if __name__ == "__main__":
     main()

@@ -1,4 +1,4 @@
-"""convcalc.animate: frame counts, the cap, layout, the GIF, and what the frames show."""
+"""convcalc.present.animate: frame counts, the cap, layout, the GIF, and what the frames show."""
 
 from __future__ import annotations
 
@@ -11,11 +11,12 @@ import pytest
 from numpy.typing import NDArray
 from PIL import Image
 
-from convcalc import animate, ops
-from convcalc.animate import AnimationRequest, AnimKind, frames, gif_bytes, plan
-from convcalc.choices import PadMode, PoolKind
+from convcalc.calc.choices import PadMode, PoolKind
+from convcalc.calc.geometry import PadRule
+from convcalc.compute import ops
 from convcalc.errors import ConvcalcError
-from convcalc.geometry import PadRule
+from convcalc.present import animate
+from convcalc.present.animate import AnimationRequest, AnimKind, frames, gif_bytes, plan
 
 UFLDL = np.array([[1, 1, 1, 0, 0], [0, 1, 1, 1, 0], [0, 0, 1, 1, 1], [0, 0, 1, 1, 0],
                   [0, 1, 1, 0, 0]])

@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from convcalc.cli import cli
+from convcalc.cli.main import cli
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 

@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from convcalc import __version__
-from convcalc.cli import cli
+from convcalc.cli.main import cli
 
 
 def run(*args: str):
@@ -46,7 +46,7 @@ def test_every_command_has_help(command):
 def test_shape_and_params_import_neither_numpy_nor_pillow_nor_rich(command):
     code = (
         "import sys\n"
-        "from convcalc.cli import cli\n"
+        "from convcalc.cli.main import cli\n"
         "try:\n"
         f"    cli(['{command}', '224x224x3', '-k', '7', '-s', '2', '-p', '3', '--filters', "
         "'64', '--json'])\n"
@@ -251,7 +251,7 @@ def test_apply_on_arrays_does_not_load_pillow_or_rich(tmp_path):
     np.save(tmp_path / "in.npy", np.ones((6, 6), np.float32))
     code = (
         "import sys\n"
-        "from convcalc.cli import cli\n"
+        "from convcalc.cli.main import cli\n"
         "try:\n"
         f"    cli(['apply', r'{tmp_path / 'in.npy'}', '-k', 'box3', '-o', "
         f"r'{tmp_path / 'out.npy'}'])\n"

@@ -6,9 +6,9 @@ import tracemalloc
 
 import numpy as np
 
-from convcalc.choices import PadMode
-from convcalc.direct import correlate_direct
-from convcalc.padding import PaddedInput
+from convcalc.calc.choices import PadMode
+from convcalc.compute.direct import correlate_direct
+from convcalc.compute.padding import PaddedInput
 
 
 def test_uint8_output_never_holds_a_float_copy_of_the_result() -> None:

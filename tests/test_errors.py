@@ -9,11 +9,12 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from convcalc import pipeline, writing
-from convcalc.cli import cli
+from convcalc.calc.grammar import parse_shape, parse_spec
+from convcalc.calc.network import evaluate
+from convcalc.cli.main import cli
+from convcalc.compute import pipeline
 from convcalc.errors import ConvcalcError
-from convcalc.grammar import parse_shape, parse_spec
-from convcalc.network import evaluate
+from convcalc.io import writing
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 UFLDL = str(SAMPLES / "ufldl_5x5.txt")
@@ -252,7 +253,7 @@ def test_structured_specs_never_crash(op, args, keys, n, c):
 
 
 def test_a_run_that_cannot_fit_is_refused_before_work(monkeypatch, tmp_path):
-    from convcalc import cli_apply
+    from convcalc.cli import apply as cli_apply
 
     monkeypatch.setattr(cli_apply, "available_memory", lambda: 1000)
     result = run("apply", str(SAMPLES / "photo.png"), "-k", "box3", "-o", str(tmp_path / "o.png"))
@@ -262,9 +263,9 @@ def test_a_run_that_cannot_fit_is_refused_before_work(monkeypatch, tmp_path):
 
 
 def test_memory_estimate_grows_with_filters_and_size():
-    from convcalc.kernels import get_preset
-    from convcalc.layers import Conv, Spec
-    from convcalc.pipeline import Settings, Stage, estimate_bytes
+    from convcalc.calc.layers import Conv, Spec
+    from convcalc.compute.kernels import get_preset
+    from convcalc.compute.pipeline import Settings, Stage, estimate_bytes
 
     one = [Stage(Spec("conv", Conv(None, None)), (get_preset("box3"),))]
     four = [Stage(Spec("conv", Conv(None, None)), (get_preset("box3"),) * 4)]

@@ -14,9 +14,9 @@ from numpy.typing import NDArray
 from reference import brute_correlate
 from scipy import signal
 
-from convcalc import fftconv
-from convcalc.arrays import WORKERS
-from convcalc.fftconv import correlate_fft
+from convcalc.compute import fftconv
+from convcalc.compute.arrays import WORKERS
+from convcalc.compute.fftconv import correlate_fft
 
 
 def scipy_correlate(

@@ -6,9 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from convcalc.choices import Convention
-from convcalc.errors import ConvcalcError
-from convcalc.geometry import (
+from convcalc.calc.choices import Convention
+from convcalc.calc.geometry import (
     PadRule,
     conv_axis,
     effective_kernel,
@@ -17,6 +16,7 @@ from convcalc.geometry import (
     same_padding,
     transposed_axis,
 )
+from convcalc.errors import ConvcalcError
 
 sizes = st.integers(1, 40)
 kernels = st.integers(1, 7)

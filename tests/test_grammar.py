@@ -4,10 +4,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from convcalc.choices import PoolKind
-from convcalc.errors import ConvcalcError
-from convcalc.geometry import PadRule
-from convcalc.grammar import (
+from convcalc.calc.choices import PoolKind
+from convcalc.calc.geometry import PadRule
+from convcalc.calc.grammar import (
     looks_like_spec,
     parse_counts,
     parse_network,
@@ -15,7 +14,7 @@ from convcalc.grammar import (
     parse_shape,
     parse_spec,
 )
-from convcalc.layers import (
+from convcalc.calc.layers import (
     BatchNorm,
     Conv,
     Deconv,
@@ -28,6 +27,7 @@ from convcalc.layers import (
     ResBlock,
     Shape,
 )
+from convcalc.errors import ConvcalcError
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""Tests for convcalc.imageio: reading every image mode and format, scaling, writing."""
+"""Tests for convcalc.io.reading: reading every image mode and format, scaling, writing."""
 
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ import pytest
 from numpy.typing import NDArray
 from PIL import Image
 
-from convcalc import imageio, writing
-from convcalc.choices import Scale
+from convcalc.calc.choices import Scale
 from convcalc.errors import ConvcalcError, RuntimeFailure
-from convcalc.imageio import read_input
-from convcalc.writing import write_output
+from convcalc.io import reading, writing
+from convcalc.io.reading import read_input
+from convcalc.io.writing import write_output
 
 RNG = np.random.default_rng(7)
 
@@ -266,7 +266,7 @@ def test_missing_directory_and_unreadable_are_runtime_failures(
     def denied(*args: Any, **kwargs: Any) -> Any:
         raise PermissionError(errno.EACCES, "Permission denied")
 
-    monkeypatch.setattr(imageio, "open", denied, raising=False)
+    monkeypatch.setattr(reading, "open", denied, raising=False)
     with pytest.raises(RuntimeFailure, match=r"secret\.png: permission denied"):
         read_input(str(tmp_path / "secret.png"))
 
@@ -514,7 +514,7 @@ def test_every_file_is_fsynced_before_any_rename(
 
 
 def test_write_bytes_is_atomic_and_refuses_an_input(tmp_path, monkeypatch):
-    from convcalc.writing import write_bytes
+    from convcalc.io.writing import write_bytes
 
     target = tmp_path / "anim.gif"
     write_bytes(str(target), b"GIF89a-first")

@@ -8,8 +8,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from scipy import ndimage, signal
 
-from convcalc.errors import ConvcalcError
-from convcalc.kernels import (
+from convcalc.compute.kernels import (
     describe,
     get_preset,
     parameterised_kernels,
@@ -17,6 +16,7 @@ from convcalc.kernels import (
     preset_names,
     separable_factors,
 )
+from convcalc.errors import ConvcalcError
 
 CLASSIC = {
     "identity": [[0, 0, 0], [0, 1, 0], [0, 0, 0]],

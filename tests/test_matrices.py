@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from convcalc.errors import ConvcalcError
-from convcalc.matrices import (
+from convcalc.io.matrices import (
     format_inline_matrix,
     format_text_matrix,
     load_npy,

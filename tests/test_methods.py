@@ -11,16 +11,16 @@ from hypothesis import strategies as st
 from numpy.typing import NDArray
 from reference import brute_correlate
 
-from convcalc import fftconv, methods
-from convcalc.choices import Method
-from convcalc.errors import ConvcalcError
-from convcalc.methods import (
+from convcalc.calc.choices import Method
+from convcalc.compute import fftconv, methods
+from convcalc.compute.methods import (
     correlate_direct,
     correlate_fft,
     correlate_im2col,
     correlate_padded,
     correlate_winograd,
 )
+from convcalc.errors import ConvcalcError
 
 UFLDL = np.array(
     [[1, 1, 1, 0, 0], [0, 1, 1, 1, 0], [0, 0, 1, 1, 1], [0, 0, 1, 1, 0], [0, 1, 1, 0, 0]]

@@ -4,12 +4,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from convcalc.choices import PoolKind
+from convcalc.calc.choices import PoolKind
+from convcalc.calc.grammar import parse_shape, parse_specs
+from convcalc.calc.layers import Conv, Pool, Spec
+from convcalc.calc.network import evaluate
+from convcalc.calc.presets import PRESETS, load_network
 from convcalc.errors import ConvcalcError
-from convcalc.grammar import parse_shape, parse_specs
-from convcalc.layers import Conv, Pool, Spec
-from convcalc.network import evaluate
-from convcalc.presets import PRESETS, load_network
 
 
 def run(shape: str, *specs: str):

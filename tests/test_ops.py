@@ -12,10 +12,18 @@ from numpy.typing import NDArray
 from reference import brute_correlate
 from scipy import ndimage, signal
 
-from convcalc.choices import Activation, Convention, Method, PadMode, PoolKind
+from convcalc.calc.choices import Activation, Convention, Method, PadMode, PoolKind
+from convcalc.calc.geometry import PadRule
+from convcalc.compute.ops import (
+    activate,
+    auto_method,
+    conv_transpose,
+    correlate,
+    global_pool,
+    pad,
+    pool,
+)
 from convcalc.errors import ConvcalcError
-from convcalc.geometry import PadRule
-from convcalc.ops import activate, auto_method, conv_transpose, correlate, global_pool, pad, pool
 
 SCIPY_MODE = {
     PadMode.ZERO: "constant",
@@ -483,7 +491,7 @@ def test_pad_in_another_dtype_equals_numpy_pad(h, w, c, widths, mode):
            [PadMode.ZERO, PadMode.REFLECT, PadMode.REPLICATE]), st.data())
 def test_padded_bands_equal_rows_of_the_padded_array(h, w, top, bottom, left, right, mode,
                                                      data):
-    from convcalc.padding import PaddedInput
+    from convcalc.compute.padding import PaddedInput
 
     if mode == PadMode.REFLECT:
         top, bottom, left, right = (min(top, h - 1), min(bottom, h - 1), min(left, w - 1),

@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from convcalc import pipeline
-from convcalc.choices import ChannelMode, PoolKind
+from convcalc.calc.choices import ChannelMode, PoolKind
+from convcalc.calc.grammar import parse_spec
+from convcalc.calc.layers import Conv, Pool, Spec
+from convcalc.compute import pipeline
+from convcalc.compute.kernels import get_preset
+from convcalc.compute.pipeline import Settings, Stage, filter_major, kernel_bank, run
 from convcalc.errors import ConvcalcError
-from convcalc.grammar import parse_spec
-from convcalc.kernels import get_preset
-from convcalc.layers import Conv, Pool, Spec
-from convcalc.pipeline import Settings, Stage, filter_major, kernel_bank, run
 
 UFLDL = np.array([[1, 1, 1, 0, 0], [0, 1, 1, 1, 0], [0, 0, 1, 1, 1], [0, 0, 1, 1, 0],
                   [0, 1, 1, 0, 0]])

@@ -16,8 +16,8 @@ from hypothesis.extra import numpy as hnp
 from numpy.typing import NDArray
 from PIL import Image
 
-from convcalc import pngwrite
-from convcalc.pngwrite import encode_png
+from convcalc.io import png
+from convcalc.io.png import encode_png
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 CHANNELS = {0: 1, 4: 2, 2: 3, 6: 4}
@@ -122,7 +122,7 @@ def test_16bit_colour_is_big_endian_for_pillow_too(channels: int) -> None:
 def test_every_filter_decodes_in_many_bands(filter_type: int, dtype: Any,
                                             channels: int) -> None:
     image = pixels((13, 7, channels), dtype, seed=filter_type)
-    data = pngwrite._encode(image, 6, 3, filter_type, band_bytes=200)
+    data = png._encode(image, 6, 3, filter_type, band_bytes=200)
     decoded, filters = decode(data)
     assert np.array_equal(decoded, image)
     assert filters == [filter_type] * 13
@@ -145,7 +145,7 @@ def test_every_level_round_trips_with_zlibs_header(level: int) -> None:
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
 def test_odd_sizes(shape: tuple[int, ...], dtype: Any) -> None:
     image = pixels(shape, dtype)
-    for data in (encode_png(image), pngwrite._encode(pngwrite._as_image(image), 1, 2,
+    for data in (encode_png(image), png._encode(png._as_image(image), 1, 2,
                                                      band_bytes=16)):
         assert np.array_equal(decode(data)[0].reshape(shape), image)
 
@@ -153,10 +153,10 @@ def test_odd_sizes(shape: tuple[int, ...], dtype: Any) -> None:
 def test_bands_join_into_one_stream_whatever_the_workers() -> None:
     image = pixels((60, 20, 3))
     line = 1 + 20 * 3
-    assert pngwrite._band_rows(60, line, 2, band_bytes=10 * line) == 10  # 6 bands
-    assert pngwrite._band_rows(60, line, 1, band_bytes=60 * line) == 60  # one band
+    assert png._band_rows(60, line, 2, band_bytes=10 * line) == 10  # 6 bands
+    assert png._band_rows(60, line, 1, band_bytes=60 * line) == 60  # one band
     for workers in (1, 2, 3, 5):
-        data = pngwrite._encode(image, 1, workers, band_bytes=10 * line)
+        data = png._encode(image, 1, workers, band_bytes=10 * line)
         assert np.array_equal(decode(data)[0], image)
         assert np.array_equal(pillow_read(data), image)
 
@@ -164,31 +164,31 @@ def test_bands_join_into_one_stream_whatever_the_workers() -> None:
 @pytest.mark.parametrize("filter_type", range(5))
 def test_slabs_of_one_row_within_a_band(filter_type: int,
                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(pngwrite, "_SLAB_BYTES", 1)
+    monkeypatch.setattr(png, "_SLAB_BYTES", 1)
     image = pixels((9, 8, 2), np.uint16)
     for band_bytes in (2**20, 100):
-        data = pngwrite._encode(image, 1, 2, filter_type, band_bytes)
+        data = png._encode(image, 1, 2, filter_type, band_bytes)
         assert np.array_equal(decode(data)[0], image)
 
 
 def test_bands_come_in_whole_rounds_of_workers() -> None:
     # 3 bands' worth on 2 workers: 4 bands, not 2 full ones and an idle worker
-    assert pngwrite._band_rows(90, 100, 2, band_bytes=3000) == 23
+    assert png._band_rows(90, 100, 2, band_bytes=3000) == 23
     # too little for more than one band of at least band_bytes / 8
-    assert pngwrite._band_rows(10, 100, 4, band_bytes=8000) == 10
+    assert png._band_rows(10, 100, 4, band_bytes=8000) == 10
 
 
 @pytest.mark.parametrize("split", [0, 1, 5, 65521, 100_000, 300_000])
 def test_adler32_combine_matches_zlib(split: int) -> None:
     data = bytes(range(256)) * 1000 + b"\xff" * 100_000  # sums wrap the modulus
     first, second = data[:split], data[split:]
-    combined = pngwrite._adler32_combine(zlib.adler32(first), zlib.adler32(second),
+    combined = png._adler32_combine(zlib.adler32(first), zlib.adler32(second),
                                          len(second))
     assert combined == zlib.adler32(data)
 
 
 def test_idat_chunks_are_split_and_every_crc_holds(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(pngwrite, "_IDAT_BYTES", 100)
+    monkeypatch.setattr(png, "_IDAT_BYTES", 100)
     image = pixels((30, 30, 4))
     data = encode_png(image, level=0)
     found = chunks(data)
@@ -232,5 +232,5 @@ def test_bad_options_are_refused(options: dict[str, int], message: str) -> None:
        band_bytes=st.sampled_from([8, 64, 2**20]))
 def test_random_images_round_trip(image: NDArray[Any], level: int, filter_type: int,
                                   workers: int, band_bytes: int) -> None:
-    data = pngwrite._encode(image, level, workers, filter_type, band_bytes)
+    data = png._encode(image, level, workers, filter_type, band_bytes)
     assert np.array_equal(decode(data)[0], image)

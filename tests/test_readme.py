@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from convcalc.cli import cli
+from convcalc.cli.main import cli
 
 ROOT = Path(__file__).resolve().parent.parent
 BLOCK = re.compile(r"```\n(.*?)```", re.S)

@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from convcalc.compare import compare
-from convcalc.grammar import parse_shape, parse_specs
-from convcalc.layers import Conv, Shape
-from convcalc.network import evaluate
-from convcalc.presets import load_network
-from convcalc.render import comparison_table, stack_table
+from convcalc.calc.compare import compare
+from convcalc.calc.grammar import parse_shape, parse_specs
+from convcalc.calc.layers import Conv, Shape
+from convcalc.calc.network import evaluate
+from convcalc.calc.presets import load_network
+from convcalc.present.tables import comparison_table, stack_table
 
 GOLDEN = Path(__file__).parent / "golden"
 

@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from numpy.typing import NDArray
 
-from convcalc.choices import Scale
-from convcalc.scaling import to_uint8, to_uint16
+from convcalc.calc.choices import Scale
+from convcalc.io.scaling import to_uint8, to_uint16
 
 
 def test_clip_rounds_and_clips() -> None:

@@ -1,4 +1,4 @@
-"""Tests for convcalc.show: pictures, heatmaps and grids that fit the terminal width."""
+"""Tests for convcalc.present.pictures: pictures, heatmaps and grids that fit the terminal width."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from numpy.typing import NDArray
 from rich.console import Console, RenderableType
 from rich.segment import Segment
 
-from convcalc import show as show_module
-from convcalc.show import RAMP, fit_size, heatmap, picture, resize, show
+from convcalc.present import pictures as show_module
+from convcalc.present.pictures import RAMP, fit_size, heatmap, picture, resize, show
 
 RNG = np.random.default_rng(3)
 RED, BLUE = (255, 0, 0), (0, 0, 255)

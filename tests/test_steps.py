@@ -14,14 +14,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rich.console import Console
 
-from convcalc.choices import Activation, ChannelMode, Convention, PadMode
+from convcalc.calc.choices import Activation, ChannelMode, Convention, PadMode
+from convcalc.calc.grammar import parse_spec
+from convcalc.calc.layers import Conv, Spec
+from convcalc.compute.kernels import get_preset
+from convcalc.compute.pipeline import Settings, Stage, run
+from convcalc.compute.traces import DEFAULT_SHOWN, ConvStep, PoolStep, trace, trace_json
 from convcalc.errors import ConvcalcError
-from convcalc.grammar import parse_spec
-from convcalc.kernels import get_preset
-from convcalc.layers import Conv, Spec
-from convcalc.pipeline import Settings, Stage, run
-from convcalc.render_steps import steps_renderable
-from convcalc.steps import DEFAULT_SHOWN, ConvStep, PoolStep, trace, trace_json
+from convcalc.present.steps import steps_renderable
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 

@@ -12,8 +12,8 @@ import itertools
 import torch
 import torch.nn.functional as F
 
+from convcalc.calc.geometry import conv_axis, pool_axis, transposed_axis
 from convcalc.errors import ConvcalcError
-from convcalc.geometry import conv_axis, pool_axis, transposed_axis
 
 
 def torch_size(fn) -> int | None:

@@ -1,0 +1,369 @@
+"""The text forms users type: shapes (``32x32x3``) and layer specs (``conv:6,5,s=2``).
+
+A spec is ``op`` or ``op:arg,arg,...``; positional arguments come first, then
+``key=value`` pairs or bare flags. Sizes are ``N`` or per axis ``HxW``; padding
+is a count, ``HxW``, ``same``, ``valid`` or ``full``. A network file holds specs,
+one or more a line, with ``#`` comments.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+from types import MappingProxyType
+from typing import Any, NamedTuple
+
+from convcalc.calc.choices import PoolKind
+from convcalc.calc.geometry import Padding, PadRule
+from convcalc.calc.layers import (
+    BatchNorm,
+    Conv,
+    Deconv,
+    Dense,
+    DepthwiseConv,
+    Flatten,
+    GlobalPool,
+    InvertedResidual,
+    Layer,
+    Pointwise,
+    Pool,
+    ResBlock,
+    Shape,
+    Spec,
+)
+from convcalc.errors import ConvcalcError
+
+MAX_SIZE = 10**9
+"""Sizes above this are refused: no real tensor axis is that long."""
+
+
+def parse_shape(text: str, rank: int | None = None) -> Shape:
+    """Read ``32x32x3`` (HxWxC), ``32x32`` (HxW), ``7`` or ``16x32x32x3`` (DxHxWxC).
+
+    With ``rank`` (the number of spatial axes the layers work on), a shape of
+    ``rank`` numbers has no channel count and one of ``rank + 1`` ends with the
+    channels; a single number is every spatial axis. Without it, 1-2 numbers are
+    spatial, 3 are HxWxC and 4 are DxHxWxC.
+
+    Examples
+    --------
+    >>> str(parse_shape("224x224x3"))
+    '224x224x3'
+    >>> parse_shape("100x16", rank=1)
+    Shape(spatial=(100,), channels=16)
+    """
+    numbers = parse_dims(text, "input shape")
+    if rank is None:
+        rank = len(numbers) if len(numbers) <= 2 else len(numbers) - 1
+    if len(numbers) == 1:
+        return Shape(numbers * rank)
+    if len(numbers) == rank:
+        return Shape(numbers)
+    if len(numbers) == rank + 1:
+        return Shape(numbers[:-1], numbers[-1])
+    axes = "axis" if rank == 1 else "axes"
+    raise ConvcalcError(
+        f"input shape '{text}' has {len(numbers)} numbers but the layers work on {rank} "
+        f"spatial {axes}; valid: {rank} or {rank + 1} numbers (the last being channels)"
+    )
+
+
+def parse_dims(text: str, what: str) -> tuple[int, ...]:
+    """Read a positive size, or one per axis separated by ``x``: ``3`` or ``3x5``."""
+    parts = text.strip().lower().split("x")
+    if not 1 <= len(parts) <= 4 or not all(re.fullmatch(r"\+?\d+", p) for p in parts):
+        raise ConvcalcError(
+            f"{what} '{text}' is not a size; valid: a positive integer or one per axis "
+            "separated by x, such as 3 or 3x5"
+        )
+    values = tuple(int(p) for p in parts)
+    for v in values:
+        if v < 1 or v > MAX_SIZE:
+            raise ConvcalcError(
+                f"{what} '{text}' is not valid: each size must be between 1 and {MAX_SIZE:,}"
+            )
+    return values
+
+
+def parse_counts(text: str, what: str) -> tuple[int, ...]:
+    """Read a count of 0 or more, or one per axis separated by ``x``: ``0`` or ``1x0``."""
+    if not re.fullmatch(r"\+?\d+(x\+?\d+){0,3}", text.strip().lower()):
+        raise ConvcalcError(
+            f"{what} '{text}' is not valid; valid: a count of 0 or more, or one per axis "
+            "such as 1x0"
+        )
+    return tuple(int(p) for p in text.strip().lower().split("x"))
+
+
+def parse_padding(text: str) -> tuple[Padding, ...]:
+    """Read padding: ``N``, ``HxW``, ``same``, ``valid`` or ``full``."""
+    word = text.strip().lower()
+    if word in {rule.value for rule in PadRule}:
+        return (PadRule(word),)
+    if not re.fullmatch(r"\+?\d+(x\+?\d+){0,3}", word):
+        raise ConvcalcError(
+            f"padding '{text}' is not valid; valid: a count of 0 or more, HxW, "
+            "same, valid or full"
+        )
+    return parse_counts(word, "padding")
+
+
+def parse_spec(text: str, where: str = "") -> Spec:
+    """Read one layer spec such as ``conv:64,3,s=2,p=same`` or ``maxpool:2``."""
+    op, _, rest = text.strip().partition(":")
+    op = op.strip().lower()
+    grammar = _OPS.get(op)
+    if grammar is None:
+        raise ConvcalcError(
+            f"{_at(where)}unknown layer '{op}' in '{text}'; valid: {', '.join(sorted(_OPS))}"
+        )
+    try:
+        values = grammar.read(_split_args(rest) if rest.strip() else [])
+        layer = grammar.build(op, values)
+    except ConvcalcError as exc:
+        raise ConvcalcError(f"{_at(where)}{text}: {exc}", grammar.usage(op)) from None
+    return Spec(text.strip(), layer, where)
+
+
+def looks_like_spec(token: str) -> bool:
+    """True when a command-line word is a layer spec (``relu``, ``conv:k=sobel-x``)."""
+    return token.partition(":")[0].strip().lower() in _OPS
+
+
+def parse_specs(texts: Iterable[str], source: str = "argument") -> list[Spec]:
+    """Read layer specs given as command-line arguments."""
+    return [parse_spec(text, f"{source} {i}") for i, text in enumerate(texts, start=1)]
+
+
+def parse_network(text: str, source: str) -> list[Spec]:
+    """Read a network file: specs separated by whitespace or lines, ``#`` comments."""
+    specs = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        for word in line.split("#", 1)[0].split():
+            specs.append(parse_spec(word, f"{source}:{number}"))
+    if not specs:
+        raise ConvcalcError(f"{source} holds no layer specs; write one per line, e.g. conv:6,5")
+    return specs
+
+
+# -- the grammar of each op -------------------------------------------------
+
+Reader = Callable[[str], Any]
+
+
+def _int(text: str) -> int:
+    if not re.fullmatch(r"[+-]?\d+", text.strip()):
+        raise ConvcalcError(f"'{text}' is not an integer")
+    return int(text)
+
+
+def _positive(text: str) -> int:
+    value = _int(text)
+    if value < 1 or value > MAX_SIZE:
+        raise ConvcalcError(f"'{text}' is not valid: it must be between 1 and {MAX_SIZE:,}")
+    return value
+
+
+def _count(text: str) -> tuple[int, ...]:
+    return parse_counts(text, "value")
+
+
+def _yes_no(text: str) -> bool:
+    word = text.strip().lower()
+    if word in {"yes", "true", "1", "on"}:
+        return True
+    if word in {"no", "false", "0", "off"}:
+        return False
+    raise ConvcalcError(f"'{text}' is not yes or no")
+
+
+def _dims(text: str) -> tuple[int, ...]:
+    return parse_dims(text, "size")
+
+
+def _text(text: str) -> str:
+    if not text:
+        raise ConvcalcError("an empty value")
+    return text
+
+
+class _Grammar(NamedTuple):
+    """What one op accepts: positional names, keys with their readers, flags."""
+
+    positional: tuple[str, ...] = ()
+    required: int = 0
+    keys: Mapping[str, Reader] = MappingProxyType({})
+    flags: tuple[str, ...] = ()
+    builder: Callable[[str, dict[str, Any]], Layer] | None = None
+    form: str = ""
+
+    def read(self, args: list[str]) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        positional = 0
+        for arg in args:
+            key, eq, value = arg.partition("=")
+            key = _ALIASES.get(key.strip().lower(), key.strip().lower())
+            if eq:
+                if key not in self.keys:
+                    raise ConvcalcError(f"unknown key '{key}'")
+                if key in values:
+                    raise ConvcalcError(f"'{key}' given twice")
+                values[key] = _reader(self.keys[key], key)(value.strip())
+            elif key in self.flags:
+                values[key] = True
+            elif positional < len(self.positional):
+                name = self.positional[positional]
+                values[name] = _reader(self.keys[name], name)(arg.strip())
+                positional += 1
+            else:
+                raise ConvcalcError(f"too many arguments at '{arg}'")
+        missing = [n for n in self.positional[: self.required] if n not in values]
+        if missing and "k" not in values:
+            raise ConvcalcError(f"missing {' and '.join(missing)}")
+        return values
+
+    def build(self, op: str, values: dict[str, Any]) -> Layer:
+        assert self.builder is not None
+        return self.builder(op, values)
+
+    def usage(self, op: str) -> str:
+        return f"Write it as {self.form or op}." if self.form else f"Write it as {op}."
+
+
+def _reader(reader: Reader, name: str) -> Reader:
+    def read(text: str) -> Any:
+        try:
+            return reader(text)
+        except ConvcalcError as exc:
+            raise ConvcalcError(f"{name} {exc}") from None
+
+    return read
+
+
+_WINDOW_KEYS: dict[str, Reader] = {
+    "s": _dims, "p": parse_padding, "d": _dims,
+}
+_CONV_KEYS: dict[str, Reader] = {
+    **_WINDOW_KEYS, "out": _positive, "kernel": _dims, "g": _positive, "bias": _yes_no,
+    "k": _text,
+}
+_ALIASES = {
+    "stride": "s", "padding": "p", "pad": "p", "dilation": "d", "groups": "g",
+    "filters": "out", "output_padding": "op", "multiplier": "m", "expand": "t",
+}
+
+
+def _build_conv(op: str, v: dict[str, Any]) -> Layer:
+    rank = {"conv1d": 1, "conv3d": 3}.get(op, 2)
+    kernel, source = _kernel_and_source(v)
+    return Conv(
+        v.get("out"), kernel, v.get("s", (1,)), v.get("p", (0,)), v.get("d", (1,)),
+        v.get("g", 1), v.get("bias", True), rank, source,
+    )
+
+
+def _kernel_and_source(v: dict[str, Any]) -> tuple[tuple[int, ...] | None, str | None]:
+    """The kernel size, and the kernel's values as written with ``k=`` (a size is a size)."""
+    kernel, source = v.get("kernel"), v.get("k")
+    if source is not None and kernel is None and re.fullmatch(r"\d+(x\d+)*", source):
+        return _dims(source), None
+    return kernel, source
+
+
+def _build_dwconv(op: str, v: dict[str, Any]) -> Layer:
+    return DepthwiseConv(
+        v["kernel"], v.get("m", 1), v.get("s", (1,)), v.get("p", (0,)), v.get("d", (1,)),
+        v.get("bias", True),
+    )
+
+
+def _build_deconv(op: str, v: dict[str, Any]) -> Layer:
+    kernel, source = _kernel_and_source(v)
+    return Deconv(
+        v.get("out"), kernel, v.get("s", (1,)), v.get("p", (0,)), v.get("d", (1,)),
+        v.get("op", (0,)), v.get("g", 1), v.get("bias", True), source=source,
+    )
+
+
+def _build_pool(op: str, v: dict[str, Any]) -> Layer:
+    kind = PoolKind(op.removesuffix("pool"))
+    return Pool(kind, v["kernel"], v.get("s"), v.get("p", (0,)), v.get("d", (1,)),
+                v.get("ceil", False))
+
+
+def _build_block(op: str, v: dict[str, Any]) -> Layer:
+    stride = v.get("s", (1,))
+    if len(stride) != 1:
+        raise ConvcalcError(f"s {'x'.join(map(str, stride))} must be one number")
+    return ResBlock(op, v["out"], stride[0])
+
+
+def _build_invres(op: str, v: dict[str, Any]) -> Layer:
+    stride = v.get("s", (1,))
+    if len(stride) != 1:
+        raise ConvcalcError(f"s {'x'.join(map(str, stride))} must be one number")
+    return InvertedResidual(v["out"], v.get("t", 6), stride[0])
+
+
+_CONV = _Grammar(
+    ("out", "kernel", "s", "p"), 2, _CONV_KEYS, (), _build_conv,
+    "conv:OUT,K[,s=S][,p=P][,d=D][,g=G][,bias=no]",
+)
+_POOL = _Grammar(
+    ("kernel", "s", "p"), 1, {**_WINDOW_KEYS, "kernel": _dims}, ("ceil",), _build_pool,
+    "maxpool:K[,s=S][,p=P][,d=D][,ceil]",
+)
+_OPS: dict[str, _Grammar] = {
+    "conv": _CONV,
+    "conv1d": _CONV,
+    "conv3d": _CONV,
+    "dwconv": _Grammar(
+        ("kernel",), 1, {**_CONV_KEYS, "m": _positive}, (), _build_dwconv,
+        "dwconv:K[,m=M][,s=S][,p=P][,d=D][,bias=no]",
+    ),
+    "deconv": _Grammar(
+        ("out", "kernel", "s", "p"), 2, {**_CONV_KEYS, "op": _count}, (), _build_deconv,
+        "deconv:OUT,K[,s=S][,p=P][,op=OP]",
+    ),
+    "maxpool": _POOL,
+    "avgpool": _POOL,
+    "l2pool": _POOL,
+    "gap": _Grammar(builder=lambda op, v: GlobalPool(PoolKind.AVG)),
+    "gmp": _Grammar(builder=lambda op, v: GlobalPool(PoolKind.MAX)),
+    "flatten": _Grammar(builder=lambda op, v: Flatten()),
+    "bn": _Grammar(builder=lambda op, v: BatchNorm()),
+    "basic": _Grammar(("out",), 1, {"out": _positive, "s": _dims}, (), _build_block,
+                      "basic:OUT[,s=S]"),
+    "bottleneck": _Grammar(("out",), 1, {"out": _positive, "s": _dims}, (), _build_block,
+                           "bottleneck:MID[,s=S]"),
+    "invres": _Grammar(("out",), 1, {"out": _positive, "s": _dims, "t": _positive}, (),
+                       _build_invres, "invres:OUT[,t=T][,s=S]"),
+}
+for _name in ("fc", "linear", "dense"):
+    _OPS[_name] = _Grammar(
+        ("units",), 1, {"units": _positive, "bias": _yes_no}, (),
+        lambda op, v: Dense(v["units"], v.get("bias", True)), f"{_name}:N[,bias=no]",
+    )
+for _name in ("relu", "lrelu", "relu6", "sigmoid", "tanh", "softmax", "dropout", "lrn"):
+    _OPS[_name] = _Grammar(builder=lambda op, v: Pointwise(op))
+
+
+def _split_args(rest: str) -> list[str]:
+    """Split on commas; a ``k=`` value (a kernel) runs on to the next ``key=``."""
+    args: list[str] = []
+    in_kernel = False
+    for part in rest.split(","):
+        starts_key = re.match(r"\s*[A-Za-z_]+\s*=", part) is not None
+        if in_kernel and not starts_key:
+            args[-1] += "," + part
+            continue
+        in_kernel = re.match(r"\s*k\s*=", part) is not None
+        args.append(part)
+    for arg in args:
+        if not arg.strip():
+            raise ConvcalcError("an empty argument (two commas in a row?)")
+    return args
+
+
+def _at(where: str) -> str:
+    return f"{where}: " if where else ""

@@ -1,0 +1,465 @@
+"""Shapes, parameters, MACs and receptive fields of a stack of layers.
+
+Counting rules (they match torchvision's trainable parameters):
+
+* convolution: ``KH·KW·(C_in/groups)·C_out`` weights + ``C_out`` biases;
+  MACs ``H_out·W_out·C_out·KH·KW·C_in/groups`` (biases are not MACs);
+* transposed convolution: the same weights; MACs count input positions,
+  ``H_in·W_in·C_in·KH·KW·C_out/groups``;
+* fully connected: ``N_in·N`` weights + ``N`` biases, ``N_in·N`` MACs;
+* batch normalisation: ``2·C`` trainable parameters; its ``2·C`` running
+  statistics are buffers, reported apart and never added to the parameters;
+* pooling and pointwise layers hold no parameters and count no MACs.
+
+Receptive field per axis, with s, p_lo and the dilated kernel span k of a layer
+(size r, jump j, start = centre of the first output's field in input pixels):
+``j' = j·s``, ``r' = r + (k-1)·j``, ``start' = start + ((k-1)/2 - p_lo)·j``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+from convcalc.calc.choices import Convention
+from convcalc.calc.geometry import Axis, Padding, Rounding, conv_axis, pool_axis, transposed_axis
+from convcalc.calc.layers import (
+    BatchNorm,
+    Conv,
+    Deconv,
+    Dense,
+    DepthwiseConv,
+    Flatten,
+    GlobalPool,
+    InvertedResidual,
+    Layer,
+    Pointwise,
+    Pool,
+    ResBlock,
+    Shape,
+    Spec,
+)
+from convcalc.errors import ConvcalcError
+
+BYTES_PER_VALUE = 4
+"""Activation memory is counted in float32."""
+
+
+class ReceptiveField(NamedTuple):
+    """Receptive field per spatial axis: size, jump (stride in input pixels), start."""
+
+    size: tuple[int, ...]
+    jump: tuple[int, ...]
+    start: tuple[float, ...]
+
+
+class LayerResult(NamedTuple):
+    """One layer of a stack, computed."""
+
+    spec: str
+    output: Shape
+    params: int
+    buffers: int
+    macs: int
+    receptive_field: ReceptiveField | None
+    axes: tuple[Axis, ...] = ()
+    notes: tuple[str, ...] = ()
+    exact: bool = True
+
+    @property
+    def op(self) -> str:
+        """The operation's name as written (``conv``, ``maxpool`` …)."""
+        return self.spec.split(":", 1)[0]
+
+    @property
+    def memory(self) -> int:
+        """Bytes of the layer's output activations (float32)."""
+        return self.output.volume * BYTES_PER_VALUE
+
+
+class NetworkResult(NamedTuple):
+    """A whole stack computed: the input and one result per layer spec."""
+
+    input: Shape
+    layers: tuple[LayerResult, ...]
+
+    @property
+    def output(self) -> Shape:
+        """The stack's final output shape."""
+        return self.layers[-1].output if self.layers else self.input
+
+    @property
+    def total_params(self) -> int:
+        """Trainable parameters, summed over layers."""
+        return sum(layer.params for layer in self.layers)
+
+    @property
+    def total_buffers(self) -> int:
+        """Non-trainable running statistics (batch normalisation), summed."""
+        return sum(layer.buffers for layer in self.layers)
+
+    @property
+    def total_macs(self) -> int:
+        """Multiply-accumulates of one forward pass; FLOPs are twice this."""
+        return sum(layer.macs for layer in self.layers)
+
+    @property
+    def total_memory(self) -> int:
+        """Bytes of every layer's output activations (float32), summed."""
+        return sum(layer.memory for layer in self.layers)
+
+
+class _Context(NamedTuple):
+    convention: Convention
+    strict: bool
+
+
+def evaluate(
+    specs: Sequence[Spec],
+    input_shape: Shape,
+    *,
+    convention: Convention = Convention.TORCH,
+    strict: bool = False,
+) -> NetworkResult:
+    """Compute every layer of a stack on an input shape (HxWxC, n, DxHxWxC).
+
+    Raises ConvcalcError naming the layer and where it was written when a layer
+    cannot follow the one before it, or, with ``strict``, when a window does not
+    fit its input exactly.
+    """
+    ctx = _Context(convention, strict)
+    shape = input_shape
+    rf: ReceptiveField | None = initial_field(len(shape.spatial))
+    results = []
+    for position, spec in enumerate(specs, start=1):
+        try:
+            result = _step(spec.layer, shape, rf, ctx)
+        except ConvcalcError as exc:
+            where = spec.where or f"layer {position}"
+            raise ConvcalcError(f"{where} ({spec.text}): {exc}", exc.hint) from None
+        results.append(result._replace(spec=spec.text))
+        shape, rf = result.output, result.receptive_field
+    return NetworkResult(input_shape, tuple(results))
+
+
+def per_axis(values: tuple[Any, ...], rank: int, what: str) -> tuple[Any, ...]:
+    """A per-axis value spread over ``rank`` axes (one entry means every axis)."""
+    if len(values) == 1:
+        return values * rank
+    if len(values) != rank:
+        shown = "x".join(str(v) for v in values)
+        raise ConvcalcError(
+            f"{what} {shown} has {len(values)} axes but the input has {rank} spatial "
+            f"axes; valid: one value or {rank} separated by x"
+        )
+    return values
+
+
+def two_axes(values: tuple[Any, ...], what: str) -> tuple[Any, Any]:
+    """A per-axis value spread over the two axes of an image: (rows, columns)."""
+    rows, columns = per_axis(values, 2, what)
+    return rows, columns
+
+
+# -- one layer -------------------------------------------------------------
+
+_Step = Callable[[Any, Shape, "ReceptiveField | None", _Context], LayerResult]
+
+
+def _step(layer: Layer, shape: Shape, rf: ReceptiveField | None, ctx: _Context) -> LayerResult:
+    return _STEPS[type(layer)](layer, shape, rf, ctx)
+
+
+def _conv(layer: Conv, shape: Shape, rf: ReceptiveField | None, ctx: _Context) -> LayerResult:
+    if layer.kernel is None:
+        raise ConvcalcError("no kernel size: give one, as in conv:OUT,K")
+    _need_spatial(shape, layer.rank)
+    out = shape.c if layer.out is None else layer.out
+    _check_groups(shape.c, out, layer.groups)
+    axes = _window_axes(layer, shape, ctx)
+    output = Shape(tuple(ax.size for ax in axes), _out_channels(shape, layer.out))
+    fan_in = _product(_kernel(layer, shape)) * shape.c // layer.groups
+    params = fan_in * out + (out if layer.bias else 0)
+    macs = _product(output.spatial) * out * fan_in
+    return _result(output, params, macs, _window_field(rf, axes), axes, ctx)
+
+
+def _depthwise(
+    layer: DepthwiseConv, shape: Shape, rf: ReceptiveField | None, ctx: _Context
+) -> LayerResult:
+    out = shape.c * layer.multiplier
+    conv = Conv(out, layer.kernel, layer.stride, layer.padding, layer.dilation, shape.c,
+                layer.bias, layer.rank)
+    return _conv(conv, shape, rf, ctx)
+
+
+def _deconv(layer: Deconv, shape: Shape, rf: ReceptiveField | None, ctx: _Context) -> LayerResult:
+    if layer.kernel is None:
+        raise ConvcalcError("no kernel size: give one, as in deconv:OUT,K")
+    _need_spatial(shape, layer.rank)
+    out = shape.c if layer.out is None else layer.out
+    _check_groups(shape.c, out, layer.groups)
+    rank = len(shape.spatial)
+    kernel = per_axis(layer.kernel, rank, "kernel")
+    axes = tuple(
+        transposed_axis(n, k, stride=s, padding=p, dilation=d, output_padding=op)
+        for n, k, s, p, d, op in zip(
+            shape.spatial, kernel, per_axis(layer.stride, rank, "stride"),
+            per_axis(layer.padding, rank, "padding"), per_axis(layer.dilation, rank, "dilation"),
+            per_axis(layer.output_padding, rank, "output_padding"), strict=True,
+        )
+    )
+    output = Shape(tuple(ax.size for ax in axes), _out_channels(shape, layer.out))
+    params = _product(kernel) * shape.c * out // layer.groups + (out if layer.bias else 0)
+    macs = _product(shape.spatial) * shape.c * _product(kernel) * out // layer.groups
+    notes = ("receptive field is not tracked through a transposed convolution",)
+    return LayerResult("", output, params, 0, macs, None, axes, notes)
+
+
+def _pool(layer: Pool, shape: Shape, rf: ReceptiveField | None, ctx: _Context) -> LayerResult:
+    _need_spatial(shape, None)
+    axes = _window_axes(layer, shape, ctx)
+    output = Shape(tuple(ax.size for ax in axes), shape.channels)
+    return _result(output, 0, 0, _window_field(rf, axes), axes, ctx)
+
+
+def _global_pool(
+    layer: GlobalPool, shape: Shape, rf: ReceptiveField | None, ctx: _Context
+) -> LayerResult:
+    _need_spatial(shape, None)
+    output = Shape(tuple(1 for _ in shape.spatial), shape.channels)
+    return LayerResult("", output, 0, 0, 0, None)
+
+
+def _dense(layer: Dense, shape: Shape, rf: ReceptiveField | None, ctx: _Context) -> LayerResult:
+    if layer.units < 1:
+        raise ConvcalcError(f"units {layer.units} is not valid: it must be at least 1")
+    weights = shape.volume * layer.units
+    params = weights + (layer.units if layer.bias else 0)
+    return LayerResult("", Shape((), layer.units), params, 0, weights, None)
+
+
+def _flatten(layer: Flatten, shape: Shape, rf: ReceptiveField | None, ctx: _Context) -> LayerResult:
+    return LayerResult("", Shape((), shape.volume), 0, 0, 0, None)
+
+
+def _pointwise(
+    layer: Pointwise, shape: Shape, rf: ReceptiveField | None, ctx: _Context
+) -> LayerResult:
+    return LayerResult("", shape, 0, 0, 0, rf)
+
+
+def _batchnorm(
+    layer: BatchNorm, shape: Shape, rf: ReceptiveField | None, ctx: _Context
+) -> LayerResult:
+    return LayerResult("", shape, 2 * shape.c, 2 * shape.c, 0, rf)
+
+
+def _resblock(
+    layer: ResBlock, shape: Shape, rf: ReceptiveField | None, ctx: _Context
+) -> LayerResult:
+    _need_spatial(shape, 2)
+    w, s = layer.width, layer.stride
+    if layer.kind == "basic":
+        out = w
+        main: list[Layer] = [_conv3(w, s), BatchNorm(), _conv3(w, 1), BatchNorm()]
+    else:
+        out = 4 * w
+        main = [_conv1(w, 1), BatchNorm(), _conv3(w, s), BatchNorm(), _conv1(out, 1), BatchNorm()]
+    shortcut: list[Layer] = []
+    if s != 1 or shape.c != out:
+        shortcut = [_conv1(out, s), BatchNorm()]
+    return _branches(main, shortcut, shape, rf, ctx)
+
+
+def _inverted_residual(
+    layer: InvertedResidual, shape: Shape, rf: ReceptiveField | None, ctx: _Context
+) -> LayerResult:
+    _need_spatial(shape, 2)
+    hidden = shape.c * layer.expand
+    main: list[Layer] = [_conv1(hidden, 1), BatchNorm()] if layer.expand != 1 else []
+    main += [
+        DepthwiseConv((3,), 1, (layer.stride,), (1,), bias=False), BatchNorm(),
+        _conv1(layer.out, 1), BatchNorm(),
+    ]
+    return _branches(main, [], shape, rf, ctx)
+
+
+_STEPS: dict[type, _Step] = {
+    Conv: _conv,
+    DepthwiseConv: _depthwise,
+    Deconv: _deconv,
+    Pool: _pool,
+    GlobalPool: _global_pool,
+    Dense: _dense,
+    Flatten: _flatten,
+    Pointwise: _pointwise,
+    BatchNorm: _batchnorm,
+    ResBlock: _resblock,
+    InvertedResidual: _inverted_residual,
+}
+
+
+# -- helpers ---------------------------------------------------------------
+
+
+def initial_field(rank: int) -> ReceptiveField | None:
+    """The receptive field of the input itself: size 1, jump 1, start 0 per axis."""
+    if rank == 0:
+        return None
+    return ReceptiveField((1,) * rank, (1,) * rank, (0.0,) * rank)
+
+
+def _window_axes(layer: Conv | Pool, shape: Shape, ctx: _Context) -> tuple[Axis, ...]:
+    rank = len(shape.spatial)
+    kernel = _kernel(layer, shape)
+    padding: tuple[Padding, ...] = per_axis(layer.padding, rank, "padding")
+    dilation = per_axis(layer.dilation, rank, "dilation")
+    if isinstance(layer, Pool):
+        strides = kernel if layer.stride is None else per_axis(layer.stride, rank, "stride")
+        return tuple(
+            pool_axis(n, k, stride=s, padding=p, dilation=d, ceil=layer.ceil,
+                      convention=ctx.convention)
+            for n, k, s, p, d in zip(shape.spatial, kernel, strides, padding, dilation, strict=True)
+        )
+    strides = per_axis(layer.stride, rank, "stride")
+    return tuple(
+        conv_axis(n, k, stride=s, padding=p, dilation=d, convention=ctx.convention)
+        for n, k, s, p, d in zip(shape.spatial, kernel, strides, padding, dilation, strict=True)
+    )
+
+
+def _kernel(layer: Conv | Pool, shape: Shape) -> tuple[int, ...]:
+    assert layer.kernel is not None
+    return per_axis(layer.kernel, len(shape.spatial), "kernel")
+
+
+def _window_field(rf: ReceptiveField | None, axes: tuple[Axis, ...]) -> ReceptiveField | None:
+    if rf is None:
+        return None
+    return ReceptiveField(
+        tuple(r + (ax.span - 1) * j for r, j, ax in zip(rf.size, rf.jump, axes, strict=True)),
+        tuple(j * ax.stride for j, ax in zip(rf.jump, axes, strict=True)),
+        tuple(
+            start + ((ax.span - 1) / 2 - ax.pad_lo) * j
+            for start, j, ax in zip(rf.start, rf.jump, axes, strict=True)
+        ),
+    )
+
+
+def _result(
+    output: Shape, params: int, macs: int, rf: ReceptiveField | None,
+    axes: tuple[Axis, ...], ctx: _Context,
+) -> LayerResult:
+    notes = [note for ax in axes for note in ax.notes]
+    fit = _fit_notes(axes)
+    if fit and ctx.strict:
+        raise ConvcalcError(fit[0], "Drop --strict, or change the padding or the stride.")
+    notes = list(dict.fromkeys(notes + fit))
+    return LayerResult("", output, params, 0, macs, rf, axes, tuple(notes), not fit)
+
+
+def _fit_notes(axes: tuple[Axis, ...]) -> list[str]:
+    """Say, per axis (axes alike together), where the windows do not tile exactly."""
+    grouped: dict[tuple[str, int], list[str]] = {}
+    for name, ax in zip(_axis_names(len(axes)), axes, strict=True):
+        if ax.exact:
+            continue
+        reach = ax.n + ax.pad_lo + ax.pad_hi - ax.span
+        quotient = f"{reach}/{ax.stride} = {reach / ax.stride:.4g}"
+        if ax.rounding == Rounding.CEIL and (ax.size - 1) * ax.stride + ax.span > (
+            ax.n + ax.pad_lo + ax.pad_hi
+        ):
+            text = f"not exact ({quotient}): rounded up, the last window runs past the input"
+        elif ax.rounding == Rounding.CEIL:
+            text = (
+                f"not exact ({quotient}): rounded up, then less one (a window may not "
+                "start inside the padding)"
+            )
+        else:
+            text = f"not exact ({quotient}): rounded down"
+        grouped.setdefault((text, ax.uncovered), []).append(name)
+    notes = []
+    for (text, uncovered), names in grouped.items():
+        if uncovered:
+            units = "/".join(_SINGULAR[n] for n in names) + ("s" if uncovered > 1 else "")
+            text += f"; the last {uncovered} input {units} never covered"
+        elif "rounded down" in text:
+            text += "; only padding is left uncovered, no input is lost"
+        notes.append(f"{' and '.join(names)}: {text}")
+    return notes
+
+
+_SINGULAR = {"positions": "position", "slices": "slice", "rows": "row", "columns": "column"}
+
+
+def _branches(
+    main: list[Layer], shortcut: list[Layer], shape: Shape, rf: ReceptiveField | None,
+    ctx: _Context,
+) -> LayerResult:
+    """A residual block: the main path's output, the sum of both paths' counts."""
+    steps = []
+    out_shape, out_rf = shape, rf
+    for layer in main:
+        steps.append(_step(layer, out_shape, out_rf, ctx))
+        out_shape, out_rf = steps[-1].output, steps[-1].receptive_field
+    notes = [note for step in steps for note in step.notes]
+    side = shape
+    for layer in shortcut:
+        steps.append(_step(layer, side, None, ctx))
+        side = steps[-1].output
+        notes += [f"shortcut {note}" for note in steps[-1].notes]
+    return LayerResult(
+        "", out_shape, sum(step.params for step in steps), sum(step.buffers for step in steps),
+        sum(step.macs for step in steps), out_rf, (), tuple(dict.fromkeys(notes)),
+        all(step.exact for step in steps),
+    )
+
+
+def _conv1(out: int, stride: int) -> Conv:
+    return Conv(out, (1,), (stride,), (0,), bias=False)
+
+
+def _conv3(out: int, stride: int) -> Conv:
+    return Conv(out, (3,), (stride,), (1,), bias=False)
+
+
+def _need_spatial(shape: Shape, rank: int | None) -> None:
+    if shape.flat:
+        raise ConvcalcError(
+            f"needs a spatial input but gets the flat vector {shape}; valid: put "
+            "convolution and pooling before flatten and fully connected layers"
+        )
+    if rank is not None and len(shape.spatial) != rank:
+        raise ConvcalcError(
+            f"works on {rank} spatial axes but the input {shape} has {len(shape.spatial)}"
+        )
+
+
+def _check_groups(c_in: int, c_out: int, groups: int) -> None:
+    if groups < 1 or c_in % groups or c_out % groups:
+        raise ConvcalcError(
+            f"groups {groups} must be at least 1 and divide both the input channels "
+            f"{c_in} and the output channels {c_out}"
+        )
+
+
+def _out_channels(shape: Shape, out: int | None) -> int | None:
+    if out is not None and out < 1:
+        raise ConvcalcError(f"filters {out} is not valid: it must be at least 1")
+    return shape.channels if out is None else out
+
+
+def _axis_names(rank: int) -> tuple[str, ...]:
+    return {1: ("positions",), 2: ("rows", "columns"), 3: ("slices", "rows", "columns")}.get(
+        rank, tuple(f"axis {i}" for i in range(rank))
+    )
+
+
+def _product(values: Sequence[int]) -> int:
+    total = 1
+    for v in values:
+        total *= v
+    return total
+
+

@@ -1,0 +1,1 @@
+"""numpy: padding, the four convolution methods, operations, pipelines, traces."""

@@ -1,0 +1,223 @@
+"""Four ways to compute a 2-D cross-correlation of an already padded input.
+
+Each takes an input ``x``, HxWxC with the padding applied, and a kernel bank ``w``,
+KH x KW x (C/groups) x F, and returns Ho x Wo x F: per axis (input n, kernel f,
+stride s, dilation d; sizes from `convcalc.calc.geometry`)::
+
+    out = floor((n - d(f-1) - 1)/s) + 1
+    y[r, c, o] = sum_{i, j, k} x[r·s + i·d, c·s + j·d, g·C/groups + k] · w[i, j, k, o]
+
+where ``g = o // (F/groups)`` is the group of output channel o (PyTorch's rule). The
+kernel is not flipped. dtype policy: float32 and 8-bit input (images, bool)
+compute and return float32; any other real input (wider integers, float64)
+computes in float64, exact for small integer examples. The four methods agree to
+floating-point tolerance:
+
+* ``direct``: shift-and-add over the KH·KW taps on strided views, in row strips
+  run on a small thread pool, with a two-pass path for rank-1 (separable) kernels;
+* ``im2col``: a patch matrix times the weight matrix, chunked over output rows;
+* ``fft``: products of real 2-D FFTs, cropped to the valid part, then subsampled
+  (`convcalc.compute.fftconv`);
+* ``winograd``: F(2x2, 3x3) minimal filtering, 3x3 kernels with stride and dilation 1
+  (`convcalc.compute.winograd`).
+
+This module picks among them (`choose_method`) and holds im2col; direct is in
+`convcalc.compute.direct`, the shared dtype policy and shape checks in `convcalc.compute.arrays`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+from numpy.typing import ArrayLike
+
+from convcalc.calc.choices import Method
+from convcalc.calc.geometry import effective_kernel
+from convcalc.compute.arrays import CHUNK_BYTES, Array, Pair, prepare
+from convcalc.compute.arrays import working_array as working_array
+from convcalc.compute.arrays import working_dtype as working_dtype
+from convcalc.compute.direct import SEPARABLE_MIN_PIXELS as SEPARABLE_MIN_PIXELS
+from convcalc.compute.direct import correlate_direct as correlate_direct
+from convcalc.compute.direct import rank1_factors
+from convcalc.compute.fftconv import correlate_fft as correlate_fft
+from convcalc.compute.winograd import correlate_winograd as correlate_winograd
+from convcalc.errors import ConvcalcError
+
+# AUTO's rules come from measurements on the 2-core build machine (numpy 2.4), best of
+# 3 runs, stride 1, direct vs FFT (overlap-save tiles) in ms, 2026-11-23. One channel:
+#   512x512 float64:   5x5 4 vs 5,    7x7 7 vs 5,    9x9 14 vs 5
+#   1024x1024 float64: 5x5 14 vs 14,  7x7 27 vs 13,  9x9 45 vs 15
+#   1024x1024 float32: 5x5 8 vs 10,   7x7 14 vs 10,  9x9 24 vs 9
+#   2048x2048 float32: 5x5 26 vs 23,  7x7 47 vs 24,  9x9 76 vs 24
+#   4096x4096 float32: 5x5 85 vs 78,  7x7 170 vs 70, 9x9 230 vs 90
+# Several channels, float64 (C to F channels):
+#   512x512, 3 to 8:    5x5 17 vs 20,   7x7 23 vs 21,   9x9 44 vs 26
+#   512x512, 16 to 16:  5x5 52 vs 138,  7x7 95 vs 123,  9x9 212 vs 122
+#   256x256, 64 to 64:  5x5 321 vs 368, 7x7 638 vs 470, 9x9 1282 vs 424
+# Separable kernels (two passes), float32, depthwise:
+#   1024x1024:          9x9 6 vs 8,     15x15 8 vs 9,    21x21 10 vs 10,  31x31 14 vs 8
+#   1024x1024x3:        9x9 12 vs 27,   15x15 18 vs 28,  21x21 29 vs 28,  31x31 42 vs 25
+#   4096x4096:          9x9 58 vs 78,   15x15 88 vs 101, 21x21 143 vs 90
+# Both methods cost about the same per pixel at every image size, so the rules do not
+# depend on it: FFT pays off from about 36 taps for one channel and 64 for several.
+# im2col never beat direct (3x3, 16 to 16: 126 vs 23; 64 to 64 on 128x128: 35 vs 16),
+# nor did Winograd (16 to 16: 133 vs 23): AUTO picks neither.
+FFT_MIN_TAPS = 36
+"""AUTO picks FFT for a kernel of depth 1 from this many taps per output pixel."""
+
+FFT_MIN_TAPS_DEEP = 64
+"""AUTO picks FFT for a kernel of depth 2 or more from this many taps per output pixel."""
+
+FFT_SEPARABLE_TAPS = 36
+"""AUTO picks FFT for a separable kernel when ``(KH + KW)/(s_h·s_w)`` reaches this."""
+
+DIRECT_MAX_MACS = 2**22
+"""Below this many multiply-accumulates AUTO keeps direct: fast, and exact on integers."""
+
+def correlate_padded(
+    x: ArrayLike,
+    w: ArrayLike,
+    *,
+    stride: Pair = (1, 1),
+    dilation: Pair = (1, 1),
+    groups: int = 1,
+    method: Method = Method.AUTO,
+) -> Array:
+    """Cross-correlate an already padded HxWxC input with a bank of F kernels.
+
+    Parameters
+    ----------
+    x : array, HxWxC
+        The padded input.
+    w : array, KH x KW x (C/groups) x F
+        The kernels; F must be divisible by ``groups``.
+    stride, dilation : (int, int)
+        Per axis (rows, columns).
+    groups : int
+        Output channel o sees input channels of group ``o // (F/groups)`` only.
+    method : Method
+        ``auto`` (see `choose_method`), ``direct``, ``im2col``, ``fft`` or ``winograd``.
+
+    Returns
+    -------
+    array, Ho x Wo x F
+        ``Ho = (H - d(KH-1) - 1)//s + 1``, likewise Wo; float32 for float32 input,
+        float64 otherwise.
+
+    Raises
+    ------
+    ConvcalcError
+        Shapes that do not fit, a kernel larger than the input, winograd out of reach.
+
+    Examples
+    --------
+    >>> x = np.arange(16).reshape(4, 4, 1)
+    >>> correlate_padded(x, np.ones((3, 3, 1, 1)))[..., 0]
+    array([[45., 54.],
+           [81., 90.]])
+    """
+    xa, wa, _, _ = prepare(x, w, stride, dilation, groups)
+    if method == Method.AUTO:
+        method = choose_method(
+            xa.shape, wa.shape, stride=stride, dilation=dilation, groups=groups,
+            separable=is_separable(wa), itemsize=xa.dtype.itemsize,
+        )
+    if method == Method.DIRECT:
+        return correlate_direct(xa, wa, stride=stride, dilation=dilation, groups=groups)
+    if method == Method.IM2COL:
+        return correlate_im2col(xa, wa, stride=stride, dilation=dilation, groups=groups)
+    if method == Method.FFT:
+        return correlate_fft(xa, wa, stride=stride, dilation=dilation, groups=groups)
+    if method == Method.WINOGRAD:
+        return correlate_winograd(xa, wa, stride=stride, dilation=dilation, groups=groups)
+    raise ConvcalcError(f"method {method!r} is not valid; valid: {', '.join(Method)}")
+
+
+def choose_method(
+    in_shape: tuple[int, ...],
+    kernel_shape: tuple[int, ...],
+    *,
+    stride: Pair = (1, 1),
+    dilation: Pair = (1, 1),
+    groups: int = 1,
+    separable: bool = False,
+    itemsize: int = 8,
+) -> Method:
+    """The method AUTO uses for an HxWxC input and a KH x KW x (C/groups) x F bank.
+
+    A cost rule on shapes, never an error: with ``P = H·W/(s_h·s_w)`` output pixels
+    (about; padded or not), direct below `DIRECT_MAX_MACS` multiply-accumulates
+    ``P·KH·KW·C/groups·F``; otherwise FFT when the taps per output pixel,
+    ``KH·KW/(s_h·s_w)``, reach `FFT_MIN_TAPS` (depth C/groups of 1) or
+    `FFT_MIN_TAPS_DEEP` (deeper), or, for a ``separable`` kernel (see
+    `is_separable`) that direct runs in two passes, when ``(KH + KW)/(s_h·s_w)``
+    reaches `FFT_SEPARABLE_TAPS`; direct otherwise. With a stride FFT still
+    computes every position. ``itemsize`` is accepted for callers that know the
+    dtype; it does not change the answer. im2col and Winograd are never chosen:
+    neither beat direct here.
+
+    Examples
+    --------
+    >>> str(choose_method((512, 512, 1), (15, 15, 1, 1)))
+    'fft'
+    >>> str(choose_method((512, 512, 64), (5, 5, 64, 64)))
+    'direct'
+    """
+    del dilation, groups  # the kernel depth already says what groups do
+    del itemsize  # measured: float32 and float64 cross over at about the same size
+    kh, kw, depth, filters = kernel_shape[:4]
+    strides = stride[0] * stride[1]
+    pixels = in_shape[0] * in_shape[1] / strides
+    if pixels * kh * kw * depth * filters < DIRECT_MAX_MACS:
+        return Method.DIRECT
+    if separable and depth == 1 and pixels >= SEPARABLE_MIN_PIXELS:
+        fft = (kh + kw) / strides >= FFT_SEPARABLE_TAPS
+    else:
+        fft = kh * kw / strides >= (FFT_MIN_TAPS if depth == 1 else FFT_MIN_TAPS_DEEP)
+    return Method.FFT if fft else Method.DIRECT
+
+
+def is_separable(w: ArrayLike) -> bool:
+    """True when direct runs every kernel of the KH x KW x 1 x F bank as two 1-D passes.
+
+    That is: depth 1, larger than 2x2 (at least 2 on each side), and rank 1 by the
+    SVD (``s1 <= 1e-10·s0``; 4 eps·s0 in float32), as Gaussian, box and Sobel kernels are.
+
+    Examples
+    --------
+    >>> is_separable(np.outer([1, 2, 1], [1, 0, -1])[:, :, None, None])
+    True
+    """
+    return rank1_factors(working_array(w)) is not None
+
+
+def correlate_im2col(
+    x: ArrayLike, w: ArrayLike, *, stride: Pair = (1, 1), dilation: Pair = (1, 1),
+    groups: int = 1, chunk_bytes: int = CHUNK_BYTES,
+) -> Array:
+    """Patch matrix @ weight matrix, per group, over chunks of output rows.
+
+    A chunk of r output rows makes a patch matrix of ``r·Wo`` rows and
+    ``C/groups·KH·KW`` columns per group; r is chosen so that all groups' patches
+    fit in ``chunk_bytes`` (at least one row). Shapes as in `correlate_padded`.
+    """
+    xa, wa, ho, wo = prepare(x, w, stride, dilation, groups)
+    kh, kw, cg, f = wa.shape
+    fg = f // groups
+    windows = sliding_window_view(
+        xa, (effective_kernel(kh, dilation[0]), effective_kernel(kw, dilation[1])), axis=(0, 1)
+    )[:: stride[0], :: stride[1], :, :: dilation[0], :: dilation[1]]
+    weights = (
+        wa.reshape(kh, kw, cg, groups, fg).transpose(3, 2, 0, 1, 4).reshape(groups, -1, fg)
+    )
+    out = np.empty((ho, wo, f), dtype=xa.dtype)
+    rows = max(1, chunk_bytes // (wo * kh * kw * xa.shape[2] * xa.itemsize))
+    for r0 in range(0, ho, rows):
+        r1 = min(r0 + rows, ho)
+        patches = windows[r0:r1, :wo].reshape(r1 - r0, wo, groups, cg, kh, kw)
+        patches = patches.transpose(2, 0, 1, 3, 4, 5).reshape(groups, (r1 - r0) * wo, -1)
+        product = np.matmul(patches, weights)
+        out[r0:r1] = product.reshape(groups, r1 - r0, wo, fg).transpose(1, 2, 0, 3).reshape(
+            r1 - r0, wo, f
+        )
+    return out

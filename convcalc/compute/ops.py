@@ -1,0 +1,451 @@
+"""The operations `convcalc apply` runs: padding, convolution, pooling, activations.
+
+Arrays are channels-last: an input is HxWxC (an HxW map is taken as HxWx1), a
+kernel bank KH x KW x (C/groups) x F, a result Ho x Wo x F. Output sizes and
+padding splits come from `convcalc.calc.geometry`, so they agree with `convcalc shape`.
+"Convolution" is cross-correlation, as in CNN frameworks; ``flip=True`` gives the
+mathematical convolution. dtype policy: float32 and 8-bit input (images, bool)
+compute and return float32; any other real input (wider integers, float64)
+computes in float64, exact for small integer examples.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, DTypeLike, NDArray
+
+from convcalc.calc.choices import Activation, Convention, Method, PadMode, PoolKind
+from convcalc.calc.geometry import Axis, Padding, conv_axis, pool_axis, transposed_axis
+from convcalc.compute.arrays import Array, saturated, tap_product, working_array, working_dtype
+from convcalc.compute.methods import choose_method, correlate_direct, correlate_padded, is_separable
+from convcalc.compute.padding import PaddedInput
+from convcalc.compute.padding import pad as pad  # re-exported: ops is where apply's operations live
+from convcalc.errors import ConvcalcError
+
+_AXIS_NAMES = ("rows", "columns")
+
+LRELU_SLOPE = 0.01
+"""The slope of leaky ReLU below zero (PyTorch's default)."""
+
+
+
+def correlate(
+    x: ArrayLike,
+    kernels: ArrayLike,
+    *,
+    stride: tuple[int, int] = (1, 1),
+    padding: tuple[Padding, Padding] = (0, 0),
+    dilation: tuple[int, int] = (1, 1),
+    pad_mode: PadMode = PadMode.ZERO,
+    groups: int = 1,
+    bias: Sequence[float] | None = None,
+    flip: bool = False,
+    method: Method = Method.AUTO,
+    activation: Activation = Activation.NONE,
+    convention: Convention = Convention.TORCH,
+    out_dtype: DTypeLike | None = None,
+) -> NDArray[Any]:
+    """A convolution layer: pad, cross-correlate, add the bias, activate.
+
+    ``y[r, c, o] = act(b[o] + sum_{i,j,k} xp[r·s + i·d, c·s + j·d, g·C/groups + k]·w[i,j,k,o])``
+    with xp the padded input and ``g = o // (F/groups)``. Per axis (input n,
+    kernel f, stride s, padding p_lo + p_hi, dilation d)::
+
+        out = floor((n + p_lo + p_hi - d(f-1) - 1)/s) + 1
+
+    Parameters
+    ----------
+    x : array, HxWxC (or HxW)
+    kernels : array, KH x KW x (C/groups) x F (or KH x KW, one filter)
+    stride, dilation : (int, int)
+    padding : (Padding, Padding)
+        Per axis: a count on both sides, ``(before, after)``, or ``same``
+        (TensorFlow: the odd one after), ``valid`` or ``full``.
+    pad_mode : PadMode
+        What fills the padding, see `pad`.
+    groups : int
+        Grouped convolution (PyTorch's rule); ``groups = C`` is depthwise.
+    bias : sequence of F floats, optional
+    flip : bool
+        Rotate every kernel by 180° first: the mathematical convolution.
+    method : Method
+        The algorithm, see `convcalc.compute.methods.correlate_padded`; all agree.
+    activation : Activation
+        Applied after the bias, see `activate`.
+    convention : Convention
+        Whose SAME rule the geometry reports (the numbers are the same).
+    out_dtype : integer dtype, optional
+        Return the result rounded to nearest and saturated to this type's range
+        (OpenCV's ``saturate_cast``), e.g. uint8 for an 8-bit image. The direct
+        method without bias or activation then never holds a float copy of the
+        whole result.
+
+    Returns
+    -------
+    array, Ho x Wo x F
+
+    Raises
+    ------
+    ConvcalcError
+        A kernel larger than the padded input, shapes or groups that do not fit,
+        a bias of the wrong length, a reflect pad too large.
+
+    Examples
+    --------
+    The worked example of the UFLDL tutorial:
+
+    >>> x = [[1, 1, 1, 0, 0], [0, 1, 1, 1, 0], [0, 0, 1, 1, 1], [0, 0, 1, 1, 0], [0, 1, 1, 0, 0]]
+    >>> correlate(x, [[1, 0, 1], [0, 1, 0], [1, 0, 1]])[..., 0]
+    array([[4., 3., 4.],
+           [2., 4., 3.],
+           [2., 3., 4.]])
+    """
+    xa = _image(x, convert=False)
+    dtype = working_dtype(xa.dtype)
+    w = _kernel_bank(kernels, dtype)
+    pads = _conv_pads(xa.shape, w.shape, stride, padding, dilation, convention)
+    if flip:
+        w = w[::-1, ::-1]
+    if method == Method.AUTO:
+        method = _auto_method(xa.shape, w, pads, stride, dilation, groups)
+    unpadded = not any(lo or hi for lo, hi in pads) and xa.dtype == dtype
+    streamed = out_dtype if bias is None and activation == Activation.NONE else None
+    if method == Method.DIRECT and pad_mode != PadMode.WRAP and (not unpadded or streamed):
+        # padded (and cast) a strip at a time: no padded copy of the whole image
+        y = correlate_direct(PaddedInput(xa, pads, pad_mode, dtype=dtype), w, stride=stride,
+                             dilation=dilation, groups=groups, out_dtype=streamed)
+    else:
+        y = correlate_padded(pad(xa, pads, pad_mode, dtype=dtype), w, stride=stride,
+                             dilation=dilation, groups=groups, method=method)
+    if out_dtype is not None and y.dtype == out_dtype:
+        return y
+    y = activate(_add_bias(y, bias), activation)
+    return y if out_dtype is None else saturated(y, out_dtype, overwrite=True)
+
+
+def auto_method(
+    x: ArrayLike,
+    kernels: ArrayLike,
+    *,
+    stride: tuple[int, int] = (1, 1),
+    padding: tuple[Padding, Padding] = (0, 0),
+    dilation: tuple[int, int] = (1, 1),
+    groups: int = 1,
+    convention: Convention = Convention.TORCH,
+) -> Method:
+    """The method `correlate` runs with ``method=auto`` on these arguments.
+
+    `convcalc.compute.methods.choose_method`'s rule on the padded input's shape, with the
+    kernels' separability in the working dtype. Arguments as in `correlate`.
+    """
+    xa = _image(x, convert=False)
+    w = _kernel_bank(kernels, working_dtype(xa.dtype))
+    pads = _conv_pads(xa.shape, w.shape, stride, padding, dilation, convention)
+    return _auto_method(xa.shape, w, pads, stride, dilation, groups)
+
+
+def conv_transpose(
+    x: ArrayLike,
+    kernels: ArrayLike,
+    *,
+    stride: tuple[int, int] = (1, 1),
+    padding: tuple[Padding, Padding] = (0, 0),
+    dilation: tuple[int, int] = (1, 1),
+    output_padding: tuple[int, int] = (0, 0),
+    groups: int = 1,
+    bias: Sequence[float] | None = None,
+) -> Array:
+    """Transposed convolution (PyTorch's ConvTranspose2d), by scatter-add per tap.
+
+    Every input pixel adds its kernel-weighted copy at ``(r·s + i·d, c·s + j·d)``
+    of a full output of ``(n-1)s + d(f-1) + 1`` rows; the padding is then cropped
+    from the start, and the size per axis is (`convcalc.calc.geometry.transposed_axis`)::
+
+        out = (n-1)s - p_lo - p_hi + d(f-1) + output_padding + 1
+
+    It is the adjoint of `correlate` with the same stride, padding and dilation:
+    ``<correlate(x, w), y> == <x, conv_transpose(y, w')>`` with w' the bank with
+    its last two axes swapped.
+
+    Parameters
+    ----------
+    x : array, HxWxC (or HxW)
+    kernels : array, KH x KW x C x (F/groups)
+        PyTorch's weight ``(C, F/groups, KH, KW)`` moved channels-last.
+    stride, dilation, output_padding : (int, int)
+    padding : (Padding, Padding)
+        Per axis: a count on both sides, ``(before, after)``, ``same`` or ``valid``
+        (TensorFlow/Keras sizes).
+    groups : int
+    bias : sequence of F floats, optional
+
+    Returns
+    -------
+    array, Ho x Wo x F
+
+    Examples
+    --------
+    >>> conv_transpose(np.ones((2, 2)), np.ones((2, 2)), stride=(2, 2)).shape
+    (4, 4, 1)
+    """
+    xa = _image(x)
+    w = _kernel_bank(kernels, xa.dtype)
+    (h, wd, c), (kh, kw, depth, fg) = xa.shape, w.shape
+    if groups < 1 or c % groups or depth != c:
+        raise ConvcalcError(
+            f"a transposed kernel bank of depth {depth} with groups {groups} does not fit "
+            f"{c} input channels; valid: depth {c} and groups dividing {c}"
+        )
+    axes = [
+        transposed_axis(
+            xa.shape[k], w.shape[k], stride=stride[k], padding=padding[k],
+            dilation=dilation[k], output_padding=output_padding[k],
+        )
+        for k in (0, 1)
+    ]
+    (sh, sw), (dh, dw) = stride, dilation
+    # the full output, (n-1)s + d(f-1) + 1 per axis, or more when output_padding asks
+    extent = [max((a.n - 1) * a.stride + a.span, a.pad_lo + a.size) for a in axes]
+    full = np.zeros((*extent, groups * fg), dtype=xa.dtype)
+    # (C, F/groups) per tap, as (C/groups, F) for tap_product
+    taps = w.reshape(kh, kw, groups, c // groups, fg).transpose(0, 1, 3, 2, 4)
+    taps = taps.reshape(kh, kw, c // groups, groups * fg)
+    tmp = np.empty((h, wd, groups * fg), dtype=xa.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            tap_product(xa, taps[i, j], groups, tmp)
+            full[i * dh : i * dh + (h - 1) * sh + 1 : sh,
+                 j * dw : j * dw + (wd - 1) * sw + 1 : sw] += tmp
+    rows, cols = axes
+    y = full[rows.pad_lo : rows.pad_lo + rows.size, cols.pad_lo : cols.pad_lo + cols.size]
+    return _add_bias(np.ascontiguousarray(y), bias)
+
+
+def pool(
+    x: ArrayLike,
+    kind: PoolKind,
+    size: tuple[int, int],
+    *,
+    stride: tuple[int, int] | None = None,
+    padding: tuple[Padding, Padding] = (0, 0),
+    dilation: tuple[int, int] = (1, 1),
+    ceil: bool = False,
+    exclude_pad: bool = False,
+    convention: Convention = Convention.TORCH,
+) -> Array:
+    """Pool each channel over windows of ``size`` (the stride defaults to the size).
+
+    Output size per axis from `convcalc.calc.geometry.pool_axis`: rounded down, or up
+    with ``ceil`` (PyTorch ``ceil_mode``: the last window may run past the padded
+    input but may not start in the bottom/right padding; Caffe always rounds up).
+
+    * ``max``: the largest value; padding never wins (PyTorch).
+    * ``avg``: the sum over the window divided by the number of its cells inside
+      the padded input, padding included (PyTorch ``count_include_pad``; cells of
+      a ceil-mode window past the padded input are not counted). With
+      ``exclude_pad``, or the ``tf`` convention, by the number of real input cells
+      (TensorFlow SAME).
+    * ``l2``: ``sqrt(sum of squares)``, padding counting 0 (PyTorch LPPool2d, p=2,
+      except that a ceil-mode window past the input is not rescaled).
+
+    Parameters
+    ----------
+    x : array, HxWxC (or HxW)
+    kind : PoolKind
+    size, dilation : (int, int)
+    stride : (int, int), optional
+    padding : (Padding, Padding)
+        Per axis: a count (at most half the window; Caffe: less than it),
+        ``(before, after)``, ``same`` or ``valid``.
+    ceil, exclude_pad : bool
+    convention : Convention
+
+    Raises
+    ------
+    ConvcalcError
+        Padding over half the window (Caffe: not less than it), a window larger
+        than the padded input, or a dilated window that sees only padding.
+
+    Returns
+    -------
+    array, Ho x Wo x C
+
+    Examples
+    --------
+    >>> x = np.array([[1, 3, 2, 1], [2, 9, 1, 1], [1, 3, 2, 3], [5, 6, 1, 2]])
+    >>> pool(x, PoolKind.MAX, (2, 2))[..., 0]
+    array([[9., 2.],
+           [6., 3.]])
+    """
+    xa = _image(x)
+    strides = size if stride is None else stride
+    axes = [
+        pool_axis(
+            xa.shape[k], size[k], stride=strides[k], padding=padding[k],
+            dilation=dilation[k], ceil=ceil, convention=convention,
+        )
+        for k in (0, 1)
+    ]
+    rows, cols = axes
+    for a, name in zip(axes, _AXIS_NAMES, strict=True):
+        if not _window_counts(a, exclude_pad=True).all():
+            raise ConvcalcError(
+                f"a pooling window of {a.kernel} {name} with dilation {a.dilation} covers only "
+                f"padding ({a.pad_lo} before, {a.pad_hi} after {a.n} {name}); valid: less "
+                "padding or dilation"
+            )
+    fill = -np.inf if kind == PoolKind.MAX else 0.0
+    extent = [max(a.n + a.pad_lo + a.pad_hi, (a.size - 1) * a.stride + a.span) for a in axes]
+    padded = np.full((*extent, xa.shape[2]), fill, dtype=xa.dtype)
+    padded[rows.pad_lo : rows.pad_lo + rows.n, cols.pad_lo : cols.pad_lo + cols.n] = xa
+    if kind == PoolKind.L2:
+        np.square(padded, out=padded)
+    combine = np.maximum if kind == PoolKind.MAX else np.add
+    out = np.empty((rows.size, cols.size, xa.shape[2]), dtype=xa.dtype)
+    for i in range(rows.kernel):
+        for j in range(cols.kernel):
+            view = padded[
+                i * rows.dilation : i * rows.dilation + (rows.size - 1) * rows.stride + 1
+                : rows.stride,
+                j * cols.dilation : j * cols.dilation + (cols.size - 1) * cols.stride + 1
+                : cols.stride,
+            ]
+            if i == j == 0:
+                out[...] = view
+            else:
+                combine(out, view, out=out)
+    if kind == PoolKind.AVG:
+        exclude = exclude_pad or convention == Convention.TF
+        counts = np.outer(_window_counts(rows, exclude), _window_counts(cols, exclude))
+        out /= counts[:, :, None]
+    elif kind == PoolKind.L2:
+        np.sqrt(out, out=out)
+    elif kind != PoolKind.MAX:
+        raise ConvcalcError(f"pooling {kind!r} is not valid; valid: {', '.join(PoolKind)}")
+    return out
+
+
+def global_pool(x: ArrayLike, kind: PoolKind) -> Array:
+    """Pool each channel over the whole map: HxWxC (or HxW) to 1x1xC.
+
+    ``max``, ``avg`` (the mean) or ``l2`` (``sqrt(sum of squares)``).
+
+    Examples
+    --------
+    >>> global_pool(np.arange(4).reshape(2, 2), PoolKind.AVG)
+    array([[[1.5]]])
+    """
+    xa = _image(x)
+    out: Array
+    if kind == PoolKind.MAX:
+        out = xa.max(axis=(0, 1), keepdims=True)
+    elif kind == PoolKind.AVG:
+        out = xa.mean(axis=(0, 1), keepdims=True)
+    elif kind == PoolKind.L2:
+        out = np.sqrt(np.square(xa).sum(axis=(0, 1), keepdims=True))
+    else:
+            raise ConvcalcError(f"pooling {kind!r} is not valid; valid: {', '.join(PoolKind)}")
+    return out
+
+
+def activate(x: ArrayLike, activation: Activation) -> Array:
+    """Apply a pointwise activation; same shape, working dtype (float32 or float64).
+
+    ``relu``: max(x, 0); ``lrelu``: x if x >= 0 else 0.01x; ``sigmoid``:
+    1/(1 + e^-x) (computed without overflow); ``tanh``; ``none``: x itself.
+
+    Examples
+    --------
+    >>> activate(np.array([-2, 0, 3]), Activation.RELU)
+    array([0., 0., 3.])
+    """
+    xa = working_array(x)
+    if activation == Activation.NONE:
+        return xa
+    if activation == Activation.RELU:
+        return np.maximum(xa, 0)
+    if activation == Activation.LRELU:
+        return np.where(xa >= 0, xa, xa * LRELU_SLOPE)
+    if activation == Activation.SIGMOID:
+        return np.exp(-np.logaddexp(0, -xa))
+    if activation == Activation.TANH:
+        return np.tanh(xa)
+    raise ConvcalcError(
+        f"activation {activation!r} is not valid; valid: {', '.join(Activation)}"
+    )
+
+
+# -- helpers ---------------------------------------------------------------
+
+
+def _image(x: ArrayLike, *, convert: bool = True) -> Array:
+    """The input as HxWxC (an HxW map gains one channel), in its working dtype."""
+    xa = working_array(x) if convert else np.asarray(x)
+    working_dtype(xa.dtype)  # refuses complex, strings, objects
+    if xa.ndim == 2:
+        xa = xa[:, :, None]
+    if xa.ndim != 3:
+        raise ConvcalcError(
+            f"an input of shape {'x'.join(map(str, xa.shape))} is not valid; valid: HxW or HxWxC"
+        )
+    return xa
+
+
+def _kernel_bank(kernels: ArrayLike, dtype: np.dtype[Any]) -> Array:
+    """The kernels as KH x KW x depth x F in ``dtype`` (a KH x KW kernel is one filter)."""
+    w = working_array(kernels).astype(dtype, copy=False)
+    if w.ndim == 2:
+        w = w[:, :, None, None]
+    if w.ndim != 4:
+        raise ConvcalcError(
+            f"a kernel of shape {'x'.join(map(str, w.shape))} is not valid; "
+            "valid: KHxKW or KHxKWxCxF"
+        )
+    return w
+
+
+def _conv_pads(x_shape: tuple[int, ...], w_shape: tuple[int, ...], stride: tuple[int, int],
+               padding: tuple[Padding, Padding], dilation: tuple[int, int],
+               convention: Convention) -> list[tuple[int, int]]:
+    """(before, after) padding per axis of an HxWxC input for a KH x KW x ... bank."""
+    axes = [conv_axis(x_shape[k], w_shape[k], stride=stride[k], padding=padding[k],
+                      dilation=dilation[k], convention=convention) for k in (0, 1)]
+    return [(a.pad_lo, a.pad_hi) for a in axes]
+
+
+def _auto_method(x_shape: tuple[int, ...], w: Array, pads: list[tuple[int, int]],
+                 stride: tuple[int, int], dilation: tuple[int, int], groups: int) -> Method:
+    padded = (x_shape[0] + sum(pads[0]), x_shape[1] + sum(pads[1]), x_shape[2])
+    return choose_method(padded, w.shape, stride=stride, dilation=dilation, groups=groups,
+                         separable=is_separable(w), itemsize=w.dtype.itemsize)
+
+
+def _add_bias(y: Array, bias: Sequence[float] | None) -> Array:
+    if bias is None:
+        return y
+    b = np.asarray(bias, dtype=y.dtype).reshape(-1)
+    if b.shape[0] != y.shape[-1]:
+        raise ConvcalcError(
+            f"{b.shape[0]} bias value(s) for {y.shape[-1]} filter(s); "
+            f"valid: one value per filter ({y.shape[-1]})"
+        )
+    y += b
+    return y
+
+
+def _window_counts(axis: Axis, exclude_pad: bool) -> NDArray[np.int64]:
+    """Per output position, how many window taps fall inside the padded input.
+
+    With ``exclude_pad``, inside the real input only. Positions are in padded
+    coordinates: window r covers ``r·s + i·d`` for i < f.
+    """
+    taps = (np.arange(axis.size) * axis.stride)[:, None] + np.arange(axis.kernel) * axis.dilation
+    if exclude_pad:
+        lo, hi = axis.pad_lo, axis.pad_lo + axis.n
+    else:
+        lo, hi = 0, axis.n + axis.pad_lo + axis.pad_hi
+    counts: NDArray[np.int64] = ((taps >= lo) & (taps < hi)).sum(axis=1)
+    return counts

@@ -1,0 +1,1 @@
+"""Reading and writing: images, .npy, text matrices, PNG, value scaling."""

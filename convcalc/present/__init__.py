@@ -1,0 +1,1 @@
+"""No computing: text, JSON, rich tables, terminal pictures, animation."""

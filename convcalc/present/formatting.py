@@ -1,0 +1,235 @@
+"""Plain-text and JSON forms of computed results (no rich: these paths start fast)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from convcalc.calc.geometry import Axis, PadRule, Solution
+from convcalc.calc.network import LayerResult, NetworkResult, ReceptiveField, initial_field
+
+if TYPE_CHECKING:
+    from convcalc.calc.compare import Comparison, Count
+
+
+def count(n: int) -> str:
+    """An integer with thousands separators: ``138,357,544``."""
+    return f"{n:,}"
+
+
+def si(n: float, unit: str = "") -> str:
+    """A large number with an SI prefix: ``15.47 G``."""
+    for factor, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(n) >= factor:
+            return f"{n / factor:.2f} {prefix}{unit}"
+    return f"{n:g} {unit}".rstrip()
+
+
+def size_bytes(n: int) -> str:
+    """A byte count in binary units: ``3.06 MiB``."""
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.2f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def field_text(rf: ReceptiveField | None) -> tuple[str, str, str]:
+    """Receptive field (size, jump, start) as table cells; one value if axes agree."""
+    if rf is None:
+        return "all", "—", "—"
+    return _axes_text(rf.size), _axes_text(rf.jump), _axes_text(tuple(map(_num, rf.start)))
+
+
+def axis_lines(axes: tuple[Axis, ...]) -> list[tuple[str, str]]:
+    """(axis names, formula) pairs; axes with identical formulas share a line."""
+    names = _AXIS_NAMES.get(len(axes), tuple(f"axis {i}" for i in range(len(axes))))
+    grouped: dict[str, list[str]] = {}
+    for name, ax in zip(names, axes, strict=True):
+        grouped.setdefault(ax.formula, []).append(name)
+    return [(" and ".join(group), formula) for formula, group in grouped.items()]
+
+
+def single_text(result: NetworkResult, convention: str) -> str:
+    """A one-layer result: output shape, formula with numbers, notes, counts."""
+    layer = result.layers[0]
+    lines = [f"{result.input} → {layer.output}    ({layer.spec}, {convention} rules)"]
+    lines += [f"  {names}: {formula}" for names, formula in axis_lines(layer.axes)]
+    lines += [f"  padding {pads}" for pads in _padding_text(layer.axes)]
+    lines += [f"  note: {note}" for note in layer.notes]
+    if layer.params:
+        lines.append(
+            f"  parameters {count(layer.params)}; MACs {count(layer.macs)} "
+            f"(FLOPs = 2 × MACs = {count(2 * layer.macs)})"
+        )
+    return "\n".join(lines)
+
+
+def explain_lines(result: NetworkResult) -> list[str]:
+    """Each layer's formulas with the numbers filled in, and the receptive-field step."""
+    lines = []
+    previous = initial_field(len(result.input.spatial))
+    for i, layer in enumerate(result.layers, start=1):
+        lines.append(f"{i:>3}  {layer.spec}  → {layer.output}")
+        lines += [f"       {names}: {formula}" for names, formula in axis_lines(layer.axes)]
+        lines += [f"       padding {pads}" for pads in _padding_text(layer.axes)]
+        if layer.axes and previous is not None and layer.receptive_field is not None:
+            lines.append(f"       receptive field: {_field_step(previous, layer)}")
+        lines += [f"       note: {note}" for note in layer.notes]
+        previous = layer.receptive_field
+    return lines
+
+
+def single_json(result: NetworkResult, convention: str) -> dict[str, Any]:
+    """The JSON document of a one-layer result."""
+    layer = result.layers[0]
+    return {
+        "input_shape": result.input.as_list(),
+        "layer": layer.spec,
+        "output_shape": layer.output.as_list(),
+        "exact": all(ax.exact for ax in layer.axes),
+        "formula": "; ".join(f"{n}: {f}" if len(layer.axes) > 1 else f
+                             for n, f in axis_lines(layer.axes)),
+        "axes": [_axis_json(ax) for ax in layer.axes],
+        "params": layer.params,
+        "macs": layer.macs,
+        "flops": 2 * layer.macs,
+        "convention": convention,
+        "notes": list(layer.notes),
+    }
+
+
+def stack_json(result: NetworkResult, convention: str) -> dict[str, Any]:
+    """The JSON document of a stack: one entry per layer spec, then totals."""
+    return {
+        "input_shape": result.input.as_list(),
+        "output_shape": result.output.as_list(),
+        "convention": convention,
+        "layers": [_layer_json(layer) for layer in result.layers],
+        "total_params": result.total_params,
+        "total_buffers": result.total_buffers,
+        "total_macs": result.total_macs,
+        "total_flops": 2 * result.total_macs,
+        "total_memory_bytes": result.total_memory,
+    }
+
+
+def comparison_json(c: Comparison) -> dict[str, Any]:
+    """The JSON document of a params comparison."""
+    from convcalc.calc.compare import ratio
+
+    doc: dict[str, Any] = {
+        "input_shape": c.input.as_list(),
+        "output_shape": c.output.as_list(),
+        "groups": c.groups,
+    }
+    for name, item in counts(c):
+        doc[f"{name}_params"] = item.params
+        doc[f"{name}_weights"] = item.weights
+        doc[f"{name}_biases"] = item.biases
+        doc[f"{name}_macs"] = item.macs
+        doc[f"{name}_ratio"] = ratio(item, c.conv)
+    if c.unit_count is not None:
+        doc["units"] = c.unit_count
+    return doc
+
+
+def solutions_json(n: int, target: int, solutions: list[Solution]) -> dict[str, Any]:
+    """The JSON document of a ``--target`` search."""
+    return {
+        "input": n,
+        "target": target,
+        "solutions": [
+            {
+                "transposed": sol.transposed,
+                "kernel": sol.kernel,
+                "stride": sol.stride,
+                "padding": str(sol.padding),
+                "dilation": sol.dilation,
+                "output_padding": sol.output_padding,
+                "exact": sol.exact,
+            }
+            for sol in solutions
+        ],
+    }
+
+
+def solution_spec(sol: Solution) -> str:
+    """A target solution written as a layer spec: ``conv:_,3,s=2,p=1``."""
+    if sol.transposed:
+        text = f"deconv:_,{sol.kernel},s={sol.stride},p={sol.padding}"
+        return text + (f",op={sol.output_padding}" if sol.output_padding else "")
+    pad = sol.padding.value if isinstance(sol.padding, PadRule) else sol.padding
+    text = f"conv:_,{sol.kernel},s={sol.stride},p={pad}"
+    return text + (f",d={sol.dilation}" if sol.dilation > 1 else "")
+
+
+def counts(c: Comparison) -> list[tuple[str, Count]]:
+    """The comparison's rows in display order, with their keys."""
+    rows = [("conv", c.conv), ("local", c.local), ("dense", c.dense)]
+    if c.units is not None:
+        rows.append(("units", c.units))
+    return rows
+
+
+# -- helpers ---------------------------------------------------------------
+
+_AXIS_NAMES = {1: ("n",), 2: ("rows", "columns"), 3: ("depth", "rows", "columns")}
+
+
+def _layer_json(layer: LayerResult) -> dict[str, Any]:
+    rf = layer.receptive_field
+    return {
+        "op": layer.op,
+        "spec": layer.spec,
+        "output_shape": layer.output.as_list(),
+        "params": layer.params,
+        "buffers": layer.buffers,
+        "macs": layer.macs,
+        "receptive_field": None if rf is None else {
+            "size": list(rf.size), "jump": list(rf.jump), "start": list(rf.start),
+        },
+        "memory_bytes": layer.memory,
+        "exact": layer.exact,
+        "notes": list(layer.notes),
+    }
+
+
+def _axis_json(ax: Axis) -> dict[str, Any]:
+    return {
+        "input": ax.n, "kernel": ax.kernel, "stride": ax.stride, "dilation": ax.dilation,
+        "padding": [ax.pad_lo, ax.pad_hi], "output": ax.size, "exact": ax.exact,
+        "uncovered": ax.uncovered, "rounding": ax.rounding.value, "formula": ax.formula,
+    }
+
+
+def _padding_text(axes: tuple[Axis, ...]) -> list[str]:
+    if not any(ax.pad_lo != ax.pad_hi for ax in axes):
+        return []
+    names = _AXIS_NAMES.get(len(axes), ())
+    return [
+        ", ".join(f"{name} {ax.pad_lo} before / {ax.pad_hi} after"
+                  for name, ax in zip(names, axes, strict=False))
+    ]
+
+
+def _field_step(before: ReceptiveField, layer: LayerResult) -> str:
+    after = layer.receptive_field
+    assert after is not None
+    ax = layer.axes[0]
+    return (
+        f"r = {before.size[0]} + ({ax.span} − 1)·{before.jump[0]} = {after.size[0]}, "
+        f"j = {before.jump[0]}·{ax.stride} = {after.jump[0]}, "
+        f"start = {_num(before.start[0])} + (({ax.span} − 1)/2 − {ax.pad_lo})·{before.jump[0]}"
+        f" = {_num(after.start[0])}" + ("  (first axis)" if len(layer.axes) > 1 else "")
+    )
+
+
+def _axes_text(values: tuple[Any, ...]) -> str:
+    if len(set(values)) == 1:
+        return str(values[0])
+    return "x".join(str(v) for v in values)
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
