@@ -1,5 +1,7 @@
 """The text forms: shapes, layer specs, network files."""
 
+from typing import Any
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -7,6 +9,7 @@ from hypothesis import strategies as st
 from convcalc.calc.choices import PoolKind
 from convcalc.calc.geometry import PadRule
 from convcalc.calc.grammar import (
+    format_layer,
     looks_like_spec,
     parse_counts,
     parse_network,
@@ -20,6 +23,7 @@ from convcalc.calc.layers import (
     Deconv,
     Dense,
     DepthwiseConv,
+    Flatten,
     GlobalPool,
     InvertedResidual,
     Pointwise,
@@ -137,3 +141,52 @@ def test_padding_and_counts():
 def test_looks_like_spec():
     assert looks_like_spec("relu") and looks_like_spec("conv:k=box3")
     assert not looks_like_spec("photo.png") and not looks_like_spec("samples/x.txt")
+
+
+# -- writing specs back: format_layer is parse_spec's inverse ---------------------
+
+_sizes = st.integers(1, 9)
+_dims = st.lists(_sizes, min_size=1, max_size=3).map(tuple)
+_pads = st.one_of(st.sampled_from(list(PadRule)).map(lambda r: (r,)),
+                  st.lists(st.integers(0, 4), min_size=1, max_size=3).map(tuple))
+_window = {"stride": _dims, "padding": _pads, "dilation": _dims}
+
+LAYERS = st.one_of(
+    st.builds(Conv, out=st.none() | _sizes, kernel=_dims, groups=_sizes, bias=st.booleans(),
+              rank=st.sampled_from([1, 2, 3]), **_window),
+    st.builds(Conv, out=st.none() | _sizes, kernel=st.none(),
+              source=st.sampled_from(["sobel-x", "gauss:sigma=2,size=5", "1,0;0,1"]),
+              **_window),
+    st.builds(Deconv, out=st.none() | _sizes, kernel=_dims, output_padding=_dims.map(
+        lambda d: tuple(v - 1 for v in d)), groups=_sizes, bias=st.booleans(), **_window),
+    st.builds(DepthwiseConv, kernel=_dims, multiplier=_sizes, bias=st.booleans(), **_window),
+    st.builds(Pool, kind=st.sampled_from(list(PoolKind)), kernel=_dims,
+              stride=st.none() | _dims, padding=_pads, dilation=_dims, ceil=st.booleans()),
+    st.builds(GlobalPool, kind=st.sampled_from([PoolKind.AVG, PoolKind.MAX])),
+    st.builds(Dense, units=_sizes, bias=st.booleans()),
+    st.just(Flatten()),
+    st.just(BatchNorm()),
+    st.sampled_from(["relu", "lrelu", "relu6", "sigmoid", "tanh", "softmax", "dropout",
+                     "lrn"]).map(Pointwise),
+    st.builds(ResBlock, kind=st.sampled_from(["basic", "bottleneck"]), width=_sizes,
+              stride=_sizes),
+    st.builds(InvertedResidual, out=_sizes, expand=_sizes, stride=_sizes),
+)
+
+
+@given(LAYERS)
+def test_format_layer_is_the_inverse_of_parse_spec(layer: Any) -> None:
+    text = format_layer(layer)
+    assert parse_spec(text).layer == layer, text
+
+
+def test_format_layer_leaves_defaults_out_and_writes_each_kernel_source() -> None:
+    assert format_layer(parse_spec("conv:64,3,stride=1,padding=0,dilation=1").layer) == "conv:64,3"
+    layer = parse_spec("conv:k=a.txt,s=2,p=1").layer
+    assert format_layer(layer, ["a.txt", "b.txt"]) == "conv:k=a.txt,k=b.txt,s=2,p=1"
+    assert format_layer(parse_spec("maxpool:3,2").layer) == "maxpool:3,s=2"
+
+
+def test_a_generated_kernel_keeps_its_own_keys_inside_k() -> None:
+    layer = parse_spec("conv:k=gauss:sigma=2,size=5,s=2").layer
+    assert layer == Conv(None, None, (2,), source="gauss:sigma=2,size=5")

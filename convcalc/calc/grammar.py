@@ -9,7 +9,7 @@ one or more a line, with ``#`` comments.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
@@ -146,6 +146,38 @@ def parse_network(text: str, source: str) -> list[Spec]:
     return specs
 
 
+def format_layer(layer: Layer, sources: Sequence[str] | None = None) -> str:
+    """A layer written back as its canonical spec, the inverse of `parse_spec`.
+
+    Defaults are left out (``conv:64,3`` rather than ``conv:64,3,s=1,p=0``); an
+    unset filter count is ``_``. ``sources`` writes one ``k=`` per kernel, for
+    apply's option form with several ``-k`` (otherwise the layer's own ``source``).
+
+    Examples
+    --------
+    >>> format_layer(parse_spec("conv:64,3,stride=2,padding=1").layer)
+    'conv:64,3,s=2,p=1'
+    >>> parse_spec(format_layer(Pool(PoolKind.MAX, (3,), (2,)))).layer
+    Pool(kind=<PoolKind.MAX: 'max'>, kernel=(3,), stride=(2,), padding=(0,), dilation=(1,), \
+ceil=False)
+    """
+    op, args = _WRITERS[type(layer)](layer)
+    if sources is not None:
+        own = [a for a in args if a != "_" and not a.startswith("k=")]
+        args = [f"k={source}" for source in sources] + own
+    return f"{op}:{','.join(args)}" if args else op
+
+
+def format_dims(values: Sequence[int]) -> str:
+    """Per-axis sizes as typed: ``3`` or ``3x5``."""
+    return "x".join(str(v) for v in values)
+
+
+def format_padding(padding: Sequence[Padding]) -> str:
+    """Padding as typed: ``1``, ``1x2``, ``same``."""
+    return "x".join(p.value if isinstance(p, PadRule) else str(p) for p in padding)
+
+
 # -- the grammar of each op -------------------------------------------------
 
 Reader = Callable[[str], Any]
@@ -243,8 +275,13 @@ def _reader(reader: Reader, name: str) -> Reader:
 _WINDOW_KEYS: dict[str, Reader] = {
     "s": _dims, "p": parse_padding, "d": _dims,
 }
+def _filters(text: str) -> int | None:
+    """A filter count, or ``_`` for "as many as the input has channels"."""
+    return None if text.strip() == "_" else _positive(text)
+
+
 _CONV_KEYS: dict[str, Reader] = {
-    **_WINDOW_KEYS, "out": _positive, "kernel": _dims, "g": _positive, "bias": _yes_no,
+    **_WINDOW_KEYS, "out": _filters, "kernel": _dims, "g": _positive, "bias": _yes_no,
     "k": _text,
 }
 _ALIASES = {
@@ -344,16 +381,21 @@ for _name in ("fc", "linear", "dense"):
         ("units",), 1, {"units": _positive, "bias": _yes_no}, (),
         lambda op, v: Dense(v["units"], v.get("bias", True)), f"{_name}:N[,bias=no]",
     )
+_LAYER_KEYS = {key for grammar in _OPS.values() for key in grammar.keys} | set(_ALIASES)
+"""Every ``key=`` a layer spec takes: where a ``k=`` kernel value ends."""
+
 for _name in ("relu", "lrelu", "relu6", "sigmoid", "tanh", "softmax", "dropout", "lrn"):
     _OPS[_name] = _Grammar(builder=lambda op, v: Pointwise(op))
 
 
 def _split_args(rest: str) -> list[str]:
-    """Split on commas; a ``k=`` value (a kernel) runs on to the next ``key=``."""
+    """Split on commas; a ``k=`` value (a kernel) runs on to the next layer ``key=``
+    (so ``k=gauss:sigma=2,size=5,s=2`` keeps the generator's own ``size=``)."""
     args: list[str] = []
     in_kernel = False
     for part in rest.split(","):
-        starts_key = re.match(r"\s*[A-Za-z_]+\s*=", part) is not None
+        key = re.match(r"\s*([A-Za-z_]+)\s*=", part)
+        starts_key = key is not None and key.group(1).lower() in _LAYER_KEYS
         if in_kernel and not starts_key:
             args[-1] += "," + part
             continue
@@ -367,3 +409,85 @@ def _split_args(rest: str) -> list[str]:
 
 def _at(where: str) -> str:
     return f"{where}: " if where else ""
+
+
+# -- writing specs back -----------------------------------------------------
+
+Written = tuple[str, list[str]]
+"""An op name and its arguments, as `format_layer` joins them."""
+
+
+def _window_args(stride: Sequence[int] | None, padding: Sequence[Padding],
+                 dilation: Sequence[int], default_stride: Sequence[int] | None) -> list[str]:
+    args = []
+    if stride is not None and tuple(stride) != default_stride:
+        args.append(f"s={format_dims(stride)}")
+    if tuple(padding) != (0,):
+        args.append(f"p={format_padding(padding)}")
+    if tuple(dilation) != (1,):
+        args.append(f"d={format_dims(dilation)}")
+    return args
+
+
+def _head(out: int | None, kernel: Sequence[int] | None, source: str | None) -> list[str]:
+    if kernel is None:
+        return ([] if out is None else [str(out)]) + ([f"k={source}"] if source else [])
+    return ["_" if out is None else str(out), format_dims(kernel)]
+
+
+def _tail(groups: int, bias: bool) -> list[str]:
+    return ([f"g={groups}"] if groups != 1 else []) + ([] if bias else ["bias=no"])
+
+
+def _write_conv(layer: Any) -> Written:
+    op = {1: "conv1d", 3: "conv3d"}.get(layer.rank, "conv")
+    return op, [*_head(layer.out, layer.kernel, layer.source),
+                *_window_args(layer.stride, layer.padding, layer.dilation, (1,)),
+                *_tail(layer.groups, layer.bias)]
+
+
+def _write_deconv(layer: Any) -> Written:
+    extra = [] if tuple(layer.output_padding) == (0,) else [
+        f"op={format_dims(layer.output_padding)}"]
+    return "deconv", [*_head(layer.out, layer.kernel, layer.source),
+                      *_window_args(layer.stride, layer.padding, layer.dilation, (1,)),
+                      *extra, *_tail(layer.groups, layer.bias)]
+
+
+def _write_dwconv(layer: Any) -> Written:
+    multiplier = [f"m={layer.multiplier}"] if layer.multiplier != 1 else []
+    return "dwconv", [format_dims(layer.kernel), *multiplier,
+                      *_window_args(layer.stride, layer.padding, layer.dilation, (1,)),
+                      *_tail(1, layer.bias)]
+
+
+def _write_pool(layer: Any) -> Written:
+    return f"{layer.kind.value}pool", [
+        format_dims(layer.kernel),
+        *_window_args(layer.stride, layer.padding, layer.dilation, None),
+        *(["ceil"] if layer.ceil else []),
+    ]
+
+
+def _write_block(layer: Any) -> Written:
+    return layer.kind, [str(layer.width), *([f"s={layer.stride}"] if layer.stride != 1 else [])]
+
+
+def _write_invres(layer: Any) -> Written:
+    return "invres", [str(layer.out), *([f"t={layer.expand}"] if layer.expand != 6 else []),
+                      *([f"s={layer.stride}"] if layer.stride != 1 else [])]
+
+
+_WRITERS: dict[type, Callable[[Any], Written]] = {
+    Conv: _write_conv,
+    Deconv: _write_deconv,
+    DepthwiseConv: _write_dwconv,
+    Pool: _write_pool,
+    GlobalPool: lambda layer: ("gap" if layer.kind == PoolKind.AVG else "gmp", []),
+    Dense: lambda layer: ("fc", [str(layer.units), *([] if layer.bias else ["bias=no"])]),
+    Flatten: lambda layer: ("flatten", []),
+    Pointwise: lambda layer: (layer.name, []),
+    BatchNorm: lambda layer: ("bn", []),
+    ResBlock: _write_block,
+    InvertedResidual: _write_invres,
+}

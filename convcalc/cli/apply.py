@@ -26,6 +26,7 @@ from convcalc.calc.choices import (
     Scale,
 )
 from convcalc.calc.grammar import (
+    format_layer,
     looks_like_spec,
     parse_counts,
     parse_dims,
@@ -196,9 +197,9 @@ def _stages(spec_texts: Sequence[str], opts: ApplyOptions) -> list[Any]:
         return [_stage_from_spec(spec, opts) for spec in parse_specs(spec_texts)]
     layer = _option_layer(opts)
     if isinstance(layer, Pool | GlobalPool):
-        return [Stage(Spec(_pool_text(opts), layer))]
+        return [Stage(Spec(format_layer(layer), layer))]
     bias = None if opts.bias is None else _numbers(opts.bias, "--bias")
-    return [Stage(Spec(_conv_text(opts), layer), read_kernels(opts.kernels), bias,
+    return [Stage(Spec(format_layer(layer, opts.kernels), layer), read_kernels(opts.kernels), bias,
                   Activation(opts.activation))]
 
 
@@ -268,21 +269,6 @@ def _numbers(text: str, what: str) -> tuple[float, ...]:
             raise ConvcalcError(f"{what} value '{part.strip()}' is not finite")
         values.append(value)
     return tuple(values)
-
-
-def _conv_text(opts: ApplyOptions) -> str:
-    args = [f"k={k}" for k in opts.kernels]
-    args += [f"{key}={value}" for key, value in (("s", opts.stride), ("p", opts.padding),
-                                                  ("d", opts.dilation)) if value]
-    return ("deconv:" if opts.transposed else "conv:") + ",".join(args)
-
-
-def _pool_text(opts: ApplyOptions) -> str:
-    if opts.global_pool:
-        return "gap" if opts.pool == "avg" else "gmp"
-    args = [opts.kernels[0]] + [f"{key}={value}" for key, value in
-                                (("s", opts.stride), ("p", opts.padding)) if value]
-    return f"{opts.pool}pool:" + ",".join(args + (["ceil"] if opts.ceil else []))
 
 
 def _expand_inputs(inputs: Sequence[str]) -> list[str]:

@@ -16,7 +16,14 @@ import click
 
 from convcalc import __version__
 from convcalc.calc.choices import Convention, PoolKind
-from convcalc.calc.grammar import parse_counts, parse_dims, parse_padding, parse_shape, parse_specs
+from convcalc.calc.grammar import (
+    format_layer,
+    parse_counts,
+    parse_dims,
+    parse_padding,
+    parse_shape,
+    parse_specs,
+)
 from convcalc.calc.layers import (
     Conv,
     Deconv,
@@ -217,24 +224,6 @@ def _single_layer(opts: LayerOptions) -> Layer:
                 not opts.no_bias, 2)
 
 
-def _layer_text(layer: Layer, opts: LayerOptions) -> str:
-    """The single layer written in the grammar, for display."""
-    args = [] if opts.pool else [str(opts.filters if opts.filters is not None else "_")]
-    args.append(str(opts.kernel))
-    for key, value, default in (("s", opts.stride, None), ("p", opts.padding, "0"),
-                                ("d", opts.dilation, "1")):
-        if value is not None and value != default:
-            args.append(f"{key}={value}")
-    if opts.groups != 1 and not opts.pool:
-        args.append(f"g={opts.groups}")
-    if opts.transposed and opts.output_padding != "0":
-        args.append(f"op={opts.output_padding}")
-    if opts.ceil:
-        args.append("ceil")
-    op = f"{opts.pool}pool" if opts.pool else "deconv" if opts.transposed else "conv"
-    return f"{op}:{','.join(args)}"
-
-
 def _specs(input_text: str, spec_texts: tuple[str, ...], opts: LayerOptions) -> tuple[
     Shape, list[Spec]
 ]:
@@ -243,12 +232,13 @@ def _specs(input_text: str, spec_texts: tuple[str, ...], opts: LayerOptions) -> 
         raise ConvcalcError("give either -k (one layer) or layer specs/--net, not both")
     if opts.kernel is not None:
         layer = _single_layer(opts)
+        text = format_layer(layer)
         kernel_axes = len(parse_dims(opts.kernel, "kernel"))
         rank = kernel_axes if kernel_axes > 1 else None
         shape = parse_shape(input_text, rank)
         if isinstance(layer, Conv | Deconv):
             layer = replace(layer, rank=len(shape.spatial))
-        return shape, [Spec(_layer_text(layer, opts), layer, "")]
+        return shape, [Spec(text, layer, "")]
     from convcalc.calc.presets import load_network
 
     ignored = [name for name, given in (

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from convcalc.calc.geometry import Axis, PadRule, Solution
+from convcalc.calc.geometry import Axis, Solution
+from convcalc.calc.grammar import format_layer
+from convcalc.calc.layers import Conv, Deconv
 from convcalc.calc.network import LayerResult, NetworkResult, ReceptiveField, initial_field
 
 if TYPE_CHECKING:
@@ -157,11 +159,9 @@ def solutions_json(n: int, target: int, solutions: list[Solution]) -> dict[str, 
 def solution_spec(sol: Solution) -> str:
     """A target solution written as a layer spec: ``conv:_,3,s=2,p=1``."""
     if sol.transposed:
-        text = f"deconv:_,{sol.kernel},s={sol.stride},p={sol.padding}"
-        return text + (f",op={sol.output_padding}" if sol.output_padding else "")
-    pad = sol.padding.value if isinstance(sol.padding, PadRule) else sol.padding
-    text = f"conv:_,{sol.kernel},s={sol.stride},p={pad}"
-    return text + (f",d={sol.dilation}" if sol.dilation > 1 else "")
+        return format_layer(Deconv(None, (sol.kernel,), (sol.stride,), (sol.padding,),
+                                   (sol.dilation,), (sol.output_padding,)))
+    return format_layer(Conv(None, (sol.kernel,), (sol.stride,), (sol.padding,), (sol.dilation,)))
 
 
 def counts(c: Comparison) -> list[tuple[str, Count]]:
