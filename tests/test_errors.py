@@ -93,6 +93,8 @@ CASES = [
     (["apply", UFLDL, "-k", "box3", "--pad-mode", "reflect", "-p", "9"], 2, "reflect padding 9"),
     (["apply", UFLDL, "conv:k=box3", "fc:10"], 2, "cannot be applied"),
     (["apply", UFLDL, "conv:6,3"], 2, "kernel's values"),
+    (["apply", UFLDL, "conv:k=box3,g=2"], 2, "g= is not used"),
+    (["apply", UFLDL, "deconv:k=box3,g=2"], 2, "g= is not used"),
     # outputs
     (["apply", UFLDL, "-k", "box3", "-o", "/no/such/dir/x.png"], 1, "does not exist"),
     (["apply", UFLDL, "-k", "box3", "-o", "out.xyz"], 2, ".xyz"),
@@ -253,9 +255,9 @@ def test_structured_specs_never_crash(op, args, keys, n, c):
 
 
 def test_a_run_that_cannot_fit_is_refused_before_work(monkeypatch, tmp_path):
-    from convcalc.cli import apply as cli_apply
+    from convcalc.compute import memory
 
-    monkeypatch.setattr(cli_apply, "available_memory", lambda: 1000)
+    monkeypatch.setattr(memory, "available_memory", lambda: 1000)
     result = run("apply", str(SAMPLES / "photo.png"), "-k", "box3", "-o", str(tmp_path / "o.png"))
     assert result.exit_code == 1
     assert "GiB of memory" in result.stderr

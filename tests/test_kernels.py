@@ -1,22 +1,22 @@
+"""The kernel catalogue (`convcalc.compute.kernels`): presets, their values and
+descriptions, and the parameterised kernels (gauss, box, motion)."""
+
 import math
-import re
 
 import numpy as np
 import pytest
-from hypothesis import assume, given
-from hypothesis import strategies as st
-from hypothesis.extra import numpy as hnp
 from scipy import ndimage, signal
 
 from convcalc.compute.kernels import (
     describe,
     get_preset,
+    named_kernel,
     parameterised_kernels,
-    parse_kernel,
     preset_names,
-    separable_factors,
+    unknown_kernel,
 )
 from convcalc.errors import ConvcalcError
+from convcalc.io.kernels import parse_kernel
 
 CLASSIC = {
     "identity": [[0, 0, 0], [0, 1, 0], [0, 0, 0]],
@@ -94,9 +94,10 @@ def test_edge_h_is_the_transposed_detector():
     np.testing.assert_array_equal(result, np.array([[0, 30, 30, 0]] * 4).T)
 
 
-def test_names_are_case_insensitive():
-    np.testing.assert_array_equal(parse_kernel(" Sobel-X "), get_preset("sobel-x"))
-    assert describe("GAUSS5") == describe("gauss5")
+def test_describe_unknown_name():
+    with pytest.raises(ConvcalcError, match="did you mean 'sobel-x'"):
+        describe("sobelx")
+
 
 
 # --- parameterised kernels ---------------------------------------------------------
@@ -178,174 +179,19 @@ def test_parameterised_kernels_are_listed_and_described():
     assert "Gaussian" in describe("gauss")
 
 
-# --- parse_kernel: names, inline matrices, files ----------------------------------
+# --- named_kernel and unknown_kernel ----------------------------------------------
 
 
-def test_inline_kernels():
-    np.testing.assert_array_equal(parse_kernel("1,0,-1;1,0,-1;1,0,-1"), CLASSIC["edge-v"])
-    assert parse_kernel("1 0;0 1|2 0;0 2").shape == (2, 2, 2)
-    assert parse_kernel("1,2,1").shape == (1, 3)
-    assert parse_kernel("-1").shape == (1, 1)
+def test_named_kernel_is_none_for_what_is_not_a_name():
+    np.testing.assert_array_equal(named_kernel(" Sobel-X "), get_preset("sobel-x"))
+    assert named_kernel("box:2").shape == (2, 2)
+    for spec in ("1,0,-1", "kernel.txt", "sobelx", "sobel-x:3"):
+        assert named_kernel(spec) is None
 
 
-@pytest.mark.parametrize(
-    ("spec", "suggestion"),
-    [
-        ("sobelx", "sobel-x"),
-        ("edge_v", "edge-v"),
-        ("Gaus3", "gauss3"),
-        ("laplace", "laplace4' or 'laplace8"),
-        ("guass:1", "gauss"),
-    ],
-)
-def test_unknown_names_suggest_the_closest(spec, suggestion):
-    with pytest.raises(ConvcalcError) as info:
-        parse_kernel(spec)
-    assert f"did you mean '{suggestion}'?" in str(info.value)
-    assert "convcalc kernels" in str(info.value)
-
-
-def test_unknown_name_without_a_close_match():
+def test_unknown_kernel_says_what_else_to_give():
+    assert str(unknown_kernel("zzzzzz", other_forms=", or a file")) == (
+        "unknown kernel 'zzzzzz'; give a preset name (see `convcalc kernels`), or a file"
+    )
     with pytest.raises(ConvcalcError, match=r"unknown kernel 'zzzzzz'; give a preset name"):
-        parse_kernel("zzzzzz")
-
-
-def test_describe_unknown_name():
-    with pytest.raises(ConvcalcError, match="did you mean 'sobel-x'"):
-        describe("sobelx")
-
-
-def test_bad_inline_matrix_names_the_token():
-    with pytest.raises(ConvcalcError, match=r"row 2: 'q' is not a number"):
-        parse_kernel("1,0;q,1")
-
-
-@pytest.mark.parametrize("spec", ["missing.npy", "no/such/kernel.txt"])
-def test_missing_file(spec, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    with pytest.raises(ConvcalcError, match=re.escape(f"kernel file '{spec}' not found")):
-        parse_kernel(spec)
-
-
-def test_text_and_npy_files(tmp_path):
-    text_file = tmp_path / "k.txt"
-    text_file.write_text("# Sobel\n-1 0 1\n-2 0 2\n-1 0 1\n")
-    np.testing.assert_array_equal(parse_kernel(str(text_file)), CLASSIC["sobel-x"])
-    npy_file = tmp_path / "k.bin"  # recognised by content, not by name
-    np.save(npy_file.with_suffix(".npy"), np.arange(12, dtype=np.int16).reshape(2, 2, 3))
-    npy_file.write_bytes(npy_file.with_suffix(".npy").read_bytes())
-    kernel = parse_kernel(str(npy_file))
-    assert kernel.dtype == np.float64
-    assert kernel.shape == (2, 2, 3)
-
-
-def test_file_errors_name_the_file(tmp_path):
-    bad = tmp_path / "bad.txt"
-    bad.write_text("1 2\n3 x\n")
-    with pytest.raises(ConvcalcError, match=r"bad\.txt: line 2: 'x' is not a number"):
-        parse_kernel(str(bad))
-    binary = tmp_path / "noise.dat"
-    binary.write_bytes(b"\xff\xfe\x00\x80")
-    with pytest.raises(ConvcalcError, match=r"neither a \.npy file nor UTF-8 text"):
-        parse_kernel(str(binary))
-
-
-def test_read_file_callback_is_used_and_checked(tmp_path):
-    image = tmp_path / "kernel.png"
-    image.write_bytes(b"not really an image")
-    calls = []
-
-    def reader(path):
-        calls.append(path)
-        return np.ones((2, 2), dtype=np.uint8)
-
-    kernel = parse_kernel(str(image), read_file=reader)
-    assert calls == [str(image)]
-    assert kernel.dtype == np.float64
-    np.testing.assert_array_equal(kernel, np.ones((2, 2)))
-    with pytest.raises(ConvcalcError, match="KHxKW or KHxKWxC"):
-        parse_kernel(str(image), read_file=lambda path: np.ones(4))
-    with pytest.raises(ConvcalcError, match="not finite"):
-        parse_kernel(str(image), read_file=lambda path: np.full((2, 2), np.nan))
-
-
-# --- separable_factors -------------------------------------------------------------
-
-
-@pytest.mark.parametrize("name", RANK_ONE)
-def test_rank_one_presets_are_separated(name):
-    kernel = get_preset(name)
-    factors = separable_factors(kernel)
-    assert factors is not None
-    column, row = factors
-    assert column.shape == (kernel.shape[0],)
-    assert row.shape == (kernel.shape[1],)
-    np.testing.assert_allclose(np.outer(column, row), kernel, rtol=0, atol=1e-15)
-
-
-@pytest.mark.parametrize("name", NOT_RANK_ONE)
-def test_other_presets_are_not_separable(name):
-    assert separable_factors(get_preset(name)) is None
-
-
-def test_sobel_factors_are_smoothing_times_derivative():
-    column, row = separable_factors(get_preset("sobel-x"))
-    np.testing.assert_array_equal(column, [1, 2, 1])
-    np.testing.assert_array_equal(row, [-1, 0, 1])
-    assert not np.signbit(row[1])
-
-
-def test_dyadic_kernels_get_exact_factors():
-    column, row = separable_factors(get_preset("gauss5"))
-    np.testing.assert_array_equal(column, [1, 4, 6, 4, 1])
-    np.testing.assert_array_equal(row, np.array([1, 4, 6, 4, 1]) / 256)
-    for kernel in (np.outer([3, -6, 9], [2, 0, -5]) / 64, np.outer([-1, -2], [4, 8, 4])):
-        column, row = separable_factors(kernel)
-        np.testing.assert_array_equal(np.outer(column, row), kernel)  # exactly
-        assert column[int(np.abs(column).argmax())] > 0
-    column, row = separable_factors(np.ones((3, 3)) / 9)  # not dyadic: the pivot's factors
-    np.testing.assert_allclose(np.outer(column, row), np.ones((3, 3)) / 9, rtol=1e-15)
-
-
-def test_separable_edge_cases():
-    assert separable_factors(parse_kernel("gauss:sigma=1.3")) is not None
-    assert separable_factors(np.ones((3, 3, 2))) is None
-    column, row = separable_factors(np.zeros((2, 3)))
-    np.testing.assert_array_equal(np.outer(column, row), np.zeros((2, 3)))
-    nearly = np.outer([1.0, 2.0], [3.0, 4.0]) + np.array([[0, 0], [0, 1e-6]])
-    assert separable_factors(nearly) is None
-    assert separable_factors(nearly, rtol=1e-5) is not None
-
-
-magnitudes = st.one_of(st.just(0.0), st.floats(1e-3, 1e3), st.floats(-1e3, -1e-3))
-
-
-def vectors(length):
-    return hnp.arrays(np.float64, length, elements=magnitudes).filter(lambda v: bool(v.any()))
-
-
-@st.composite
-def outer_pairs(draw, count):
-    """`count` pairs of non-zero vectors, all columns of one length, all rows of another."""
-    rows, cols = draw(st.integers(1, 7)), draw(st.integers(1, 7))
-    return [(draw(vectors(rows)), draw(vectors(cols))) for _ in range(count)]
-
-
-@given(outer_pairs(1))
-def test_outer_products_are_recognised_and_reproduced(pairs):
-    ((u, v),) = pairs
-    kernel = np.outer(u, v)
-    factors = separable_factors(kernel)
-    assert factors is not None
-    column, row = factors
-    scale = np.abs(kernel).max()
-    np.testing.assert_allclose(np.outer(column, row), kernel, rtol=0, atol=1e-12 * scale)
-
-
-@given(outer_pairs(2))
-def test_sums_of_two_independent_outer_products_are_not_separable(pairs):
-    (a, b), (c, d) = pairs
-    kernel = np.outer(a, b) + np.outer(c, d)
-    singular = np.linalg.svd(kernel, compute_uv=False)
-    assume(singular.size > 1 and singular[1] > 1e-6 * singular[0])
-    assert separable_factors(kernel) is None
+        get_preset("zzzzzz")

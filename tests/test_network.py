@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from convcalc.calc.choices import PoolKind
 from convcalc.calc.grammar import parse_shape, parse_specs
 from convcalc.calc.layers import Conv, Pool, Spec
-from convcalc.calc.network import evaluate
+from convcalc.calc.network import conv_fan_in, evaluate
 from convcalc.calc.presets import PRESETS, load_network
 from convcalc.errors import ConvcalcError
 
@@ -97,6 +97,16 @@ def test_grouped_and_depthwise_params():
     assert run("8x8x32", "conv:64,3,g=4,bias=no").total_params == 3 * 3 * 8 * 64
     assert run("8x8x32", "dwconv:3,bias=no").total_params == 3 * 3 * 32
     assert run("8x8x32", "dwconv:3,m=2").output.as_list() == [6, 6, 64]
+
+
+def test_conv_fan_in_is_the_weights_of_one_filter():
+    assert conv_fan_in((5, 5), 3) == 5 * 5 * 3
+    assert conv_fan_in((3, 3), 32, groups=4) == 3 * 3 * 8
+    assert run("8x8x32", "conv:64,3,g=4").total_params == conv_fan_in((3, 3), 32, 4) * 64 + 64
+    # a grouped transposed convolution holds the weights of the C_in to C_out convolution
+    deconv = run("4x4x8", "deconv:4,3,s=2,g=2").layers[0]
+    assert deconv.params == 3 * 3 * 8 * 4 // 2 + 4
+    assert deconv.macs == 4 * 4 * conv_fan_in((3, 3), 8, 2) * 4
 
 
 def test_per_layer_numbers_add_up_to_totals():

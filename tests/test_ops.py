@@ -13,15 +13,18 @@ from reference import brute_correlate
 from scipy import ndimage, signal
 
 from convcalc.calc.choices import Activation, Convention, Method, PadMode, PoolKind
-from convcalc.calc.geometry import PadRule
+from convcalc.calc.geometry import PadRule, transposed_axis
 from convcalc.compute.ops import (
     activate,
     auto_method,
+    avg_counts,
     conv_transpose,
     correlate,
     global_pool,
     pad,
     pool,
+    pool_axes,
+    transposed_full_size,
 )
 from convcalc.errors import ConvcalcError
 
@@ -283,6 +286,17 @@ def test_bad_shapes() -> None:
         conv_transpose(np.ones((4, 4, 3)), np.ones((3, 3, 2, 1)))
 
 
+def test_transposed_full_size_is_the_output_and_its_cropped_padding() -> None:
+    for n, k, s, p, d in [(3, 3, 2, 1, 1), (4, 2, 3, 0, 2), (2, 3, 1, (0, 2), 1)]:
+        ax = transposed_axis(n, k, stride=s, padding=p, dilation=d)
+        assert transposed_full_size(ax) == ax.pad_lo + ax.size + ax.pad_hi
+    # output_padding asks for a row past the last tap: the full output holds it too
+    ax = transposed_axis(2, 1, stride=2, output_padding=1)
+    assert (transposed_full_size(ax), ax.size) == (4, 4)
+    assert conv_transpose(np.ones((2, 2)), np.ones((1, 1)), stride=(2, 2),
+                          output_padding=(1, 1)).shape == (4, 4, 1)
+
+
 # -- pooling ------------------------------------------------------------------------
 
 
@@ -333,6 +347,15 @@ def test_avg_divisor_with_ceil_overrun() -> None:
         pool(x, PoolKind.AVG, (1, 4), exclude_pad=True, **args)[0, :, 0], [2, 4.5, 6]
     )
     np.testing.assert_array_equal(pool(x, PoolKind.MAX, (1, 4), **args)[0, :, 0], [3, 6, 6])
+
+
+def test_avg_counts_are_the_divisors_of_the_ceil_overrun_example() -> None:
+    """As above: torch divides by 4, 4, 2; excluding padding (or tf) by 3, 4, 1."""
+    axes = pool_axes((1, 6), (1, 4), stride=(1, 3), padding=(0, 1), ceil=True)
+    rows, cols = avg_counts(axes)
+    assert (rows.tolist(), cols.tolist()) == ([1], [4, 4, 2])
+    assert avg_counts(axes, exclude_pad=True)[1].tolist() == [3, 4, 1]
+    assert avg_counts(axes, convention=Convention.TF)[1].tolist() == [3, 4, 1]
 
 
 def test_ceil_window_may_overhang_a_small_input() -> None:

@@ -79,7 +79,54 @@ class ChannelMode(StrEnum):
     SUM = "sum"
 
 
+class PadRule(StrEnum):
+    """Padding given by name rather than by count."""
+
+    SAME = "same"
+    VALID = "valid"
+    FULL = "full"
+
+
+class Rounding(StrEnum):
+    """How an axis's output size was rounded."""
+
+    FLOOR = "floor"
+    CEIL = "ceil"
+    SAME = "same"
+    TRANSPOSED = "transposed"
+
+
+class FileFormat(StrEnum):
+    """What an output file holds, decided by its extension."""
+
+    PNG = "png"
+    JPEG = "jpeg"
+    TIFF = "tiff"
+    WEBP = "webp"
+    BMP = "bmp"
+    NPY = "npy"
+    TEXT = "text"
+
+
+class TraceKind(StrEnum):
+    """What the layer traced by ``apply --steps`` computes."""
+
+    CONV = "conv"
+    DECONV = "deconv"
+    POOL = "pool"
+    GLOBAL_POOL = "global_pool"
+
+
+class AnimKind(StrEnum):
+    """What is animated: a convolution, max or average pooling, a transposed convolution."""
+
+    CONV = "conv"
+    POOL_MAX = "pool-max"
+    POOL_AVG = "pool-avg"
+    TRANSPOSED = "transposed"
+
+
 __all__ = [
-    "Activation", "ChannelMode", "Convention", "Method", "PadMode", "PoolKind", "Scale",
-    "StrEnum",
+    "Activation", "AnimKind", "ChannelMode", "Convention", "FileFormat", "Method", "PadMode",
+    "PadRule", "PoolKind", "Rounding", "Scale", "StrEnum", "TraceKind",
 ]

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from convcalc.calc.layers import Conv, DepthwiseConv, Shape
-from convcalc.calc.network import per_axis
+from convcalc.calc.network import conv_fan_in, per_axis
 
 
 @dataclass(frozen=True)
@@ -68,9 +68,7 @@ def compare(
     assert layer.kernel is not None
     kernel = per_axis(layer.kernel, len(input_shape.spatial), "kernel")
     bias = 1 if layer.bias else 0
-    fan_in = input_shape.c // groups
-    for k in kernel:
-        fan_in *= k
+    fan_in = conv_fan_in(kernel, input_shape.c, groups)
     positions = output_shape.volume // output_shape.c
     c_out = output_shape.c
     n_in, n_out = input_shape.volume, output_shape.volume

@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
+from convcalc.calc.axes import axis_names, singular
 from convcalc.calc.choices import Convention
 from convcalc.calc.geometry import Axis, Padding, Rounding, conv_axis, pool_axis, transposed_axis
 from convcalc.calc.layers import (
@@ -161,6 +162,30 @@ def two_axes(values: tuple[Any, ...], what: str) -> tuple[Any, Any]:
     return rows, columns
 
 
+def conv_fan_in(kernel: Sequence[int], channels: int, groups: int = 1) -> int:
+    """The inputs one output value of a convolution reads: ``KH·KW·C_in/groups``.
+
+    Also the weights of one filter, and the MACs of one output value.
+
+    Parameters
+    ----------
+    kernel : sequence of int
+        The kernel's size per spatial axis (KH, KW; one entry for 1-D).
+    channels : int
+        C_in, the input's channel count.
+    groups : int
+        Grouped convolution; it divides ``channels``.
+
+    Examples
+    --------
+    >>> conv_fan_in((5, 5), 3)
+    75
+    >>> conv_fan_in((3, 3), 32, groups=32)
+    9
+    """
+    return _product(kernel) * channels // groups
+
+
 # -- one layer -------------------------------------------------------------
 
 _Step = Callable[[Any, Shape, "ReceptiveField | None", _Context], LayerResult]
@@ -178,7 +203,7 @@ def _conv(layer: Conv, shape: Shape, rf: ReceptiveField | None, ctx: _Context) -
     _check_groups(shape.c, out, layer.groups)
     axes = _window_axes(layer, shape, ctx)
     output = Shape(tuple(ax.size for ax in axes), _out_channels(shape, layer.out))
-    fan_in = _product(_kernel(layer, shape)) * shape.c // layer.groups
+    fan_in = conv_fan_in(_kernel(layer, shape), shape.c, layer.groups)
     params = fan_in * out + (out if layer.bias else 0)
     macs = _product(output.spatial) * out * fan_in
     return _result(output, params, macs, _window_field(rf, axes), axes, ctx)
@@ -210,8 +235,11 @@ def _deconv(layer: Deconv, shape: Shape, rf: ReceptiveField | None, ctx: _Contex
         )
     )
     output = Shape(tuple(ax.size for ax in axes), _out_channels(shape, layer.out))
-    params = _product(kernel) * shape.c * out // layer.groups + (out if layer.bias else 0)
-    macs = _product(shape.spatial) * shape.c * _product(kernel) * out // layer.groups
+    # the weights of a C_in to C_out convolution; the MACs are counted per input
+    # position, since each input value is scattered through the whole kernel
+    fan_in = conv_fan_in(kernel, shape.c, layer.groups)
+    params = fan_in * out + (out if layer.bias else 0)
+    macs = _product(shape.spatial) * fan_in * out
     notes = ("receptive field is not tracked through a transposed convolution",)
     return LayerResult("", output, params, 0, macs, None, axes, notes)
 
@@ -362,7 +390,7 @@ def _result(
 def _fit_notes(axes: tuple[Axis, ...]) -> list[str]:
     """Say, per axis (axes alike together), where the windows do not tile exactly."""
     grouped: dict[tuple[str, int], list[str]] = {}
-    for name, ax in zip(_axis_names(len(axes)), axes, strict=True):
+    for name, ax in zip(axis_names(len(axes)), axes, strict=True):
         if ax.exact:
             continue
         reach = ax.n + ax.pad_lo + ax.pad_hi - ax.span
@@ -382,15 +410,12 @@ def _fit_notes(axes: tuple[Axis, ...]) -> list[str]:
     notes = []
     for (text, uncovered), names in grouped.items():
         if uncovered:
-            units = "/".join(_SINGULAR[n] for n in names) + ("s" if uncovered > 1 else "")
+            units = "/".join(singular(n) for n in names) + ("s" if uncovered > 1 else "")
             text += f"; the last {uncovered} input {units} never covered"
         elif "rounded down" in text:
             text += "; only padding is left uncovered, no input is lost"
         notes.append(f"{' and '.join(names)}: {text}")
     return notes
-
-
-_SINGULAR = {"positions": "position", "slices": "slice", "rows": "row", "columns": "column"}
 
 
 def _branches(
@@ -448,12 +473,6 @@ def _out_channels(shape: Shape, out: int | None) -> int | None:
     if out is not None and out < 1:
         raise ConvcalcError(f"filters {out} is not valid: it must be at least 1")
     return shape.channels if out is None else out
-
-
-def _axis_names(rank: int) -> tuple[str, ...]:
-    return {1: ("positions",), 2: ("rows", "columns"), 3: ("slices", "rows", "columns")}.get(
-        rank, tuple(f"axis {i}" for i in range(rank))
-    )
 
 
 def _product(values: Sequence[int]) -> int:

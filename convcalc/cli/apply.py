@@ -1,18 +1,15 @@
 """`convcalc apply`: convolution, pooling and pipelines on images and matrices.
 
-numpy, Pillow and rich are imported inside the commands, so that `shape` and
-`params`, which share the CLI module, start without them.
+numpy, Pillow and rich are imported inside the command, so that `shape` and
+`params` start without them.
 """
 
 from __future__ import annotations
 
 import os
-import sys
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import click
 
@@ -34,10 +31,10 @@ from convcalc.calc.grammar import (
     parse_specs,
 )
 from convcalc.calc.layers import Conv, Deconv, GlobalPool, Layer, Pool, Spec
+from convcalc.cli.command import ConvcalcCommand
+from convcalc.cli.output import busy, choice_of, emit_json, print_rich, say
+from convcalc.cli.records import take
 from convcalc.errors import ConvcalcError, RuntimeFailure
-
-BUSY_SIZE = 2**22
-"""Inputs of at least this many values show a spinner on a terminal while they compute."""
 
 SMALL_CELLS = 400
 """Results with at most this many values per channel print as a table without -o."""
@@ -46,39 +43,46 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".g
 ARRAY_SUFFIXES = {".npy", ".txt", ".csv", ".tsv"}
 
 
-def choice_of(enum: Any) -> click.Choice[str]:
-    """A click choice of a StrEnum's values."""
-    return click.Choice([member.value for member in enum])
-
-
-@dataclass(frozen=True)
-class ApplyOptions:
-    """Everything `apply` was told, as typed."""
+class LayerChoices(NamedTuple):
+    """The one layer the options describe (when no layer specs are given)."""
 
     kernels: tuple[str, ...]
     bias: str | None
     stride: str | None
     padding: str | None
     dilation: str | None
-    pad_mode: str
     pool: str | None
     global_pool: bool
     ceil: bool
-    exclude_pad: bool
     transposed: bool
     output_padding: str
     activation: str
+
+
+class HowOptions(NamedTuple):
+    """How every layer computes: padding fill, method, channels, rules."""
+
+    pad_mode: str
+    method: str
     channels: str
     flip: bool
-    method: str
+    exclude_pad: bool
     convention: str
-    gray: bool
+
+
+class OutputOptions(NamedTuple):
+    """Where the result goes and how it is written."""
+
     output: str | None
     scale: str
     sheet: bool
     force: bool
     compress: int
-    jobs: int | None
+
+
+class ReportOptions(NamedTuple):
+    """What is shown besides the result."""
+
     verbose: bool
     as_json: bool
     steps: bool
@@ -88,7 +92,17 @@ class ApplyOptions:
     show: bool
 
 
-@click.command()
+class Run(NamedTuple):
+    """Everything one input needs: the layers, how they compute, where results go."""
+
+    stages: list[Any]
+    settings: Any
+    gray: bool
+    out: OutputOptions
+    report: ReportOptions
+
+
+@click.command(cls=ConvcalcCommand)
 @click.argument("items", nargs=-1, required=True, metavar="INPUT... [LAYER]...")
 @click.option("-k", "--kernel", "kernels", multiple=True,
               help="Kernel: a preset (convcalc kernels), a matrix '1,0,-1;2,0,-2;1,0,-1', "
@@ -154,19 +168,25 @@ def apply(items: tuple[str, ...], **kwargs: Any) -> None:
       convcalc apply samples/cs231n_5x5x3.txt -k samples/cs231n_w0.txt \\
           -k samples/cs231n_w1.txt --bias 1,0 -p 1 -s 2 --steps
     """
-    opts = ApplyOptions(**kwargs)
+    from convcalc.compute.pipeline import Settings
+
+    choices, how = take(LayerChoices, kwargs), take(HowOptions, kwargs)
+    out, report = take(OutputOptions, kwargs), take(ReportOptions, kwargs)
     inputs, spec_texts = _split_items(items)
-    stages = _stages(spec_texts, opts)
-    if len(stages) < opts.steps_layer:
-        raise ConvcalcError(f"--steps-layer {opts.steps_layer} is past the last layer; "
+    stages = _stages(spec_texts, choices)
+    if len(stages) < report.steps_layer:
+        raise ConvcalcError(f"--steps-layer {report.steps_layer} is past the last layer; "
                             f"valid: 1 to {len(stages)}")
+    settings = Settings(PadMode(how.pad_mode), Method(how.method), ChannelMode(how.channels),
+                        how.flip, how.exclude_pad, Convention(how.convention))
+    run = Run(stages, settings, kwargs.pop("gray"), out, report)
     files = _expand_inputs(inputs)
     if len(files) > 1:
-        if opts.steps or opts.show:
+        if report.steps or report.show:
             raise ConvcalcError("--steps and --show work on one input at a time")
-        _apply_many(files, stages, opts)
+        _apply_many(files, run, kwargs.pop("jobs"))
         return
-    _apply_one(files[0], stages, opts)
+    _apply_one(files[0], run)
 
 
 # -- building the run ---------------------------------------------------------
@@ -188,46 +208,48 @@ def _split_items(items: Sequence[str]) -> tuple[list[str], list[str]]:
     return inputs, specs
 
 
-def _stages(spec_texts: Sequence[str], opts: ApplyOptions) -> list[Any]:
+def _stages(spec_texts: Sequence[str], choices: LayerChoices) -> list[Any]:
     from convcalc.compute.pipeline import Stage
+    from convcalc.io.kernels import read_kernels
 
     if spec_texts:
-        if opts.kernels or opts.pool:
+        if choices.kernels or choices.pool:
             raise ConvcalcError("give either -k/--pool options or layer specs, not both")
-        return [_stage_from_spec(spec, opts) for spec in parse_specs(spec_texts)]
-    layer = _option_layer(opts)
+        return [_stage_from_spec(spec) for spec in parse_specs(spec_texts)]
+    layer = _option_layer(choices)
     if isinstance(layer, Pool | GlobalPool):
         return [Stage(Spec(format_layer(layer), layer))]
-    bias = None if opts.bias is None else _numbers(opts.bias, "--bias")
-    return [Stage(Spec(format_layer(layer, opts.kernels), layer), read_kernels(opts.kernels), bias,
-                  Activation(opts.activation))]
+    bias = None if choices.bias is None else _numbers(choices.bias, "--bias")
+    return [Stage(Spec(format_layer(layer, choices.kernels), layer),
+                  read_kernels(choices.kernels), bias, Activation(choices.activation))]
 
 
-def _option_layer(opts: ApplyOptions) -> Layer:
-    padding = parse_padding(opts.padding or "0")
-    dilation = parse_dims(opts.dilation or "1", "dilation")
-    stride = None if opts.stride is None else parse_dims(opts.stride, "stride")
-    if opts.pool:
-        kind = PoolKind(opts.pool)
-        if opts.global_pool:
+def _option_layer(choices: LayerChoices) -> Layer:
+    padding = parse_padding(choices.padding or "0")
+    dilation = parse_dims(choices.dilation or "1", "dilation")
+    stride = None if choices.stride is None else parse_dims(choices.stride, "stride")
+    if choices.pool:
+        kind = PoolKind(choices.pool)
+        if choices.global_pool:
             if kind == PoolKind.L2:
                 raise ConvcalcError("--global works with --pool max or avg, not l2")
             return GlobalPool(kind)
-        if len(opts.kernels) != 1:
+        if len(choices.kernels) != 1:
             raise ConvcalcError("--pool needs one window size: -k 2 or -k 3x3")
-        return Pool(kind, parse_dims(opts.kernels[0], "pool size"), stride, padding, dilation,
-                    opts.ceil)
-    if not opts.kernels:
+        return Pool(kind, parse_dims(choices.kernels[0], "pool size"), stride, padding,
+                    dilation, choices.ceil)
+    if not choices.kernels:
         raise ConvcalcError("no kernel: give -k PRESET|MATRIX|FILE, --pool, or layer specs",
                             "See `convcalc kernels` for the presets.")
-    if opts.transposed:
-        output_padding = parse_counts(opts.output_padding, "output padding")
+    if choices.transposed:
+        output_padding = parse_counts(choices.output_padding, "output padding")
         return Deconv(None, None, stride or (1,), padding, dilation, output_padding)
     return Conv(None, None, stride or (1,), padding, dilation)
 
 
-def _stage_from_spec(spec: Spec, opts: ApplyOptions) -> Any:
+def _stage_from_spec(spec: Spec) -> Any:
     from convcalc.compute.pipeline import Stage
+    from convcalc.io.kernels import read_kernels
 
     layer = spec.layer
     if isinstance(layer, Conv | Deconv):
@@ -238,24 +260,6 @@ def _stage_from_spec(spec: Spec, opts: ApplyOptions) -> Any:
             )
         return Stage(spec, read_kernels((layer.source,)))
     return Stage(spec)
-
-
-def read_kernels(texts: Sequence[str]) -> tuple[Any, ...]:
-    """The kernels that -k or k= name, as arrays (KHxKW or KHxKWxC).
-
-    Kernel files are read by `imageio.read_input`, like inputs: .npy, text
-    matrices, or even an image.
-    """
-    from convcalc.compute.kernels import parse_kernel
-
-    return tuple(parse_kernel(text, read_file=_kernel_file) for text in texts)
-
-
-def _kernel_file(path: str) -> Any:
-    from convcalc.io.reading import read_input
-
-    data = read_input(path).data
-    return data[:, :, 0] if data.shape[2] == 1 else data
 
 
 def _numbers(text: str, what: str) -> tuple[float, ...]:
@@ -286,99 +290,85 @@ def _expand_inputs(inputs: Sequence[str]) -> list[str]:
     return files
 
 
-def _settings(opts: ApplyOptions) -> Any:
-    from convcalc.compute.pipeline import Settings
-
-    return Settings(PadMode(opts.pad_mode), Method(opts.method), ChannelMode(opts.channels),
-                    opts.flip, opts.exclude_pad, Convention(opts.convention))
-
-
 # -- running ----------------------------------------------------------------------
 
 
-def _apply_one(path: str, stages: list[Any], opts: ApplyOptions) -> None:
-    from convcalc.compute.pipeline import run
+def _apply_one(path: str, run: Run) -> None:
+    from convcalc.compute.pipeline import estimate_bytes
+    from convcalc.compute.pipeline import run as run_pipeline
     from convcalc.io.reading import read_input
-    from convcalc.io.writing import check_output, write_output
+    from convcalc.io.writing import check_output
 
-    if opts.output and opts.output != "-":
-        check_output(opts.output, inputs=[path], force=opts.force, sheet=opts.sheet)
-    loaded = read_input(path, gray=opts.gray)
-    _check_memory(loaded.data, stages, opts)
-    out_dtype = "uint8" if _writes_8bit(loaded.data, stages, opts) else None
-    with busy(f"applying {len(stages)} layer(s) to {_shape(loaded.data)}", loaded.data.size):
-        outcome = run(loaded.data, stages, _settings(opts), out_dtype=out_dtype)
+    out, report = run.out, run.report
+    if out.output and out.output != "-":
+        check_output(out.output, inputs=[path], force=out.force, sheet=out.sheet)
+    loaded = read_input(path, gray=run.gray)
+    _check_memory(loaded.data, run, estimate_bytes)
+    out_dtype = "uint8" if _writes_8bit(loaded.data, run) else None
+    with busy(f"applying {len(run.stages)} layer(s) to {_shape(loaded.data)}", loaded.data.size):
+        outcome = run_pipeline(loaded.data, run.stages, run.settings, out_dtype=out_dtype)
     result = outcome.output
-    notes = list(loaded.notes) + [n for n in outcome.notes if opts.verbose or "auto" not in n]
-    if opts.steps:
-        _print_steps(loaded.data, stages, opts)
-    if opts.show:
+    notes = list(loaded.notes) + [n for n in outcome.notes if report.verbose or "auto" not in n]
+    if report.steps:
+        _print_steps(loaded.data, run)
+    if report.show:
         _print_show(loaded.data, result)
-    if opts.output:
-        alpha = loaded.alpha
-        if alpha is not None and alpha.shape != result.shape[:2]:
-            notes.append("alpha dropped: the output size differs from the input's")
-            alpha = None
-        report = write_output(
-            opts.output, result, scale=Scale(opts.scale), alpha=alpha,
-            max_value=loaded.max_value or 255.0, inputs=[path], force=opts.force,
-            compress_level=opts.compress, sheet=opts.sheet,
-        )
-        notes += list(report.notes)
-        if report.scale is not None and report.value_range is not None:
-            lo, hi = report.value_range
-            notes.append(f"scaled with {report.scale}: [{lo:.6g}, {hi:.6g}] → [0, "
-                         f"{2 ** (report.bits or 8) - 1}]")
-        written = "PNG to stdout" if opts.output == "-" else ", ".join(report.paths)
-        say([*notes, f"wrote {written} ({_shape(result)})"])
+    if out.output:
+        say([*notes, *_write(path, loaded, result, out)])
         return
-    _show(result, loaded.data.shape, opts, notes)
+    _print_result(result, loaded.data.shape, report, notes)
 
 
-def _writes_8bit(data: Any, stages: list[Any], opts: ApplyOptions) -> bool:
+def _write(path: str, loaded: Any, result: Any, out: OutputOptions) -> list[str]:
+    """Write the result where -o says; the notes to print about it."""
+    from convcalc.io.writing import write_output
+
+    assert out.output is not None
+    notes = []
+    alpha = loaded.alpha
+    if alpha is not None and alpha.shape != result.shape[:2]:
+        notes.append("alpha dropped: the output size differs from the input's")
+        alpha = None
+    written = write_output(
+        out.output, result, scale=Scale(out.scale), alpha=alpha,
+        max_value=loaded.max_value or 255.0, inputs=[path], force=out.force,
+        compress_level=out.compress, sheet=out.sheet,
+    )
+    notes += list(written.notes)
+    if written.scale is not None and written.value_range is not None:
+        lo, hi = written.value_range
+        notes.append(f"scaled with {written.scale}: [{lo:.6g}, {hi:.6g}] → [0, "
+                     f"{2 ** (written.bits or 8) - 1}]")
+    where = "PNG to stdout" if out.output == "-" else ", ".join(written.paths)
+    return [*notes, f"wrote {where} ({_shape(result)})"]
+
+
+def _writes_8bit(data: Any, run: Run) -> bool:
     """True when the result goes to an 8-bit image unchanged, so it can be made as uint8."""
     from convcalc.compute.pipeline import stays_8bit
-    from convcalc.io.writing import FileFormat, output_format
+    from convcalc.io.writing import writes_8bit_image
 
-    image = opts.output and output_format(opts.output) not in (FileFormat.NPY, FileFormat.TEXT)
-    return bool(image) and Scale(opts.scale) in (Scale.AUTO, Scale.CLIP) and stays_8bit(
-        data, stages, _settings(opts))
+    return (run.out.output is not None and writes_8bit_image(run.out.output, Scale(run.out.scale))
+            and stays_8bit(data, run.stages, run.settings))
 
 
-def _check_memory(data: Any, stages: list[Any], opts: ApplyOptions) -> None:
+def _check_memory(data: Any, run: Run, estimate_bytes: Any) -> None:
     """Refuse, before any work, a run that would not fit in the memory available now."""
-    from convcalc.compute.pipeline import estimate_bytes
+    from convcalc.compute.memory import require_memory
 
     itemsize = 4 if data.dtype == "float32" else 8
-    needed = estimate_bytes(data.shape, stages, _settings(opts), itemsize)
-    available = available_memory()
-    if available is not None and needed > available:
-        raise RuntimeFailure(
-            f"this needs about {needed / 2**30:.1f} GiB of memory and {available / 2**30:.1f} "
-            "GiB is available; try a smaller input, --gray, or fewer filters"
-        )
+    require_memory(estimate_bytes(data.shape, run.stages, run.settings, itemsize),
+                   "try a smaller input, --gray, or fewer filters")
 
 
-def available_memory() -> int | None:
-    """Bytes of memory available now (Linux's MemAvailable), or None if unknown."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError):
-        return None
-    return None
-
-
-def _print_steps(data: Any, stages: list[Any], opts: ApplyOptions) -> None:
-    from convcalc.cli.main import emit_json, print_rich
+def _print_steps(data: Any, run: Run) -> None:
     from convcalc.compute.traces import trace, trace_json
     from convcalc.present.steps import steps_renderable
 
-    traced = trace(data, stages, _settings(opts), layer=opts.steps_layer,
-                   at=[_position(text) for text in opts.at], limit=opts.limit)
-    if opts.as_json:
+    report = run.report
+    traced = trace(data, run.stages, run.settings, layer=report.steps_layer,
+                   at=[_position(text) for text in report.at], limit=report.limit)
+    if report.as_json:
         emit_json(trace_json(traced))
     else:
         print_rich(steps_renderable(traced))
@@ -400,16 +390,15 @@ def _print_show(data: Any, result: Any) -> None:
     console.print(show(data, result, width=console.width, color_system=console.color_system))
 
 
-def _show(result: Any, input_shape: tuple[int, ...], opts: ApplyOptions,
-          notes: list[str]) -> None:
-    from convcalc.cli.main import emit_json, print_rich
+def _print_result(result: Any, input_shape: tuple[int, ...], report: ReportOptions,
+                  notes: list[str]) -> None:
     from convcalc.present.tables import matrix_table
 
     small = result.shape[0] * result.shape[1] <= SMALL_CELLS and result.shape[1] <= 24
     say(notes)
-    if opts.as_json and opts.steps:
+    if report.as_json and report.steps:
         return
-    if opts.as_json:
+    if report.as_json:
         doc: dict[str, Any] = {"input_shape": list(input_shape),
                                "output_shape": list(result.shape)}
         doc |= {"output": _plain(result)} if small else _stats(result)
@@ -425,45 +414,24 @@ def _show(result: Any, input_shape: tuple[int, ...], opts: ApplyOptions,
         say(["too large to print; save it with -o out.png (picture) or -o out.npy (values)"])
 
 
-def _apply_many(files: list[str], stages: list[Any], opts: ApplyOptions) -> None:
-    if not opts.output or not (opts.output.endswith(("/", os.sep)) or os.path.isdir(opts.output)):
-        raise ConvcalcError(f"{len(files)} inputs need -o DIR/ (a folder) for their outputs")
-    folder = Path(opts.output)
-    if not folder.is_dir():
-        raise RuntimeFailure(f"output folder '{folder}' does not exist")
-    jobs = [(f, str(folder / _output_name(f))) for f in files]
-    workers = min(opts.jobs or os.cpu_count() or 1, len(jobs))
-    from concurrent.futures import ProcessPoolExecutor
-
+def _apply_many(files: list[str], run: Run, jobs: int | None) -> None:
+    from convcalc.compute.batch import run_batch, worker_count
     from convcalc.present.tables import progress
 
-    with progress(len(jobs)) as advance:
-        if workers == 1:
-            for job in jobs:
-                _run_job(job, stages, opts)
-                advance()
-        else:
-            with ProcessPoolExecutor(workers, initializer=_ignore_interrupts) as pool:
-                futures = [pool.submit(_run_job, job, stages, opts) for job in jobs]
-                try:
-                    for future in futures:
-                        future.result()
-                        advance()
-                except BaseException:
-                    pool.shutdown(wait=True, cancel_futures=True)
-                    raise
+    output = run.out.output
+    if not output or not (output.endswith(("/", os.sep)) or os.path.isdir(output)):
+        raise ConvcalcError(f"{len(files)} inputs need -o DIR/ (a folder) for their outputs")
+    folder = Path(output)
+    if not folder.is_dir():
+        raise RuntimeFailure(f"output folder '{folder}' does not exist")
+    pairs = [(f, run._replace(out=run.out._replace(output=str(folder / _output_name(f)))))
+             for f in files]
+    with progress(len(pairs)) as advance:
+        run_batch(_run_pair, pairs, workers=worker_count(jobs, len(pairs)), advance=advance)
 
 
-def _ignore_interrupts() -> None:
-    """Workers leave Ctrl-C to the parent, which stops the batch and reports it once."""
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-def _run_job(job: tuple[str, str], stages: list[Any], opts: ApplyOptions) -> None:
-    source, target = job
-    _apply_one(source, stages, ApplyOptions(**{**opts.__dict__, "output": target}))
+def _run_pair(pair: tuple[str, Run]) -> None:
+    _apply_one(*pair)
 
 
 def _output_name(source: str) -> str:
@@ -471,25 +439,6 @@ def _output_name(source: str) -> str:
     suffix = path.suffix.lower()
     keep = suffix in (IMAGE_SUFFIXES - {".gif"}) | {".npy", ".csv", ".txt"}
     return path.name if keep else path.stem + ".png"
-
-
-@contextmanager
-def busy(message: str, size: int = BUSY_SIZE) -> Iterator[None]:
-    """A spinner on stderr while long work runs: only on a terminal, and only for work
-    on at least ``size`` values (rich is imported only then)."""
-    if size < BUSY_SIZE or not sys.stderr.isatty():
-        yield
-        return
-    from rich.console import Console
-
-    with Console(stderr=True).status(message):
-        yield
-
-
-def say(lines: Sequence[str]) -> None:
-    """Messages for the user, on stderr: stdout carries data only."""
-    for line in lines:
-        click.echo(line, err=True)
 
 
 def _shape(array: Any) -> str:
@@ -509,4 +458,3 @@ def _plain(array: Any) -> Any:
 
 def _stats(array: Any) -> dict[str, float]:
     return {"min": float(array.min()), "max": float(array.max()), "mean": float(array.mean())}
-

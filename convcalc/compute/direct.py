@@ -26,26 +26,20 @@ from convcalc.compute.arrays import (
     tap_product,
     working_array,
 )
-from convcalc.compute.kernels import separable_factors
+from convcalc.compute.factoring import rank1_factors
 from convcalc.compute.padding import PaddedInput
 
 TILE_BYTES = 512 * 2**10
 """Bytes of output per strip of the direct method, so its working set stays in cache.
 
-Measured on the 2-core build machine, 4096x4096 float32, 2 threads, best of 3 (ms)
-for strips of 256 KiB, 512 KiB, 1 MiB and 4 MiB of output:
-1 channel 3x3: 64, 49, 49, 53;  7x7: 213, 173, 202, 243;
-3 channels (depthwise) 3x3: 219, 165, 182, 220;  5x5: 430, 302, 354, 449.
+Measurements: benchmarks/README.md.
 """
 
 TILE_MIN_ROWS_PER_SPAN = 8
 """A strip has at least this many output rows per extra kernel row (KH - 1).
 
 A strip reads KH - 1 rows beyond its own, and the separable row pass computes
-them too, so short strips waste work: 4096x4096, 2 threads, best of 3 (ms) for
-strips of 8, 16, 32, 64 and 128 rows: 1 channel, separable 9x9: 538, 418, 292,
-226, 217; dense 7x7: 229, 205, 174, 154, 150; separable 5x5: 85, 52, 39, 33, 56;
-3 channels, one shared 5x5 Gaussian, uint8 to uint8: 221, 107, 86, 106 (no 128).
+them too, so short strips waste work. Measurements: benchmarks/README.md.
 """
 
 SEPARABLE_MIN_PIXELS = 128 * 128
@@ -66,11 +60,12 @@ def correlate_direct(
     built strip by strip, never as a whole.
     Kernels of depth 1 (depthwise) run channels-first, or, when every channel has
     the same kernel and the column stride is 1, on the HxWxC layout as it is;
-    when they are also rank 1 (see `rank1_factors`), larger than 2x2 and the output
-    has `SEPARABLE_MIN_PIXELS` pixels, as a row pass then a column pass (unless
-    ``separable=False``). An integer ``out_dtype`` (e.g. uint8) returns the result
-    rounded to nearest and saturated to that type's range, strip by strip, as
-    OpenCV's ``saturate_cast`` does: no float copy of the whole result is made.
+    when they are also rank 1 (see `convcalc.compute.factoring.rank1_factors`),
+    larger than 2x2 and the output has `SEPARABLE_MIN_PIXELS` pixels, as a row pass
+    then a column pass (unless ``separable=False``). An integer ``out_dtype`` (e.g.
+    uint8) returns the result rounded to nearest and saturated to that type's range,
+    strip by strip, as OpenCV's ``saturate_cast`` does: no float copy of the whole
+    result is made.
     Shapes as in `convcalc.compute.methods.correlate_padded`.
     """
     if isinstance(x, PaddedInput):
@@ -109,28 +104,6 @@ def correlate_direct(
         for r0 in starts:
             strip(r0)
     return out
-
-
-def rank1_factors(w: Array) -> tuple[Array, Array] | None:
-    """(u, v), F x KH and F x KW with ``w[:, :, 0, o] = outer(u[o], v[o])``, or None.
-
-    Only for kernels of depth 1, at least 2x2 and not 2x2 (else two passes save
-    nothing), each rank 1 by `convcalc.compute.kernels.separable_factors` (``s1 <=
-    1e-10·s0``, or 4 eps·s0 for float32), whose factors are exact for integer and
-    dyadic kernels (gauss5).
-    """
-    kh, kw, cg, f = w.shape
-    if cg != 1 or min(kh, kw) < 2 or kh * kw <= kh + kw:
-        return None
-    # a float32 kernel is rank 1 to float32's precision only: its rounding alone
-    # makes s1 up to eps/2·s0, and two passes in float32 round no worse than that
-    rtol = max(1e-10, 4 * float(np.finfo(w.dtype).eps))
-    factors = [separable_factors(w[:, :, 0, o], rtol=rtol) for o in range(f)]
-    if any(pair is None for pair in factors):
-        return None
-    u = np.stack([pair[0] for pair in factors if pair is not None])
-    v = np.stack([pair[1] for pair in factors if pair is not None])
-    return u.astype(w.dtype), v.astype(w.dtype)
 
 
 # -- helpers ---------------------------------------------------------------

@@ -19,20 +19,8 @@ TILE_BYTES = 2 * 2**20
 products), so that a tile stays in cache: the FFT size per axis is the 5-smooth one at
 which they fill it.
 
-That is up to 432 for one float32 channel and filter (375 on 2048x2048, where 6 tiles
-of 375 do what 6 of 432 would), 300 in float64, 75 for 16 float64 channels and
-filters. Measured on the 2-core build machine, 2 threads, best of 5-7
-alternating rounds (ms); one channel and filter, FFT sizes 192, 256, 320, 384, 480,
-512, 640, 768:
-float32 2048x2048 15x15: 35, 26, 23, 24, 28, 28, 32, 38;  31x31: 34, 25, 21, 22, 22,
-25, 28, 28;  61x61: 53, 41, 34, 37, 37, 36, 39, 35;
-4096x4096 15x15: 107, 74, 73, 74, 68, 70, 78, 88;  31x31: 131, 83, 81, 75, 80, 80, 80,
-84;  61x61: 183, 118, 89, 84, 80, 77, 82, 91;
-float64 2048x2048 31x31: 48, 36, 41, 46, 45, 56, 54, 48.
-Several channels, FFT sizes 32, 48, 64, 96, 128, 192, 256: 512x512x16 15x15x16
-float64: 363, 168, 146, 124, 125, 174, 452;  512x512x3 9x9x8 float64: 129, 55, 33, 25,
-31, 28, 38;  512x512x64 15x15x64 float32: 2323, 1470, 1295, 1452, 1616, 2048, 5000;
-1024x1024x3 5x5x3 float32: 264, 129, 85, 48, 34, 31, 29.
+That is up to 432 for one float32 channel and filter, 300 in float64, 75 for 16
+float64 channels and filters. Measurements: benchmarks/README.md.
 """
 
 
@@ -52,14 +40,9 @@ def correlate_fft(
 
     Parameters
     ----------
-    x : array, HxWxC
-        The padded input.
-    w : array, KH x KW x (C/groups) x F
-        The kernels; F must be divisible by ``groups``.
-    stride, dilation : (int, int)
-        Per axis (rows, columns).
-    groups : int
-        Output channel o sees input channels of group ``o // (F/groups)`` only.
+    x, w, stride, dilation, groups
+        As in `convcalc.compute.methods.correlate_padded`: the padded HxWxC input,
+        the KH x KW x (C/groups) x F kernels, per-axis stride and dilation, groups.
     chunk_bytes : int
         Most bytes of kernel spectra (at the tile's FFT size) held at once.
 

@@ -1,4 +1,4 @@
-"""Named kernels, parameterised kernels, and the kernel specifications of ``-k``.
+"""The kernel catalogue: named preset kernels and parameterised kernel families.
 
 All kernels are for cross-correlation, which is what convcalc computes (the kernel
 is not flipped): ``out[i, j] = sum_{a,b} x[i+a, j+b] * k[a, b]``. Under that
@@ -7,24 +7,22 @@ convention ``sobel-x`` is positive where intensity increases from left to right
 increases from top to bottom, and ``edge-v`` (the textbook ``[[1, 0, -1]] * 3``)
 is positive where a bright region on the left meets a dark one on the right.
 
-Kernels are float64, KHxKW, or KHxKWxC when they have one slice per input channel.
+Kernels are float64, KHxKW. The kernel specifications users type for ``-k``
+(names, ``gauss:sigma=…``, inline matrices, files) are read by
+`convcalc.io.kernels`; rank-1 factoring is in `convcalc.compute.factoring`.
 """
 
 from __future__ import annotations
 
 import difflib
 import math
-import os
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from convcalc.errors import ConvcalcError, RuntimeFailure
-from convcalc.io.matrices import INLINE_SYNTAX, load_npy, parse_inline_matrix, parse_text_matrix
+from convcalc.errors import ConvcalcError
 
 FloatArray = NDArray[np.float64]
 
@@ -66,7 +64,7 @@ def describe(name: str) -> str:
         return _PRESETS[key][0]
     if key in _GENERATORS:
         return _GENERATORS[key].description
-    raise _unknown_kernel(name)
+    raise unknown_kernel(name)
 
 
 def get_preset(name: str) -> FloatArray:
@@ -96,7 +94,7 @@ def get_preset(name: str) -> FloatArray:
     """
     key = name.strip().lower()
     if key not in _PRESETS:
-        raise _unknown_kernel(name)
+        raise unknown_kernel(name)
     return _PRESETS[key][1]()
 
 
@@ -111,159 +109,81 @@ def parameterised_kernels() -> list[tuple[str, str]]:
     return [(g.syntax, g.description) for g in _GENERATORS.values()]
 
 
-def parse_kernel(
-    spec: str, *, read_file: Callable[[str], NDArray[Any]] | None = None
-) -> FloatArray:
-    """Turn a ``-k`` value into a kernel.
-
-    ``spec`` is tried, in this order, as:
-
-    1. a preset name (:func:`preset_names`), any case: ``sobel-x``;
-    2. a parameterised kernel ``NAME:ARG,...`` where an argument is positional
-       or ``key=value`` (:func:`parameterised_kernels`): ``gauss:sigma=1.5,size=7``,
-       ``gauss:1.5``, ``box:5``, ``motion:size=9,angle=45``;
-    3. the path of an existing file: read by ``read_file`` when given, otherwise a
-       ``.npy`` file (recognised by its content) by :func:`~convcalc.io.matrices.load_npy`,
-       anything else as UTF-8 text by :func:`~convcalc.io.matrices.parse_text_matrix`;
-    4. an inline matrix (:func:`~convcalc.io.matrices.parse_inline_matrix`):
-       ``"1,0,-1;1,0,-1;1,0,-1"``.
+def named_kernel(spec: str) -> FloatArray | None:
+    """The kernel a preset name or a parameterised form names, or None.
 
     Parameters
     ----------
     spec
-        The kernel specification.
-    read_file
-        Reads a kernel file given its path (for example one that also reads
-        images); its result is checked like any other kernel.
+        A preset name (:func:`preset_names`), any case: ``sobel-x``; or a
+        parameterised kernel ``NAME:ARG,...`` where an argument is positional or
+        ``key=value`` (:func:`parameterised_kernels`): ``gauss:sigma=1.5,size=7``,
+        ``gauss:1.5``, ``box:5``, ``motion:size=9,angle=45``.
 
     Returns
     -------
-    ndarray of float64
-        KHxKW, or KHxKWxC for a kernel with one slice per input channel.
+    ndarray of float64 or None
+        KHxKW, a new array each call; None when ``spec`` is neither form (it may
+        then be a file or a matrix: see `convcalc.io.kernels.parse_kernel`).
 
     Raises
     ------
     ConvcalcError
-        An unknown name (with the closest name suggested), bad generator
-        parameters (naming the key and its valid values), a missing file, a
-        malformed matrix, or a kernel that is not KHxKW or KHxKWxC.
-    RuntimeFailure
-        An existing file that cannot be read.
+        Bad parameters of a parameterised kernel, naming the key and its valid
+        values.
 
     Examples
     --------
-    >>> parse_kernel("box:3").sum()
+    >>> named_kernel("box:3").sum()
     np.float64(1.0)
-    >>> parse_kernel("1,0,-1;1,0,-1;1,0,-1").shape
-    (3, 3)
+    >>> named_kernel("1,0,-1") is None
+    True
     """
-    text = spec.strip()
-    key = text.lower()
+    key = spec.strip().lower()
     if key in _PRESETS:
         return _PRESETS[key][1]()
     name, colon, args = key.partition(":")
     if colon and name in _GENERATORS:
         return _GENERATORS[name].make(args)
-    if text and os.path.isfile(text):
-        return _checked_kernel(_read_kernel_file(text, read_file), text)
-    if colon and name in _PRESETS:
-        raise ConvcalcError(
-            f"kernel {name!r} takes no parameters; parameterised kernels are "
-            f"{', '.join(g.syntax for g in _GENERATORS.values())}"
-        )
-    if colon and _NAME.fullmatch(name) and not _WINDOWS_DRIVE.match(text):
-        raise _unknown_kernel(name)
-    if _NAME.fullmatch(text) and not _is_number(text):
-        raise _unknown_kernel(text)
-    if _PATH_LIKE.search(text):
-        raise ConvcalcError(
-            f"kernel file {text!r} not found; give a preset name (see `convcalc kernels`), "
-            f"an inline matrix ({INLINE_SYNTAX}) or an existing file"
-        )
-    return parse_inline_matrix(text, source=f"kernel {text!r}")
+    return None
 
 
-def separable_factors(
-    kernel: NDArray[Any], *, rtol: float = 1e-10
-) -> tuple[FloatArray, FloatArray] | None:
-    """The column and row vectors whose outer product is a rank-1 kernel.
-
-    A KHxKW kernel is separable when its second singular value is at most
-    ``rtol`` times its largest. Cross-correlating with it then equals
-    cross-correlating with the KHx1 column and then the 1xKW row, which costs
-    KH + KW instead of KH·KW multiplications per output value.
-
-    The factors are read off the kernel at its largest-magnitude entry
-    ``p = k[i, j]``. When the kernel is integers times one power of two (sobel,
-    or gauss5, which is integers/256), the column is ``k[:, j]`` over the
-    greatest common divisor of its integers, signed so that its entry i is
-    positive, and the row what remains: both are exact, so ``np.outer(column,
-    row)`` is the kernel itself (sobel-x: ``[1, 2, 1]`` and ``[-1, 0, 1]``;
-    gauss5: ``[1, 4, 6, 4, 1]`` and that over 256). Otherwise ``column =
-    sign(p)·k[:, j]`` and ``row = k[i, :] / |p|``, whose outer product
-    reproduces the kernel to a few units in the last place of its largest entry.
+def unknown_kernel(name: str, *, other_forms: str = "") -> ConvcalcError:
+    """The error for a kernel name that is neither a preset nor a parameterised form.
 
     Parameters
     ----------
-    kernel
-        KHxKW.
-    rtol
-        Largest ratio of the second to the first singular value still counted
-        as rank 1.
+    name
+        The name as given.
+    other_forms
+        What else the caller accepts, appended to the advice when no name is
+        close (for example ``", a file, or an inline matrix (…)"``).
 
     Returns
     -------
-    (column, row) or None
-        Float64 vectors of lengths KH and KW; None when the kernel is not rank 1,
-        not 2-D, or not finite. An all-zero kernel gives zero vectors.
+    ConvcalcError
+        Suggesting every name as close as the closest (``laplace4`` or
+        ``laplace8``), or, when none is close, what to give instead.
 
     Examples
     --------
-    >>> column, row = separable_factors(get_preset("sobel-x"))
-    >>> column, row
-    (array([1., 2., 1.]), array([-1.,  0.,  1.]))
-    >>> separable_factors(get_preset("laplace4")) is None
-    True
+    >>> str(unknown_kernel("sobelx"))
+    "unknown kernel 'sobelx'; did you mean 'sobel-x'? (see `convcalc kernels`)"
     """
-    k = np.asarray(kernel, dtype=np.float64)
-    if k.ndim != 2 or k.size == 0 or not np.isfinite(k).all():
-        return None
-    i, j = np.unravel_index(int(np.argmax(np.abs(k))), k.shape)
-    pivot = k[i, j]
-    if pivot == 0:
-        return np.zeros(k.shape[0]), np.zeros(k.shape[1])
-    singular = np.linalg.svd(k, compute_uv=False)
-    if singular.size > 1 and singular[1] > rtol * singular[0]:
-        return None
-    exact = _dyadic_factors(k, i, j)
-    if exact is not None:
-        return exact
-    sign = 1.0 if pivot > 0 else -1.0
-    # Adding 0.0 turns the -0.0 of a sign flip into 0.0.
-    return k[:, j] * sign + 0.0, k[i, :] / abs(pivot) + 0.0
-
-
-def _dyadic_factors(k: FloatArray, i: Any, j: Any) -> tuple[FloatArray, FloatArray] | None:
-    """Exact factors of a rank-1 kernel of integers times 2**-m, or None (see above)."""
-    for m in range(_DYADIC_MAX_SHIFT + 1):
-        scaled = k * 2.0**m
-        if np.array_equal(scaled, np.rint(scaled)):
-            break
-    else:
-        return None
-    if np.abs(scaled).max() >= 2**24:  # past float32's exact integers
-        return None
-    whole = scaled.astype(np.int64)
-    column = whole[:, j] // np.gcd.reduce(whole[:, j])
-    column = column if column[i] > 0 else -column
-    row, rest = np.divmod(whole[i, :], column[i])
-    if rest.any() or not np.array_equal(np.outer(column, row), whole):
-        return None
-    return column.astype(np.float64), row / 2.0**m + 0.0
-
-
-_DYADIC_MAX_SHIFT = 30
-"""Kernels are tried as integers over 2**0 … 2**30."""
+    key = name.strip().lower()
+    candidates = [*_PRESETS, *_GENERATORS]
+    close = difflib.get_close_matches(key, candidates, n=len(candidates))
+    if close:
+        # Every name as close as the closest, in listing order: laplace4 or laplace8.
+        best = _similarity(key, close[0])
+        tied = [c for c in candidates if c in close and _similarity(key, c) == best]
+        return ConvcalcError(
+            f"unknown kernel {name!r}; did you mean {' or '.join(map(repr, tied))}? "
+            "(see `convcalc kernels`)"
+        )
+    return ConvcalcError(
+        f"unknown kernel {name!r}; give a preset name (see `convcalc kernels`){other_forms}"
+    )
 
 
 # --- presets ---------------------------------------------------------------------
@@ -463,72 +383,8 @@ _GENERATORS: dict[str, _Generator] = {
 }
 
 
-# --- specifications --------------------------------------------------------------
-
-_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
-_WINDOWS_DRIVE = re.compile(r"[A-Za-z]:[\\/]")
-_PATH_LIKE = re.compile(r"[\\/]|\.[A-Za-z][A-Za-z0-9]*$")
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _unknown_kernel(name: str) -> ConvcalcError:
-    key = name.strip().lower()
-    candidates = [*_PRESETS, *_GENERATORS]
-    close = difflib.get_close_matches(key, candidates, n=len(candidates))
-    if close:
-        # Every name as close as the closest, in listing order: laplace4 or laplace8.
-        best = _similarity(key, close[0])
-        tied = [c for c in candidates if c in close and _similarity(key, c) == best]
-        return ConvcalcError(
-            f"unknown kernel {name!r}; did you mean {' or '.join(map(repr, tied))}? "
-            "(see `convcalc kernels`)"
-        )
-    return ConvcalcError(
-        f"unknown kernel {name!r}; give a preset name (see `convcalc kernels`), "
-        f"a file, or an inline matrix ({INLINE_SYNTAX})"
-    )
+# --- unknown names ---------------------------------------------------------------
 
 
 def _similarity(a: str, b: str) -> float:
     return difflib.SequenceMatcher(None, a, b).ratio()
-
-
-def _read_kernel_file(path: str, read_file: Callable[[str], NDArray[Any]] | None) -> Any:
-    if read_file is not None:
-        return read_file(path)
-    try:
-        with open(path, "rb") as stream:
-            data = stream.read()
-    except OSError as exc:
-        raise RuntimeFailure(f"cannot read kernel file {path!r}: {exc.strerror}") from None
-    if data.startswith(b"\x93NUMPY") or path.lower().endswith(".npy"):
-        return load_npy(data, source=path)
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise ConvcalcError(
-            f"kernel file {path!r} is neither a .npy file nor UTF-8 text; "
-            "give a .npy file or a text matrix (one row per line)"
-        ) from None
-    return parse_text_matrix(text, source=path)
-
-
-def _checked_kernel(array: Any, source: str) -> FloatArray:
-    kernel = np.asarray(array)
-    if kernel.ndim not in (2, 3) or kernel.size == 0 or kernel.dtype.kind not in "biuf":
-        shape = "x".join(map(str, kernel.shape)) or "0-d"
-        raise ConvcalcError(
-            f"kernel {source!r} is a {shape} {kernel.dtype} array; a kernel must be "
-            "KHxKW or KHxKWxC, non-empty, with integer or float values"
-        )
-    kernel = kernel.astype(np.float64)
-    if not np.isfinite(kernel).all():
-        raise ConvcalcError(f"kernel {source!r} has values that are not finite")
-    return kernel

@@ -38,30 +38,14 @@ from convcalc.compute.arrays import working_array as working_array
 from convcalc.compute.arrays import working_dtype as working_dtype
 from convcalc.compute.direct import SEPARABLE_MIN_PIXELS as SEPARABLE_MIN_PIXELS
 from convcalc.compute.direct import correlate_direct as correlate_direct
-from convcalc.compute.direct import rank1_factors
+from convcalc.compute.factoring import rank1_factors
 from convcalc.compute.fftconv import correlate_fft as correlate_fft
 from convcalc.compute.winograd import correlate_winograd as correlate_winograd
 from convcalc.errors import ConvcalcError
 
-# AUTO's rules come from measurements on the 2-core build machine (numpy 2.4), best of
-# 3 runs, stride 1, direct vs FFT (overlap-save tiles) in ms, 2026-11-23. One channel:
-#   512x512 float64:   5x5 4 vs 5,    7x7 7 vs 5,    9x9 14 vs 5
-#   1024x1024 float64: 5x5 14 vs 14,  7x7 27 vs 13,  9x9 45 vs 15
-#   1024x1024 float32: 5x5 8 vs 10,   7x7 14 vs 10,  9x9 24 vs 9
-#   2048x2048 float32: 5x5 26 vs 23,  7x7 47 vs 24,  9x9 76 vs 24
-#   4096x4096 float32: 5x5 85 vs 78,  7x7 170 vs 70, 9x9 230 vs 90
-# Several channels, float64 (C to F channels):
-#   512x512, 3 to 8:    5x5 17 vs 20,   7x7 23 vs 21,   9x9 44 vs 26
-#   512x512, 16 to 16:  5x5 52 vs 138,  7x7 95 vs 123,  9x9 212 vs 122
-#   256x256, 64 to 64:  5x5 321 vs 368, 7x7 638 vs 470, 9x9 1282 vs 424
-# Separable kernels (two passes), float32, depthwise:
-#   1024x1024:          9x9 6 vs 8,     15x15 8 vs 9,    21x21 10 vs 10,  31x31 14 vs 8
-#   1024x1024x3:        9x9 12 vs 27,   15x15 18 vs 28,  21x21 29 vs 28,  31x31 42 vs 25
-#   4096x4096:          9x9 58 vs 78,   15x15 88 vs 101, 21x21 143 vs 90
-# Both methods cost about the same per pixel at every image size, so the rules do not
-# depend on it: FFT pays off from about 36 taps for one channel and 64 for several.
-# im2col never beat direct (3x3, 16 to 16: 126 vs 23; 64 to 64 on 128x128: 35 vs 16),
-# nor did Winograd (16 to 16: 133 vs 23): AUTO picks neither.
+# AUTO's rules: direct and FFT cost about the same per pixel at every image size and
+# dtype, so the rules count taps only; im2col and Winograd never beat direct, so AUTO
+# picks neither. Measurements: benchmarks/README.md.
 FFT_MIN_TAPS = 36
 """AUTO picks FFT for a kernel of depth 1 from this many taps per output pixel."""
 
@@ -73,6 +57,7 @@ FFT_SEPARABLE_TAPS = 36
 
 DIRECT_MAX_MACS = 2**22
 """Below this many multiply-accumulates AUTO keeps direct: fast, and exact on integers."""
+
 
 def correlate_padded(
     x: ArrayLike,
@@ -118,10 +103,7 @@ def correlate_padded(
     """
     xa, wa, _, _ = prepare(x, w, stride, dilation, groups)
     if method == Method.AUTO:
-        method = choose_method(
-            xa.shape, wa.shape, stride=stride, dilation=dilation, groups=groups,
-            separable=is_separable(wa), itemsize=xa.dtype.itemsize,
-        )
+        method = choose_method(xa.shape, wa.shape, stride=stride, separable=is_separable(wa))
     if method == Method.DIRECT:
         return correlate_direct(xa, wa, stride=stride, dilation=dilation, groups=groups)
     if method == Method.IM2COL:
@@ -138,10 +120,7 @@ def choose_method(
     kernel_shape: tuple[int, ...],
     *,
     stride: Pair = (1, 1),
-    dilation: Pair = (1, 1),
-    groups: int = 1,
     separable: bool = False,
-    itemsize: int = 8,
 ) -> Method:
     """The method AUTO uses for an HxWxC input and a KH x KW x (C/groups) x F bank.
 
@@ -152,9 +131,10 @@ def choose_method(
     `FFT_MIN_TAPS_DEEP` (deeper), or, for a ``separable`` kernel (see
     `is_separable`) that direct runs in two passes, when ``(KH + KW)/(s_h·s_w)``
     reaches `FFT_SEPARABLE_TAPS`; direct otherwise. With a stride FFT still
-    computes every position. ``itemsize`` is accepted for callers that know the
-    dtype; it does not change the answer. im2col and Winograd are never chosen:
-    neither beat direct here.
+    computes every position. Dilation and groups do not enter (the kernel depth
+    already says what groups do), nor does the dtype (float32 and float64 cross
+    over at about the same size). im2col and Winograd are never chosen: neither
+    beat direct here.
 
     Examples
     --------
@@ -163,8 +143,6 @@ def choose_method(
     >>> str(choose_method((512, 512, 64), (5, 5, 64, 64)))
     'direct'
     """
-    del dilation, groups  # the kernel depth already says what groups do
-    del itemsize  # measured: float32 and float64 cross over at about the same size
     kh, kw, depth, filters = kernel_shape[:4]
     strides = stride[0] * stride[1]
     pixels = in_shape[0] * in_shape[1] / strides
@@ -180,8 +158,8 @@ def choose_method(
 def is_separable(w: ArrayLike) -> bool:
     """True when direct runs every kernel of the KH x KW x 1 x F bank as two 1-D passes.
 
-    That is: depth 1, larger than 2x2 (at least 2 on each side), and rank 1 by the
-    SVD (``s1 <= 1e-10·s0``; 4 eps·s0 in float32), as Gaussian, box and Sobel kernels are.
+    That is: `convcalc.compute.factoring.rank1_factors` factors the bank (depth 1,
+    larger than 2x2, each kernel rank 1), as it does Gaussian, box and Sobel kernels.
 
     Examples
     --------

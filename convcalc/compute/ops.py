@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
+from convcalc.calc.axes import axis_names
 from convcalc.calc.choices import Activation, Convention, Method, PadMode, PoolKind
 from convcalc.calc.geometry import Axis, Padding, conv_axis, pool_axis, transposed_axis
 from convcalc.compute.arrays import Array, saturated, tap_product, working_array, working_dtype
@@ -24,8 +25,6 @@ from convcalc.compute.methods import choose_method, correlate_direct, correlate_
 from convcalc.compute.padding import PaddedInput
 from convcalc.compute.padding import pad as pad  # re-exported: ops is where apply's operations live
 from convcalc.errors import ConvcalcError
-
-_AXIS_NAMES = ("rows", "columns")
 
 LRELU_SLOPE = 0.01
 """The slope of leaky ReLU below zero (PyTorch's default)."""
@@ -103,14 +102,12 @@ def correlate(
            [2., 4., 3.],
            [2., 3., 4.]])
     """
-    xa = _image(x, convert=False)
-    dtype = working_dtype(xa.dtype)
-    w = _kernel_bank(kernels, dtype)
-    pads = _conv_pads(xa.shape, w.shape, stride, padding, dilation, convention)
+    xa, w, pads = _operands(x, kernels, stride, padding, dilation, convention)
+    dtype = w.dtype
     if flip:
         w = w[::-1, ::-1]
     if method == Method.AUTO:
-        method = _auto_method(xa.shape, w, pads, stride, dilation, groups)
+        method = _auto_method(xa.shape, w, pads, stride)
     unpadded = not any(lo or hi for lo, hi in pads) and xa.dtype == dtype
     streamed = out_dtype if bias is None and activation == Activation.NONE else None
     if method == Method.DIRECT and pad_mode != PadMode.WRAP and (not unpadded or streamed):
@@ -139,12 +136,12 @@ def auto_method(
     """The method `correlate` runs with ``method=auto`` on these arguments.
 
     `convcalc.compute.methods.choose_method`'s rule on the padded input's shape, with the
-    kernels' separability in the working dtype. Arguments as in `correlate`.
+    kernels' separability in the working dtype. Arguments as in `correlate`;
+    ``groups`` is accepted for that and does not change the choice (the bank's
+    depth already says what groups do).
     """
-    xa = _image(x, convert=False)
-    w = _kernel_bank(kernels, working_dtype(xa.dtype))
-    pads = _conv_pads(xa.shape, w.shape, stride, padding, dilation, convention)
-    return _auto_method(xa.shape, w, pads, stride, dilation, groups)
+    xa, w, pads = _operands(x, kernels, stride, padding, dilation, convention)
+    return _auto_method(xa.shape, w, pads, stride)
 
 
 def conv_transpose(
@@ -191,7 +188,7 @@ def conv_transpose(
     >>> conv_transpose(np.ones((2, 2)), np.ones((2, 2)), stride=(2, 2)).shape
     (4, 4, 1)
     """
-    xa = _image(x)
+    xa = as_image(x)
     w = _kernel_bank(kernels, xa.dtype)
     (h, wd, c), (kh, kw, depth, fg) = xa.shape, w.shape
     if groups < 1 or c % groups or depth != c:
@@ -199,17 +196,10 @@ def conv_transpose(
             f"a transposed kernel bank of depth {depth} with groups {groups} does not fit "
             f"{c} input channels; valid: depth {c} and groups dividing {c}"
         )
-    axes = [
-        transposed_axis(
-            xa.shape[k], w.shape[k], stride=stride[k], padding=padding[k],
-            dilation=dilation[k], output_padding=output_padding[k],
-        )
-        for k in (0, 1)
-    ]
+    axes = transposed_axes(xa.shape, w.shape, stride=stride, padding=padding,
+                           dilation=dilation, output_padding=output_padding)
     (sh, sw), (dh, dw) = stride, dilation
-    # the full output, (n-1)s + d(f-1) + 1 per axis, or more when output_padding asks
-    extent = [max((a.n - 1) * a.stride + a.span, a.pad_lo + a.size) for a in axes]
-    full = np.zeros((*extent, groups * fg), dtype=xa.dtype)
+    full = np.zeros((*map(transposed_full_size, axes), groups * fg), dtype=xa.dtype)
     # (C, F/groups) per tap, as (C/groups, F) for tap_product
     taps = w.reshape(kh, kw, groups, c // groups, fg).transpose(0, 1, 3, 2, 4)
     taps = taps.reshape(kh, kw, c // groups, groups * fg)
@@ -280,23 +270,9 @@ def pool(
     array([[9., 2.],
            [6., 3.]])
     """
-    xa = _image(x)
-    strides = size if stride is None else stride
-    axes = [
-        pool_axis(
-            xa.shape[k], size[k], stride=strides[k], padding=padding[k],
-            dilation=dilation[k], ceil=ceil, convention=convention,
-        )
-        for k in (0, 1)
-    ]
-    rows, cols = axes
-    for a, name in zip(axes, _AXIS_NAMES, strict=True):
-        if not _window_counts(a, exclude_pad=True).all():
-            raise ConvcalcError(
-                f"a pooling window of {a.kernel} {name} with dilation {a.dilation} covers only "
-                f"padding ({a.pad_lo} before, {a.pad_hi} after {a.n} {name}); valid: less "
-                "padding or dilation"
-            )
+    xa = as_image(x)
+    rows, cols = axes = pool_axes(xa.shape, size, stride=stride, padding=padding,
+                                  dilation=dilation, ceil=ceil, convention=convention)
     fill = -np.inf if kind == PoolKind.MAX else 0.0
     extent = [max(a.n + a.pad_lo + a.pad_hi, (a.size - 1) * a.stride + a.span) for a in axes]
     padded = np.full((*extent, xa.shape[2]), fill, dtype=xa.dtype)
@@ -318,9 +294,8 @@ def pool(
             else:
                 combine(out, view, out=out)
     if kind == PoolKind.AVG:
-        exclude = exclude_pad or convention == Convention.TF
-        counts = np.outer(_window_counts(rows, exclude), _window_counts(cols, exclude))
-        out /= counts[:, :, None]
+        row_counts, col_counts = avg_counts(axes, exclude_pad=exclude_pad, convention=convention)
+        out /= np.outer(row_counts, col_counts)[:, :, None]
     elif kind == PoolKind.L2:
         np.sqrt(out, out=out)
     elif kind != PoolKind.MAX:
@@ -338,7 +313,7 @@ def global_pool(x: ArrayLike, kind: PoolKind) -> Array:
     >>> global_pool(np.arange(4).reshape(2, 2), PoolKind.AVG)
     array([[[1.5]]])
     """
-    xa = _image(x)
+    xa = as_image(x)
     out: Array
     if kind == PoolKind.MAX:
         out = xa.max(axis=(0, 1), keepdims=True)
@@ -347,7 +322,7 @@ def global_pool(x: ArrayLike, kind: PoolKind) -> Array:
     elif kind == PoolKind.L2:
         out = np.sqrt(np.square(xa).sum(axis=(0, 1), keepdims=True))
     else:
-            raise ConvcalcError(f"pooling {kind!r} is not valid; valid: {', '.join(PoolKind)}")
+        raise ConvcalcError(f"pooling {kind!r} is not valid; valid: {', '.join(PoolKind)}")
     return out
 
 
@@ -378,11 +353,21 @@ def activate(x: ArrayLike, activation: Activation) -> Array:
     )
 
 
-# -- helpers ---------------------------------------------------------------
+def as_image(x: ArrayLike, *, convert: bool = True) -> Array:
+    """The input as HxWxC: an HxW map gains one channel.
 
+    Parameters
+    ----------
+    x : array, HxWxC (or HxW), real
+    convert : bool
+        Return the values in their working dtype (float32 or float64, see the
+        module); without it, as given (the caller casts a strip at a time).
 
-def _image(x: ArrayLike, *, convert: bool = True) -> Array:
-    """The input as HxWxC (an HxW map gains one channel), in its working dtype."""
+    Raises
+    ------
+    ConvcalcError
+        Complex, string or object values, or an input that is not HxW or HxWxC.
+    """
     xa = working_array(x) if convert else np.asarray(x)
     working_dtype(xa.dtype)  # refuses complex, strings, objects
     if xa.ndim == 2:
@@ -392,6 +377,140 @@ def _image(x: ArrayLike, *, convert: bool = True) -> Array:
             f"an input of shape {'x'.join(map(str, xa.shape))} is not valid; valid: HxW or HxWxC"
         )
     return xa
+
+
+def conv_axes(
+    shape: tuple[int, ...],
+    kernel: tuple[int, ...],
+    *,
+    stride: tuple[int, int],
+    padding: tuple[Padding, Padding],
+    dilation: tuple[int, int],
+    convention: Convention = Convention.TORCH,
+) -> tuple[Axis, Axis]:
+    """The rows' and columns' geometry of a convolution, as `correlate` computes it.
+
+    ``shape`` is the input's HxW(xC), ``kernel`` the bank's KH x KW (x ...); the
+    rest as in `correlate`. Per axis `convcalc.calc.geometry.conv_axis`.
+    """
+    rows, cols = (conv_axis(shape[k], kernel[k], stride=stride[k], padding=padding[k],
+                            dilation=dilation[k], convention=convention) for k in (0, 1))
+    return rows, cols
+
+
+def transposed_axes(
+    shape: tuple[int, ...],
+    kernel: tuple[int, ...],
+    *,
+    stride: tuple[int, int],
+    padding: tuple[Padding, Padding],
+    dilation: tuple[int, int],
+    output_padding: tuple[int, int],
+) -> tuple[Axis, Axis]:
+    """The rows' and columns' geometry of a transposed convolution (`conv_transpose`).
+
+    ``shape`` is the input's HxW(xC), ``kernel`` the bank's KH x KW (x ...); the
+    rest as in `conv_transpose`. Per axis `convcalc.calc.geometry.transposed_axis`.
+    """
+    rows, cols = (transposed_axis(shape[k], kernel[k], stride=stride[k], padding=padding[k],
+                                  dilation=dilation[k], output_padding=output_padding[k])
+                  for k in (0, 1))
+    return rows, cols
+
+
+def transposed_full_size(axis: Axis) -> int:
+    """Along one axis, the length of the full output `conv_transpose` scatters into.
+
+    ``(n-1)s + d(f-1) + 1``, the reach of the last input cell's kernel, or
+    ``p_lo + out`` when output_padding asks for more; the output is the slice
+    ``[p_lo, p_lo + out)`` of it, the rest being the cropped padding.
+
+    Examples
+    --------
+    >>> from convcalc.calc.geometry import transposed_axis
+    >>> transposed_full_size(transposed_axis(3, 3, stride=2, padding=1))
+    7
+    >>> transposed_full_size(transposed_axis(2, 1, stride=2, output_padding=1))
+    4
+    """
+    return max((axis.n - 1) * axis.stride + axis.span, axis.pad_lo + axis.size)
+
+
+def pool_axes(
+    shape: tuple[int, ...],
+    size: tuple[int, int],
+    *,
+    stride: tuple[int, int] | None = None,
+    padding: tuple[Padding, Padding] = (0, 0),
+    dilation: tuple[int, int] = (1, 1),
+    ceil: bool = False,
+    convention: Convention = Convention.TORCH,
+) -> tuple[Axis, Axis]:
+    """The rows' and columns' geometry of a pooling window on an HxW(xC) input.
+
+    Arguments as in `pool`; per axis `convcalc.calc.geometry.pool_axis`.
+
+    Raises
+    ------
+    ConvcalcError
+        Anything `pool_axis` refuses, or a dilated window that sees only
+        padding: every window must tap at least one input cell (PyTorch).
+    """
+    strides = size if stride is None else stride
+    rows, cols = axes = tuple(
+        pool_axis(shape[k], size[k], stride=strides[k], padding=padding[k],
+                  dilation=dilation[k], ceil=ceil, convention=convention)
+        for k in (0, 1)
+    )
+    for a, name in zip(axes, axis_names(2), strict=True):
+        if not _window_counts(a, exclude_pad=True).all():
+            raise ConvcalcError(
+                f"a pooling window of {a.kernel} {name} with dilation {a.dilation} covers only "
+                f"padding ({a.pad_lo} before, {a.pad_hi} after {a.n} {name}); valid: less "
+                "padding or dilation"
+            )
+    return rows, cols
+
+
+def avg_counts(
+    axes: tuple[Axis, Axis], *, exclude_pad: bool = False,
+    convention: Convention = Convention.TORCH,
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """The divisors of average pooling, per output row and per output column.
+
+    Output ``(r, c)`` divides its window's sum by ``rows[r]·cols[c]``: the cells
+    of the window inside the padded input (PyTorch ``count_include_pad``), or,
+    with ``exclude_pad`` or the ``tf`` convention, inside the real input.
+
+    Parameters
+    ----------
+    axes : (Axis, Axis)
+        The rows' and columns' geometry, from `pool_axes`.
+    exclude_pad : bool
+    convention : Convention
+
+    Returns
+    -------
+    rows, cols : int arrays of Ho and Wo counts
+    """
+    exclude = exclude_pad or convention == Convention.TF
+    return _window_counts(axes[0], exclude), _window_counts(axes[1], exclude)
+
+
+# -- helpers ---------------------------------------------------------------
+
+
+def _operands(
+    x: ArrayLike, kernels: ArrayLike, stride: tuple[int, int],
+    padding: tuple[Padding, Padding], dilation: tuple[int, int], convention: Convention,
+) -> tuple[Array, Array, list[tuple[int, int]]]:
+    """A convolution's HxWxC input as given, its KH x KW x depth x F bank in the
+    working dtype, and the (before, after) padding per axis."""
+    xa = as_image(x, convert=False)
+    w = _kernel_bank(kernels, working_dtype(xa.dtype))
+    axes = conv_axes(xa.shape, w.shape, stride=stride, padding=padding, dilation=dilation,
+                     convention=convention)
+    return xa, w, [(a.pad_lo, a.pad_hi) for a in axes]
 
 
 def _kernel_bank(kernels: ArrayLike, dtype: np.dtype[Any]) -> Array:
@@ -407,20 +526,10 @@ def _kernel_bank(kernels: ArrayLike, dtype: np.dtype[Any]) -> Array:
     return w
 
 
-def _conv_pads(x_shape: tuple[int, ...], w_shape: tuple[int, ...], stride: tuple[int, int],
-               padding: tuple[Padding, Padding], dilation: tuple[int, int],
-               convention: Convention) -> list[tuple[int, int]]:
-    """(before, after) padding per axis of an HxWxC input for a KH x KW x ... bank."""
-    axes = [conv_axis(x_shape[k], w_shape[k], stride=stride[k], padding=padding[k],
-                      dilation=dilation[k], convention=convention) for k in (0, 1)]
-    return [(a.pad_lo, a.pad_hi) for a in axes]
-
-
 def _auto_method(x_shape: tuple[int, ...], w: Array, pads: list[tuple[int, int]],
-                 stride: tuple[int, int], dilation: tuple[int, int], groups: int) -> Method:
+                 stride: tuple[int, int]) -> Method:
     padded = (x_shape[0] + sum(pads[0]), x_shape[1] + sum(pads[1]), x_shape[2])
-    return choose_method(padded, w.shape, stride=stride, dilation=dilation, groups=groups,
-                         separable=is_separable(w), itemsize=w.dtype.itemsize)
+    return choose_method(padded, w.shape, stride=stride, separable=is_separable(w))
 
 
 def _add_bias(y: Array, bias: Sequence[float] | None) -> Array:

@@ -12,10 +12,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
+from convcalc.calc.axes import axis_names
 from convcalc.calc.choices import PadMode
 from convcalc.errors import ConvcalcError
-
-_AXIS_NAMES = ("rows", "columns")
 
 
 def pad(
@@ -150,8 +149,9 @@ def _fill_border(out: NDArray[Any], axis: int, lo: int, hi: int, n: int, mode: P
 
 def _check_pads(arr: NDArray[Any], widths: list[tuple[int, int]], mode: PadMode) -> None:
     """Refuse negative pads and reflect pads not smaller than their axis."""
+    names = (*axis_names(2), "channels")
     for axis, (lo, hi) in enumerate(widths):
-        n, name = arr.shape[axis], _axis_name(axis)
+        n, name = arr.shape[axis], names[axis]
         if min(lo, hi) < 0:
             raise ConvcalcError(
                 f"padding {min(lo, hi)} of the {name} is negative; valid: 0 or more"
@@ -163,7 +163,3 @@ def _check_pads(arr: NDArray[Any], widths: list[tuple[int, int]], mode: PadMode)
             )
         if mode != PadMode.ZERO and n == 0 and lo + hi > 0:
             raise ConvcalcError(f"cannot {mode} pad the {name}: there are none")
-
-
-def _axis_name(axis: int) -> str:
-    return _AXIS_NAMES[axis] if axis < len(_AXIS_NAMES) else f"axis {axis}"

@@ -12,16 +12,16 @@ filter by filter) or sums over them (``sum``: one per filter).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
 from convcalc.calc.choices import Activation, ChannelMode, Convention, Method, PadMode
 from convcalc.calc.layers import Conv, Deconv, GlobalPool, Layer, Pointwise, Pool, Spec
-from convcalc.calc.network import per_axis, two_axes
+from convcalc.calc.network import two_axes
 from convcalc.compute import ops
 from convcalc.compute.arrays import saturated
 from convcalc.errors import ConvcalcError
@@ -150,6 +150,25 @@ def filter_major(y: Array, channels: int) -> Array:
     return reordered.reshape(h, w, total)
 
 
+def refuse_groups(layer: Conv | Deconv) -> None:
+    """Refuse a (transposed) convolution layer written with ``g=``.
+
+    Apply takes its grouping from the kernels' depth and ``--channels`` (see
+    `kernel_bank`), so a ``g=`` there would say something the run does not do.
+    """
+    if layer.groups != 1:
+        raise ConvcalcError("g= is not used by apply; --channels each filters channel by channel")
+
+
+def check_bias(stage: Stage) -> None:
+    """Refuse a stage whose bias does not give one value per filter (kernel)."""
+    if stage.bias is not None and len(stage.bias) != len(stage.kernels):
+        raise ConvcalcError(
+            f"--bias has {len(stage.bias)} values for {len(stage.kernels)} filters; "
+            "give one per filter"
+        )
+
+
 def estimate_bytes(shape: tuple[int, ...], stages: Sequence[Stage], settings: Settings,
                    itemsize: int) -> int:
     """Peak working memory, roughly, of running the stages on an HxWxC input.
@@ -168,7 +187,7 @@ def estimate_bytes(shape: tuple[int, ...], stages: Sequence[Stage], settings: Se
             out_c = len(stage.kernels) * per_input
         scale = 1
         if isinstance(layer, Deconv):
-            scale = max(per_axis(layer.stride, 2, "stride")) * 2
+            scale = max(two_axes(layer.stride, "stride")) * 2
         pad = _padding_guess(layer)
         padded = (h + 2 * pad) * (w + 2 * pad) * c
         out = h * w * scale * scale * out_c
@@ -192,38 +211,30 @@ def _padding_guess(layer: Layer) -> int:
 # -- stages ----------------------------------------------------------------
 
 
+class _Context(NamedTuple):
+    settings: Settings
+    notes: list[str]  # what run tells under -v, added to stage by stage
+    out_dtype: DTypeLike | None  # set on the last stage: a convolution saturates per strip
+
+
+_StageFn = Callable[[Any, Array, Stage, _Context], Array]
+
+
 def _apply(x: Array, stage: Stage, settings: Settings, notes: list[str],
            out_dtype: DTypeLike | None) -> Array:
     layer: Layer = stage.spec.layer
-    if isinstance(layer, Conv):
-        return _convolve(x, stage, layer, settings, notes, out_dtype)
-    if isinstance(layer, Deconv):
-        return _transpose(x, stage, layer, settings)
-    if isinstance(layer, Pool):
-        return ops.pool(
-            x, layer.kind, two_axes(layer.kernel, "kernel"),
-            stride=None if layer.stride is None else two_axes(layer.stride, "stride"),
-            padding=two_axes(layer.padding, "padding"),
-            dilation=two_axes(layer.dilation, "dilation"),
-            ceil=layer.ceil, exclude_pad=settings.exclude_pad, convention=settings.convention,
+    apply = _STAGES.get(type(layer))
+    if apply is None:
+        raise ConvcalcError(
+            f"'{stage.spec.text}' cannot be applied to an image; valid in apply: conv:k=…, "
+            "deconv:k=…, maxpool/avgpool/l2pool, gap, gmp, relu, lrelu, sigmoid, tanh, softmax"
         )
-    if isinstance(layer, GlobalPool):
-        return ops.global_pool(x, layer.kind)
-    if isinstance(layer, Pointwise):
-        return _pointwise(x, layer.name)
-    raise ConvcalcError(
-        f"'{stage.spec.text}' cannot be applied to an image; valid in apply: conv:k=…, "
-        "deconv:k=…, maxpool/avgpool/l2pool, gap, gmp, relu, lrelu, sigmoid, tanh, softmax"
-    )
+    return apply(layer, x, stage, _Context(settings, notes, out_dtype))
 
 
-def _convolve(
-    x: Array, stage: Stage, layer: Conv, settings: Settings, notes: list[str],
-    out_dtype: DTypeLike | None,
-) -> Array:
-    if layer.groups != 1:
-        raise ConvcalcError("g= is not used by apply; --channels each filters channel by channel")
-    channels = x.shape[2]
+def _convolve(layer: Conv, x: Array, stage: Stage, ctx: _Context) -> Array:
+    refuse_groups(layer)
+    settings, channels = ctx.settings, x.shape[2]
     bank, groups, each = kernel_bank(stage.kernels, channels, settings.channels)
     stride, dilation = two_axes(layer.stride, "stride"), two_axes(layer.dilation, "dilation")
     padding = two_axes(layer.padding, "padding")
@@ -231,36 +242,51 @@ def _convolve(
     if method == Method.AUTO:  # chosen here, to be told under -v
         method = ops.auto_method(x, bank, stride=stride, padding=padding, dilation=dilation,
                                  groups=groups, convention=settings.convention)
-        notes.append(f"{stage.spec.text}: method {method} (auto)")
+        ctx.notes.append(f"{stage.spec.text}: method {method} (auto)")
     y = ops.correlate(
         x, bank, stride=stride, padding=padding, dilation=dilation,
-        pad_mode=settings.pad_mode, groups=groups, bias=_bias(stage, len(stage.kernels), each,
-                                                               channels),
+        pad_mode=settings.pad_mode, groups=groups, bias=_bias(stage, each, channels),
         flip=settings.flip, method=method, activation=stage.activation,
-        convention=settings.convention, out_dtype=out_dtype,
+        convention=settings.convention, out_dtype=ctx.out_dtype,
     )
     return filter_major(y, channels) if each else y
 
 
-def _transpose(x: Array, stage: Stage, layer: Deconv, settings: Settings) -> Array:
+def _transpose(layer: Deconv, x: Array, stage: Stage, ctx: _Context) -> Array:
+    refuse_groups(layer)
     channels = x.shape[2]
-    bank, groups, each = kernel_bank(stage.kernels, channels, settings.channels)
+    bank, groups, each = kernel_bank(stage.kernels, channels, ctx.settings.channels)
     if each:  # grouped transposed weights are KH x KW x C x (F/groups)
         bank = bank[:, :, 0, :].reshape(bank.shape[0], bank.shape[1], channels, -1)
-    if settings.flip:
+    if ctx.settings.flip:
         bank = bank[::-1, ::-1]
     y = ops.conv_transpose(
         x, bank, stride=two_axes(layer.stride, "stride"),
         padding=two_axes(layer.padding, "padding"),
         dilation=two_axes(layer.dilation, "dilation"),
         output_padding=two_axes(layer.output_padding, "output_padding"), groups=groups,
-        bias=_bias(stage, len(stage.kernels), each, channels),
+        bias=_bias(stage, each, channels),
     )
     y = ops.activate(y, stage.activation)
     return filter_major(y, channels) if each else y
 
 
-def _pointwise(x: Array, name: str) -> Array:
+def _pool(layer: Pool, x: Array, stage: Stage, ctx: _Context) -> Array:
+    return ops.pool(
+        x, layer.kind, two_axes(layer.kernel, "kernel"),
+        stride=None if layer.stride is None else two_axes(layer.stride, "stride"),
+        padding=two_axes(layer.padding, "padding"),
+        dilation=two_axes(layer.dilation, "dilation"), ceil=layer.ceil,
+        exclude_pad=ctx.settings.exclude_pad, convention=ctx.settings.convention,
+    )
+
+
+def _global_pool(layer: GlobalPool, x: Array, stage: Stage, ctx: _Context) -> Array:
+    return ops.global_pool(x, layer.kind)
+
+
+def _pointwise(layer: Pointwise, x: Array, stage: Stage, ctx: _Context) -> Array:
+    name = layer.name
     if name in {"dropout", "lrn"}:
         return x if name == "dropout" else _refuse(name)
     if name == "softmax":
@@ -272,16 +298,26 @@ def _pointwise(x: Array, name: str) -> Array:
     return ops.activate(x, Activation(name))
 
 
+_STAGES: dict[type, _StageFn] = {
+    Conv: _convolve,
+    Deconv: _transpose,
+    Pool: _pool,
+    GlobalPool: _global_pool,
+    Pointwise: _pointwise,
+}
+"""What apply runs for each kind of layer; any other kind is refused."""
+
+
+# -- helpers ---------------------------------------------------------------
+
+
 def _refuse(name: str) -> Array:
     raise ConvcalcError(f"'{name}' has learned or batch statistics; apply cannot run it")
 
 
-def _bias(stage: Stage, filters: int, each: bool, channels: int) -> list[float] | None:
+def _bias(stage: Stage, each: bool, channels: int) -> list[float] | None:
+    check_bias(stage)
     if stage.bias is None:
         return None
-    if len(stage.bias) != filters:
-        raise ConvcalcError(
-            f"--bias has {len(stage.bias)} values for {filters} filters; give one per filter"
-        )
     # per-channel outputs come channel by channel (c·F + f) until filter_major reorders them
     return list(stage.bias) * channels if each else list(stage.bias)

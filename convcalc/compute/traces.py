@@ -29,13 +29,19 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from convcalc.calc.choices import Activation, Convention, PadMode, PoolKind, StrEnum
-from convcalc.calc.geometry import Axis, conv_axis, pool_axis, transposed_axis
+from convcalc.calc.choices import Activation, PadMode, PoolKind, StrEnum
+from convcalc.calc.geometry import Axis
 from convcalc.calc.layers import Conv, Deconv, GlobalPool, Pool
-from convcalc.calc.network import per_axis
+from convcalc.calc.network import two_axes
 from convcalc.compute import ops
-from convcalc.compute.methods import working_array
-from convcalc.compute.pipeline import Settings, Stage, kernel_bank, run
+from convcalc.compute.pipeline import (
+    Settings,
+    Stage,
+    check_bias,
+    kernel_bank,
+    refuse_groups,
+    run,
+)
 from convcalc.errors import ConvcalcError
 
 Array = NDArray[Any]
@@ -190,9 +196,9 @@ def trace(
         raise ConvcalcError(f"layer {layer} is not valid; valid: 1 to {len(stages)}")
     if limit is not None and limit < 1:
         raise ConvcalcError(f"limit {limit} is not valid; valid: 1 or more")
-    xa = _image(x)
+    xa = ops.as_image(x)
     if layer > 1:
-        xa = _image(run(xa, stages[: layer - 1], settings).output)
+        xa = ops.as_image(run(xa, stages[: layer - 1], settings).output)
     stage = stages[layer - 1]
     try:
         layout = _layout(xa, stage, settings)
@@ -278,40 +284,39 @@ class _Layout:
 
 
 def _layout(xa: Array, stage: Stage, settings: Settings) -> _Layout | None:
-    spec = stage.spec.layer
-    if isinstance(spec, Conv | Deconv):
-        return _conv_layout(xa, stage, spec, settings)
-    if isinstance(spec, Pool):
-        return _pool_layout(xa, spec, settings, TraceKind.POOL)
-    if isinstance(spec, GlobalPool):  # a window the size of the map
-        whole = Pool(spec.kind, (xa.shape[0], xa.shape[1]))
-        return _pool_layout(xa, whole, settings, TraceKind.GLOBAL_POOL)
-    return None
+    """What the stage computes at one position, or None for a layer without windows."""
+    layout = _LAYOUTS.get(type(stage.spec.layer))
+    return None if layout is None else layout(stage.spec.layer, xa, stage, settings)
 
 
-def _conv_layout(xa: Array, stage: Stage, layer: Conv | Deconv, settings: Settings) -> _Layout:
-    transposed = isinstance(layer, Deconv)
-    if layer.groups != 1:
-        raise ConvcalcError("g= is not used by apply; --channels each filters channel by channel")
-    channels, filters = xa.shape[2], len(stage.kernels)
-    bank, _, each = kernel_bank(stage.kernels, channels, settings.channels)
-    if stage.bias is not None and len(stage.bias) != filters:
-        raise ConvcalcError(
-            f"--bias has {len(stage.bias)} values for {filters} filters; give one per filter"
-        )
-    kh, kw = bank.shape[:2]
-    stride, dilation = _two(layer.stride, "stride"), _two(layer.dilation, "dilation")
-    padding = _two(layer.padding, "padding")
-    if isinstance(layer, Deconv):
-        extra = _two(layer.output_padding, "output_padding")
-        axes = tuple(transposed_axis(xa.shape[k], bank.shape[k], stride=stride[k],
-                                     padding=padding[k], dilation=dilation[k],
-                                     output_padding=extra[k]) for k in (0, 1))
-    else:
-        axes = tuple(conv_axis(xa.shape[k], bank.shape[k], stride=stride[k],
-                               padding=padding[k], dilation=dilation[k],
-                               convention=settings.convention) for k in (0, 1))
+def _conv_layout(layer: Conv, xa: Array, stage: Stage, settings: Settings) -> _Layout:
+    bank, each = _bank(layer, xa, stage, settings)
+    axes = ops.conv_axes(
+        xa.shape, bank.shape, stride=two_axes(layer.stride, "stride"),
+        dilation=two_axes(layer.dilation, "dilation"), padding=two_axes(layer.padding, "padding"),
+        convention=settings.convention,
+    )
+    return _correlation_layout(xa, stage, settings, bank, each, axes, transposed=False)
+
+
+def _deconv_layout(layer: Deconv, xa: Array, stage: Stage, settings: Settings) -> _Layout:
+    bank, each = _bank(layer, xa, stage, settings)
+    axes = ops.transposed_axes(
+        xa.shape, bank.shape, stride=two_axes(layer.stride, "stride"),
+        dilation=two_axes(layer.dilation, "dilation"), padding=two_axes(layer.padding, "padding"),
+        output_padding=two_axes(layer.output_padding, "output_padding"),
+    )
+    return _correlation_layout(xa, stage, settings, bank, each, axes, transposed=True)
+
+
+def _correlation_layout(
+    xa: Array, stage: Stage, settings: Settings, bank: Array, each: bool,
+    axes: tuple[Axis, Axis], *, transposed: bool,
+) -> _Layout:
+    """A (transposed) convolution's steps: window · kernel per input channel, plus bias."""
     rows, cols = axes
+    channels, filters = xa.shape[2], len(stage.kernels)
+    kh, kw = bank.shape[:2]
     if settings.flip:
         bank = bank[::-1, ::-1]
     if transposed:  # shown as a correlation over the stretched input: kernel rotated 180°
@@ -344,24 +349,17 @@ def _conv_layout(xa: Array, stage: Stage, layer: Conv | Deconv, settings: Settin
                    integral, step)
 
 
-def _pool_layout(xa: Array, layer: Pool, settings: Settings, kind: TraceKind) -> _Layout:
-    size = _two(layer.kernel, "kernel")
-    stride = size if layer.stride is None else _two(layer.stride, "stride")
-    padding, dilation = _two(layer.padding, "padding"), _two(layer.dilation, "dilation")
-    rows, cols = axes = tuple(
-        pool_axis(xa.shape[k], size[k], stride=stride[k], padding=padding[k],
-                  dilation=dilation[k], ceil=layer.ceil, convention=settings.convention)
-        for k in (0, 1)
-    )
-    for a, name in zip(axes, ("rows", "columns"), strict=True):
-        taps = np.arange(a.size)[:, None] * a.stride + np.arange(a.kernel) * a.dilation
-        if not ((taps >= a.pad_lo) & (taps < a.pad_lo + a.n)).any(axis=1).all():
-            raise ConvcalcError(
-                f"a pooling window of {a.kernel} {name} with dilation {a.dilation} covers only "
-                f"padding ({a.pad_lo} before, {a.pad_hi} after {a.n} {name}); valid: less "
-                "padding or dilation"
-            )
-    exclude = settings.exclude_pad or settings.convention == Convention.TF
+def _pool_layout(
+    layer: Pool, xa: Array, stage: Stage, settings: Settings, kind: TraceKind = TraceKind.POOL
+) -> _Layout:
+    size = two_axes(layer.kernel, "kernel")
+    stride = size if layer.stride is None else two_axes(layer.stride, "stride")
+    padding, dilation = two_axes(layer.padding, "padding"), two_axes(layer.dilation, "dilation")
+    rows, cols = axes = ops.pool_axes(xa.shape, size, stride=stride, padding=padding,
+                                      dilation=dilation, ceil=layer.ceil,
+                                      convention=settings.convention)
+    divisors = ops.avg_counts(axes, exclude_pad=settings.exclude_pad,
+                              convention=settings.convention)
     fill = -np.inf if layer.kind == PoolKind.MAX else 0.0
 
     def step(position: tuple[int, int], channel: int) -> Step:
@@ -376,12 +374,27 @@ def _pool_layout(xa: Array, layer: Pool, settings: Settings, kind: TraceKind) ->
             argmax = (flat // window.shape[1], flat % window.shape[1])
             return replace(done, value=float(window[argmax]), argmax=argmax)
         if layer.kind == PoolKind.AVG:
-            rin, cin = ((i < a.n + a.pad_lo + a.pad_hi).sum() for i, a in ((ri, rows), (ci, cols)))
-            counted = int(real.sum()) if exclude else int(rin * cin)
+            counted = int(divisors[0][position[0]] * divisors[1][position[1]])
             return replace(done, value=float(np.sum(window)) / counted, divisor=counted)
         return replace(done, value=float(np.sqrt(np.sum(window * window))))
 
     return _Layout(kind, (rows.size, cols.size, xa.shape[2]), (rows, cols), 0, _whole(xa), step)
+
+
+def _global_pool_layout(
+    layer: GlobalPool, xa: Array, stage: Stage, settings: Settings
+) -> _Layout:
+    whole = Pool(layer.kind, (xa.shape[0], xa.shape[1]))  # a window the size of the map
+    return _pool_layout(whole, xa, stage, settings, TraceKind.GLOBAL_POOL)
+
+
+_LAYOUTS: dict[type, Callable[[Any, Array, Stage, Settings], _Layout]] = {
+    Conv: _conv_layout,
+    Deconv: _deconv_layout,
+    Pool: _pool_layout,
+    GlobalPool: _global_pool_layout,
+}
+"""The layers `trace` shows, by kind; any other kind has no windows."""
 
 
 # -- helpers ---------------------------------------------------------------------
@@ -423,14 +436,15 @@ def _positions(
     return chosen if limit is None else chosen[:limit]
 
 
-def _image(x: Array) -> Array:
-    xa = working_array(x)
-    if xa.ndim == 2:
-        xa = xa[:, :, None]
-    if xa.ndim != 3:
-        shape = "x".join(map(str, xa.shape))
-        raise ConvcalcError(f"an input of shape {shape} is not valid; valid: HxW or HxWxC")
-    return xa
+def _bank(
+    layer: Conv | Deconv, xa: Array, stage: Stage, settings: Settings
+) -> tuple[Array, bool]:
+    """The stage's KH x KW x depth x F bank and whether it filters channel by channel,
+    after what apply refuses in a (transposed) convolution stage."""
+    refuse_groups(layer)
+    bank, _, each = kernel_bank(stage.kernels, xa.shape[2], settings.channels)
+    check_bias(stage)
+    return bank, each
 
 
 def _whole(a: Array) -> bool:
@@ -443,7 +457,3 @@ def _plain(v: float, integral: bool) -> float | int | None:
         return None
     return int(value) if integral and value.is_integer() else value
 
-
-def _two(values: tuple[Any, ...], what: str) -> tuple[Any, Any]:
-    first, second = per_axis(values, 2, what)
-    return first, second

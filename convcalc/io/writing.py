@@ -24,7 +24,7 @@ from typing import Any, BinaryIO, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from convcalc.calc.choices import Scale, StrEnum
+from convcalc.calc.choices import FileFormat, Scale
 from convcalc.errors import ConvcalcError, RuntimeFailure
 from convcalc.io.matrices import format_text_matrix
 from convcalc.io.png import encode_png
@@ -32,18 +32,6 @@ from convcalc.io.scaling import to_uint8, to_uint16
 
 Payload = bytes | list[bytes | memoryview]
 """A file's contents: bytes, or parts written one after another."""
-
-
-class FileFormat(StrEnum):
-    """What an output file holds, decided by its extension."""
-
-    PNG = "png"
-    JPEG = "jpeg"
-    TIFF = "tiff"
-    WEBP = "webp"
-    BMP = "bmp"
-    NPY = "npy"
-    TEXT = "text"
 
 
 OUTPUT_EXTENSIONS: dict[str, FileFormat] = {
@@ -82,6 +70,13 @@ def output_format(path: str) -> FileFormat:
         raise ConvcalcError(f"{path}: {got} is not an output format; use one of {valid}, "
                             "or - for PNG on stdout")
     return OUTPUT_EXTENSIONS[ext]
+
+
+def writes_8bit_image(path: str, scale: Scale) -> bool:
+    """True when ``path`` is an 8-bit image written with ``scale`` clip or auto: values
+    already in 0-255 then reach the file unchanged but for rounding."""
+    return output_format(path) not in (FileFormat.NPY, FileFormat.TEXT) and scale in (
+        Scale.AUTO, Scale.CLIP)
 
 
 def check_output(path: str, *, inputs: Sequence[str] = (), force: bool = False,

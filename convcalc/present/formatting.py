@@ -4,48 +4,27 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from convcalc.calc.axes import axis_names
 from convcalc.calc.geometry import Axis, Solution
 from convcalc.calc.grammar import format_layer
 from convcalc.calc.layers import Conv, Deconv
 from convcalc.calc.network import LayerResult, NetworkResult, ReceptiveField, initial_field
+from convcalc.present.numbers import count, number, per_axis
 
 if TYPE_CHECKING:
     from convcalc.calc.compare import Comparison, Count
-
-
-def count(n: int) -> str:
-    """An integer with thousands separators: ``138,357,544``."""
-    return f"{n:,}"
-
-
-def si(n: float, unit: str = "") -> str:
-    """A large number with an SI prefix: ``15.47 G``."""
-    for factor, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(n) >= factor:
-            return f"{n / factor:.2f} {prefix}{unit}"
-    return f"{n:g} {unit}".rstrip()
-
-
-def size_bytes(n: int) -> str:
-    """A byte count in binary units: ``3.06 MiB``."""
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.2f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
 
 
 def field_text(rf: ReceptiveField | None) -> tuple[str, str, str]:
     """Receptive field (size, jump, start) as table cells; one value if axes agree."""
     if rf is None:
         return "all", "—", "—"
-    return _axes_text(rf.size), _axes_text(rf.jump), _axes_text(tuple(map(_num, rf.start)))
+    return per_axis(rf.size), per_axis(rf.jump), per_axis(tuple(map(_start, rf.start)))
 
 
 def axis_lines(axes: tuple[Axis, ...]) -> list[tuple[str, str]]:
     """(axis names, formula) pairs; axes with identical formulas share a line."""
-    names = _AXIS_NAMES.get(len(axes), tuple(f"axis {i}" for i in range(len(axes))))
+    names = axis_names(len(axes))
     grouped: dict[str, list[str]] = {}
     for name, ax in zip(names, axes, strict=True):
         grouped.setdefault(ax.formula, []).append(name)
@@ -174,7 +153,6 @@ def counts(c: Comparison) -> list[tuple[str, Count]]:
 
 # -- helpers ---------------------------------------------------------------
 
-_AXIS_NAMES = {1: ("n",), 2: ("rows", "columns"), 3: ("depth", "rows", "columns")}
 
 
 def _layer_json(layer: LayerResult) -> dict[str, Any]:
@@ -206,7 +184,7 @@ def _axis_json(ax: Axis) -> dict[str, Any]:
 def _padding_text(axes: tuple[Axis, ...]) -> list[str]:
     if not any(ax.pad_lo != ax.pad_hi for ax in axes):
         return []
-    names = _AXIS_NAMES.get(len(axes), ())
+    names = axis_names(len(axes))
     return [
         ", ".join(f"{name} {ax.pad_lo} before / {ax.pad_hi} after"
                   for name, ax in zip(names, axes, strict=False))
@@ -220,16 +198,11 @@ def _field_step(before: ReceptiveField, layer: LayerResult) -> str:
     return (
         f"r = {before.size[0]} + ({ax.span} − 1)·{before.jump[0]} = {after.size[0]}, "
         f"j = {before.jump[0]}·{ax.stride} = {after.jump[0]}, "
-        f"start = {_num(before.start[0])} + (({ax.span} − 1)/2 − {ax.pad_lo})·{before.jump[0]}"
-        f" = {_num(after.start[0])}" + ("  (first axis)" if len(layer.axes) > 1 else "")
+        f"start = {_start(before.start[0])} + (({ax.span} − 1)/2 − {ax.pad_lo})·{before.jump[0]}"
+        f" = {_start(after.start[0])}" + ("  (first axis)" if len(layer.axes) > 1 else "")
     )
 
 
-def _axes_text(values: tuple[Any, ...]) -> str:
-    if len(set(values)) == 1:
-        return str(values[0])
-    return "x".join(str(v) for v in values)
-
-
-def _num(x: float) -> str:
-    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+def _start(x: float) -> str:
+    """A receptive field's centre: whole, or a half (``2.5``)."""
+    return number(x, 6)

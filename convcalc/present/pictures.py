@@ -41,7 +41,7 @@ from rich.text import Text
 from convcalc.calc.choices import Scale
 from convcalc.errors import ConvcalcError
 from convcalc.io.scaling import to_uint8
-from convcalc.present.tables import number
+from convcalc.present.numbers import number
 
 RAMP = " .:-=+*#%@"
 """Characters from black to white, used when the terminal has no usable colour."""
@@ -157,7 +157,7 @@ def picture(array: NDArray[Any], *, width: int, color_system: str | None,
 def heatmap(matrix: NDArray[Any], title: str) -> RenderableType:
     """A small HxW matrix (2-D) as its values on coloured backgrounds, with a legend.
 
-    Values are written as :func:`convcalc.present.tables.number` writes them (whole
+    Values are written as :func:`convcalc.present.numbers.number` writes them (whole
     numbers without ``.0``). Backgrounds come from a diverging blue-white-red
     colormap centred on 0 when the matrix has both negative and positive
     values, else from viridis from its minimum to its maximum. The last line

@@ -18,7 +18,7 @@ from rich.text import Text
 
 from convcalc.calc.choices import Activation, PoolKind
 from convcalc.compute.traces import Array, ConvStep, PoolStep, Trace, TraceKind
-from convcalc.present.tables import number
+from convcalc.present.numbers import number, per_axis
 
 MAX_GRID = 12
 """Windows spanning more rows or columns than this are not drawn as grids."""
@@ -153,23 +153,23 @@ def _facts(trace: Trace) -> list[Text]:
     """Kernel or window size, stride, padding, dilation and activation of the layer."""
     rows, cols = trace.axes
     size = f"{rows.kernel}x{cols.kernel}"
-    pads = _axes_text(tuple(f"{a.pad_lo}" if a.pad_lo == a.pad_hi else f"{a.pad_lo}/{a.pad_hi}"
+    pads = per_axis(tuple(f"{a.pad_lo}" if a.pad_lo == a.pad_hi else f"{a.pad_lo}/{a.pad_hi}"
                             for a in trace.axes))
     padded = any(a.pad_lo or a.pad_hi for a in trace.axes)
     facts = [f"kernel {size}" if trace.kind != TraceKind.POOL else f"window {size}",
-             f"stride {_axes_text((str(rows.stride), str(cols.stride)))}",
+             f"stride {per_axis((str(rows.stride), str(cols.stride)))}",
              f"padding {pads}" if padded else "no padding"]
     if trace.kind == TraceKind.CONV and padded:
         facts[-1] += f" ({trace.pad_mode})"
     if _dilation(trace) != (1, 1):
-        facts.append(f"dilation {_axes_text((str(rows.dilation), str(cols.dilation)))}")
+        facts.append(f"dilation {per_axis((str(rows.dilation), str(cols.dilation)))}")
     if trace.activation != Activation.NONE:
         facts.append(f"then {trace.activation}")
     lines = [Text(", ".join(facts))]
     if trace.kind == TraceKind.DECONV:
-        zeros = _axes_text(tuple(str(a.stride - 1) for a in trace.axes))
+        zeros = per_axis(tuple(str(a.stride - 1) for a in trace.axes))
         borders = [a.span - 1 - a.pad_lo for a in trace.axes]
-        border = _axes_text(tuple(_cell(b) for b in borders))
+        border = per_axis(tuple(_cell(b) for b in borders))
         crop = " (a negative count crops)" if min(borders) < 0 else ""
         lines.append(Text(f"transposed, shown as a stride-1 correlation: the input stretched "
                           f"with {zeros} zero{'' if zeros == '1' else 's'} between its cells "
@@ -307,7 +307,3 @@ def _dilation(trace: Trace) -> tuple[int, int]:
 
 def _pair(position: tuple[int, int]) -> str:
     return f"({position[0]}, {position[1]})"
-
-
-def _axes_text(values: tuple[str, ...]) -> str:
-    return values[0] if len(set(values)) == 1 else "x".join(values)

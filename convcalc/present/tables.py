@@ -15,7 +15,8 @@ from convcalc.calc.compare import Comparison, ratio, ratio_text, reading
 from convcalc.calc.geometry import Solution
 from convcalc.calc.network import NetworkResult
 from convcalc.compute.bench import Timing
-from convcalc.present.formatting import count, counts, field_text, si, size_bytes, solution_spec
+from convcalc.present.formatting import counts, field_text, solution_spec
+from convcalc.present.numbers import count, number, si, size_bytes
 
 _LABELS = {
     "conv": "convolution (shared weights)",
@@ -125,12 +126,6 @@ def kernel_list_table(
     for syntax, description in generators:
         forms.add_row(syntax, description)
     return Group(table, forms)
-
-
-def number(value: float) -> str:
-    """A matrix cell: an integer when the value is whole, else 4 significant digits."""
-    v = float(value)
-    return str(int(v)) if v.is_integer() and abs(v) < 1e15 else f"{v:.4g}"
 
 
 @contextmanager

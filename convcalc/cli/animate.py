@@ -1,0 +1,90 @@
+"""`convcalc animate`: a GIF of the window sliding over the padded input."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from convcalc.calc.choices import AnimKind, PadMode
+from convcalc.calc.grammar import parse_counts, parse_dims, parse_padding
+from convcalc.calc.network import two_axes
+from convcalc.cli.command import ConvcalcCommand
+from convcalc.cli.output import BUSY_SIZE, busy, choice_of, emit_json, say
+from convcalc.errors import ConvcalcError
+
+
+@click.command(cls=ConvcalcCommand)
+@click.argument("input_path", metavar="INPUT")
+@click.option("-k", "--kernel", required=True,
+              help="Kernel: a preset, a matrix or a file (2-D). With --pool: the window size.")
+@click.option("-s", "--stride", help="Stride: N or SHxSW (pooling: the window size).")
+@click.option("-p", "--padding", help="Padding: N, HxW, same, valid or full.")
+@click.option("-d", "--dilation", help="Dilation: N or per axis.")
+@click.option("--pool", type=click.Choice(["max", "avg"]), help="Animate pooling instead.")
+@click.option("--transposed", is_flag=True, help="Animate a transposed convolution.")
+@click.option("--output-padding", default="0", show_default=True,
+              help="Transposed convolution: extra rows/columns after.")
+@click.option("--pad-mode", type=choice_of(PadMode), default="zero", show_default=True)
+@click.option("-o", "--output", required=True, help="The GIF to write (or - for stdout).")
+@click.option("--cell", type=int, default=32, show_default=True, help="Cell size in pixels.")
+@click.option("--duration", type=int, default=400, show_default=True,
+              help="Milliseconds per frame (the last is held 3x longer).")
+@click.option("--max-frames", type=int, default=400, show_default=True,
+              help="At most this many frames: big outputs show every n-th position.")
+@click.option("--force", is_flag=True, help="Allow writing over an input file.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Describe what was written as one JSON document on stdout.")
+def animate(input_path: str, kernel: str, stride: str | None, padding: str | None,
+            dilation: str | None, pool: str | None, transposed: bool, output_padding: str,
+            pad_mode: str, output: str, cell: int, duration: int, max_frames: int,
+            force: bool, as_json: bool) -> None:
+    """A GIF of the window sliding over the padded input, filling the output.
+
+    \b
+    Examples:
+      convcalc animate samples/ufldl_5x5.txt -k "1,0,1;0,1,0;1,0,1" -o slide.gif
+      convcalc animate samples/edge_6x6.txt -k edge-v -p 1 -s 2 -o edge.gif
+      convcalc animate samples/maxpool_4x4.txt --pool max -k 2 -o pool.gif
+      convcalc animate samples/maxpool_4x4.txt --transposed -k "1,1;1,1" -s 2 -o up.gif
+    """
+    from convcalc.io.kernels import read_kernels
+    from convcalc.io.reading import read_input
+    from convcalc.io.writing import output_format, write_bytes
+    from convcalc.present.frames import AnimationRequest
+    from convcalc.present.gif import frames, gif_bytes
+
+    if as_json and output == "-":
+        raise ConvcalcError("--json and -o - both want stdout; give -o a file name")
+    if output != "-" and not output.lower().endswith(".gif"):
+        output_format(output)  # names the formats for an unknown extension
+        raise ConvcalcError(f"animate writes a GIF; '{output}' does not end in .gif")
+    loaded = read_input(input_path)
+    if pool:
+        kind = AnimKind.POOL_MAX if pool == "max" else AnimKind.POOL_AVG
+        weights: Any = two_axes(parse_dims(kernel, "pool size"), "kernel")
+    else:
+        kind = AnimKind.TRANSPOSED if transposed else AnimKind.CONV
+        (weights,) = read_kernels((kernel,))
+        if weights.ndim != 2:
+            raise ConvcalcError(f"animate takes a 2-D kernel; '{kernel}' has depth "
+                                f"{weights.shape[2]}")
+    request = AnimationRequest(
+        loaded.data, weights, kind,
+        None if stride is None else two_axes(parse_dims(stride, "stride"), "stride"),
+        two_axes(parse_padding(padding or "0"), "padding"),
+        two_axes(parse_dims(dilation or "1", "dilation"), "dilation"),
+        two_axes(parse_counts(output_padding, "output padding"), "output padding"),
+        PadMode(pad_mode),
+    )
+    with busy("drawing frames", size=BUSY_SIZE):
+        pictures, notes = frames(request, cell=cell, max_frames=max_frames)
+    write_bytes(output, gif_bytes(pictures, duration_ms=duration), inputs=[input_path],
+                force=force)
+    where = "GIF to stdout" if output == "-" else output
+    size = f"{pictures[0].width}x{pictures[0].height}"
+    say([*loaded.notes, *notes, f"wrote {where} ({len(pictures)} frames, {size})"])
+    if as_json:
+        emit_json({"output": output, "frames": len(pictures), "width": pictures[0].width,
+                   "height": pictures[0].height, "duration_ms": duration,
+                   "notes": [*loaded.notes, *notes]})

@@ -1,0 +1,135 @@
+"""The options `shape` and `params` share: one layer (-k, -s, -p …) or a stack (--net)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any, NamedTuple, TypeVar
+
+import click
+
+from convcalc.calc.choices import Convention, PoolKind
+from convcalc.calc.grammar import (
+    format_layer,
+    parse_counts,
+    parse_dims,
+    parse_padding,
+    parse_shape,
+    parse_specs,
+)
+from convcalc.calc.layers import Conv, Deconv, Layer, Pool, Shape, Spec, network_rank
+from convcalc.calc.presets import PRESETS
+from convcalc.cli.output import choice_of
+from convcalc.errors import ConvcalcError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def layer_options(fn: F) -> F:
+    """Decorate a command with the options describing one layer or a stack."""
+    options = [
+        click.option("-k", "--kernel", help="Kernel size: N or per axis KHxKW."),
+        click.option("-s", "--stride", help="Stride: N or per axis (pooling: the kernel)."),
+        click.option("-p", "--padding", help="Padding: N, HxW, same, valid or full."),
+        click.option("-d", "--dilation", help="Dilation: N or per axis."),
+        click.option("--filters", type=int, help="Number of filters (output channels)."),
+        click.option("--groups", type=int, default=1, show_default=True,
+                     help="Grouped convolution: groups dividing both channel counts."),
+        click.option("--no-bias", is_flag=True, help="Layers without bias terms."),
+        click.option("--pool", type=choice_of(PoolKind),
+                     help="A pooling layer instead of a convolution."),
+        click.option("--ceil", is_flag=True, help="Pooling rounds up (PyTorch ceil_mode)."),
+        click.option("--transposed", is_flag=True, help="A transposed convolution."),
+        click.option("--output-padding", default="0", show_default=True,
+                     help="Transposed convolution: extra rows/columns after."),
+        click.option("--net", help="A network: " + ", ".join(PRESETS) + ", or a file of specs."),
+        click.option("--convention", type=choice_of(Convention), default="torch",
+                     show_default=True,
+                     help="Whose rules where frameworks differ (pool rounding, SAME)."),
+        click.option("--strict", is_flag=True,
+                     help="Fail when a window does not fit its input exactly."),
+        click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+class LayerOptions(NamedTuple):
+    """The layer options of `shape` and `params`, as typed."""
+
+    kernel: str | None
+    stride: str | None
+    padding: str | None
+    dilation: str | None
+    filters: int | None
+    groups: int
+    no_bias: bool
+    pool: str | None
+    ceil: bool
+    transposed: bool
+    output_padding: str
+    net: str | None
+    convention: str
+    strict: bool
+
+    @property
+    def single(self) -> bool:
+        """True when the options describe one layer (-k) rather than a stack."""
+        return self.kernel is not None
+
+
+def network_of(input_text: str, spec_texts: tuple[str, ...], opts: LayerOptions) -> tuple[
+    Shape, list[Spec]
+]:
+    """The input shape and the layers to run on it, from arguments or options."""
+    if opts.single and (spec_texts or opts.net):
+        raise ConvcalcError("give either -k (one layer) or layer specs/--net, not both")
+    if opts.single:
+        return _single_network(input_text, opts)
+    from convcalc.calc.presets import load_network
+
+    ignored = [name for name, given in (
+        ("-s", opts.stride), ("-p", opts.padding), ("-d", opts.dilation),
+        ("--filters", opts.filters is not None), ("--groups", opts.groups != 1),
+        ("--pool", opts.pool), ("--ceil", opts.ceil), ("--transposed", opts.transposed),
+    ) if given]
+    if ignored:
+        raise ConvcalcError(
+            f"{', '.join(ignored)} describe one layer given with -k; with layer specs or "
+            "--net, write them into the spec instead (e.g. conv:6,5,s=2,p=1)"
+        )
+    specs = load_network(opts.net) if opts.net else []
+    specs += parse_specs(spec_texts)
+    if not specs:
+        raise ConvcalcError(
+            "nothing to compute: give a kernel with -k, layer specs such as conv:6,5, "
+            "or --net NAME"
+        )
+    return parse_shape(input_text, network_rank([s.layer for s in specs])), specs
+
+
+def _single_network(input_text: str, opts: LayerOptions) -> tuple[Shape, list[Spec]]:
+    layer = _single_layer(opts)
+    text = format_layer(layer)
+    kernel_axes = len(parse_dims(str(opts.kernel), "kernel"))
+    shape = parse_shape(input_text, kernel_axes if kernel_axes > 1 else None)
+    if isinstance(layer, Conv | Deconv):
+        layer = replace(layer, rank=len(shape.spatial))
+    return shape, [Spec(text, layer, "")]
+
+
+def _single_layer(opts: LayerOptions) -> Layer:
+    """The one layer that -k/-s/-p/… describe."""
+    kernel = parse_dims(str(opts.kernel), "kernel")
+    stride = None if opts.stride is None else parse_dims(opts.stride, "stride")
+    padding = parse_padding(opts.padding or "0")
+    dilation = parse_dims(opts.dilation or "1", "dilation")
+    if opts.pool:
+        return Pool(PoolKind(opts.pool), kernel, stride, padding, dilation, opts.ceil)
+    if opts.transposed:
+        output_padding = parse_counts(opts.output_padding, "output padding")
+        return Deconv(opts.filters, kernel, stride or (1,), padding, dilation,
+                      output_padding, opts.groups, not opts.no_bias)
+    return Conv(opts.filters, kernel, stride or (1,), padding, dilation, opts.groups,
+                not opts.no_bias, 2)

@@ -1,0 +1,65 @@
+"""`convcalc params`: weights with and without weight sharing, against dense layers."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import click
+
+from convcalc.calc.choices import Convention
+from convcalc.calc.layers import Conv, DepthwiseConv, Layer
+from convcalc.calc.network import evaluate
+from convcalc.cli.command import ConvcalcCommand
+from convcalc.cli.layer_options import LayerOptions, layer_options, network_of
+from convcalc.cli.output import emit_json, print_rich
+from convcalc.cli.records import take
+from convcalc.errors import ConvcalcError
+from convcalc.present.formatting import comparison_json
+
+
+@click.command(cls=ConvcalcCommand)
+@click.argument("input_shape", metavar="INPUT")
+@click.argument("layers", nargs=-1, metavar="[LAYER]...")
+@layer_options
+@click.option("--units", type=click.IntRange(min=1),
+              help="Also compare with a fully connected layer of this many units.")
+def params(input_shape: str, layers: tuple[str, ...], **kwargs: Any) -> None:
+    """Weights with and without weight sharing, against fully connected layers.
+
+    \b
+    Examples:
+      convcalc params 32x32x3 -k 5 --filters 10 -p 2
+      convcalc params 100x100x3 -k 10 --filters 10 --units 100
+      convcalc params 32x32x3 --net lenet5
+    """
+    from convcalc.calc.compare import compare
+
+    units, as_json = kwargs.pop("units"), kwargs.pop("as_json")
+    opts = take(LayerOptions, kwargs)
+    if opts.pool or opts.transposed:
+        raise ConvcalcError("params compares convolutions; drop --pool/--transposed")
+    shape_in, specs = network_of(input_shape, layers, opts)
+    result = evaluate(specs, shape_in, convention=Convention(opts.convention),
+                      strict=opts.strict)
+    if opts.no_bias:
+        specs = [replace(s, layer=_without_bias(s.layer)) for s in specs]
+    inputs = [result.input] + [layer.output for layer in result.layers[:-1]]
+    found = [
+        (spec, compare(spec.layer, shape_before, layer.output, units=units))
+        for spec, shape_before, layer in zip(specs, inputs, result.layers, strict=True)
+        if isinstance(spec.layer, Conv | DepthwiseConv)
+    ]
+    if not found:
+        raise ConvcalcError("no convolution to compare: params needs conv or dwconv layers")
+    if as_json:
+        docs = [comparison_json(c) | {"layer": spec.text} for spec, c in found]
+        emit_json(docs[0] if opts.single else {"layers": docs})
+        return
+    from convcalc.present.tables import comparison_table
+
+    print_rich(*(comparison_table(c, f"{spec.text}: {c.input} → {c.output}") for spec, c in found))
+
+
+def _without_bias(layer: Layer) -> Layer:
+    return replace(layer, bias=False) if isinstance(layer, Conv | DepthwiseConv) else layer

@@ -1,0 +1,103 @@
+"""`convcalc shape`: output sizes of a layer or a stack, and which layer gives a size."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from convcalc.calc.choices import Convention
+from convcalc.calc.grammar import parse_dims, parse_padding
+from convcalc.calc.network import evaluate
+from convcalc.cli.command import ConvcalcCommand
+from convcalc.cli.layer_options import LayerOptions, layer_options, network_of
+from convcalc.cli.output import emit_json, print_rich
+from convcalc.cli.records import take
+from convcalc.errors import ConvcalcError
+from convcalc.present.formatting import (
+    explain_lines,
+    single_json,
+    single_text,
+    solution_spec,
+    solutions_json,
+    stack_json,
+)
+
+
+@click.command(cls=ConvcalcCommand)
+@click.argument("input_shape", metavar="INPUT")
+@click.argument("layers", nargs=-1, metavar="[LAYER]...")
+@layer_options
+@click.option("--target", type=int, help="Which kernel/stride/padding/dilation give this size?")
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True,
+              help="With --target: how many answers to show.")
+@click.option("--explain", is_flag=True, help="Each layer's formula with the numbers filled in.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only the output shape.")
+def shape(input_shape: str, layers: tuple[str, ...], **kwargs: Any) -> None:
+    """Output size of a layer or a stack of layers.
+
+    \b
+    INPUT is a shape, channels last: 7, 28x28, 224x224x3 (HxWxC), 16x112x112x3.
+    LAYER is a layer spec: conv:64,3,s=2,p=1  maxpool:2  fc:10  (see README).
+
+    \b
+    Examples:
+      convcalc shape 7 -k 3 -s 2
+      convcalc shape 224x224x3 -k 7 -s 2 -p 3 --filters 64
+      convcalc shape 28x28 -k 3 -s 2 --padding same
+      convcalc shape 32x32x3 conv:6,5 maxpool:2 conv:16,5 maxpool:2 fc:120 fc:84 fc:10
+      convcalc shape 224x224x3 --net resnet18
+      convcalc shape 224 --target 112 -k 3
+    """
+    target, limit = kwargs.pop("target"), kwargs.pop("limit")
+    explain, quiet, as_json = kwargs.pop("explain"), kwargs.pop("quiet"), kwargs.pop("as_json")
+    opts = take(LayerOptions, kwargs)
+    if target is not None:
+        _shape_target(input_shape, target, opts, limit, as_json, quiet)
+        return
+    shape_in, specs = network_of(input_shape, layers, opts)
+    result = evaluate(specs, shape_in, convention=Convention(opts.convention),
+                      strict=opts.strict)
+    if quiet:
+        click.echo(str(result.output))
+    elif as_json:
+        to_json = single_json if opts.single else stack_json
+        emit_json(to_json(result, opts.convention))
+    elif opts.single and not explain:
+        click.echo(single_text(result, opts.convention))
+    else:
+        from convcalc.present.tables import stack_table
+
+        print_rich(stack_table(result, opts.convention))
+        if explain:
+            print_rich("\n".join(explain_lines(result)))
+
+
+def _shape_target(
+    input_text: str, target: int, opts: LayerOptions, limit: int, as_json: bool, quiet: bool
+) -> None:
+    n = parse_dims(input_text, "input")
+    if len(n) != 1:
+        raise ConvcalcError(f"--target works on one axis; give the input as one number, "
+                            f"not '{input_text}'")
+    fixed = {"kernels": opts.kernel, "strides": opts.stride, "dilations": opts.dilation}
+    from convcalc.calc.geometry import find_targets
+
+    ranges = {key: parse_dims(value, key[:-1]) for key, value in fixed.items() if value}
+    solutions = find_targets(n[0], target, **ranges)
+    if opts.padding is not None:
+        wanted = parse_padding(opts.padding)[0]
+        solutions = [sol for sol in solutions if sol.padding == wanted]
+    if as_json:
+        emit_json(solutions_json(n[0], target, solutions))
+    elif not solutions:
+        raise ConvcalcError(
+            f"no kernel 1-11, stride 1-4, dilation 1-3 takes {n[0]} to {target}; "
+            "valid targets lie between 1 and about 4× the input"
+        )
+    elif quiet:
+        click.echo("\n".join(solution_spec(sol) for sol in solutions[:limit]))
+    else:
+        from convcalc.present.tables import solutions_table
+
+        print_rich(solutions_table(n[0], target, solutions, limit))
