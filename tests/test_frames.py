@@ -8,8 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from convcalc.calc.choices import AnimKind, PadMode, PoolKind
-from convcalc.calc.geometry import PadRule
+from convcalc.calc.choices import AnimKind, PadMode, PadRule, PoolKind
 from convcalc.compute import ops
 from convcalc.errors import ConvcalcError
 from convcalc.present.frames import AnimationRequest, plan, states

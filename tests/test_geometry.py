@@ -6,9 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from convcalc.calc.choices import Convention
+from convcalc.calc.choices import Convention, PadRule
 from convcalc.calc.geometry import (
-    PadRule,
     conv_axis,
     effective_kernel,
     find_targets,

@@ -6,8 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from convcalc.calc.choices import PoolKind
-from convcalc.calc.geometry import PadRule
+from convcalc.calc.choices import PadRule, PoolKind
 from convcalc.calc.grammar import (
     format_layer,
     looks_like_spec,

@@ -12,8 +12,8 @@ from numpy.typing import NDArray
 from reference import brute_correlate
 from scipy import ndimage, signal
 
-from convcalc.calc.choices import Activation, Convention, Method, PadMode, PoolKind
-from convcalc.calc.geometry import PadRule, transposed_axis
+from convcalc.calc.choices import Activation, Convention, Method, PadMode, PadRule, PoolKind
+from convcalc.calc.geometry import transposed_axis
 from convcalc.compute.ops import (
     activate,
     auto_method,

@@ -18,29 +18,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import NamedTuple
 
-from convcalc.calc.choices import Convention, StrEnum
+from convcalc.calc.choices import Convention, PadRule, Rounding
 from convcalc.errors import ConvcalcError
-
-
-class PadRule(StrEnum):
-    """Padding given by name rather than by count."""
-
-    SAME = "same"
-    VALID = "valid"
-    FULL = "full"
-
 
 Padding = int | tuple[int, int] | PadRule
 """Padding of one axis: the same count on both sides, (before, after), or a rule."""
-
-
-class Rounding(StrEnum):
-    """How an axis's output size was rounded."""
-
-    FLOOR = "floor"
-    CEIL = "ceil"
-    SAME = "same"
-    TRANSPOSED = "transposed"
 
 
 class Axis(NamedTuple):

@@ -13,8 +13,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
-from convcalc.calc.choices import PoolKind
-from convcalc.calc.geometry import Padding, PadRule
+from convcalc.calc.choices import PadRule, PoolKind
+from convcalc.calc.geometry import Padding
 from convcalc.calc.layers import (
     BatchNorm,
     Conv,

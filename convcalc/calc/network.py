@@ -22,8 +22,8 @@ from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 from convcalc.calc.axes import axis_names, singular
-from convcalc.calc.choices import Convention
-from convcalc.calc.geometry import Axis, Padding, Rounding, conv_axis, pool_axis, transposed_axis
+from convcalc.calc.choices import Convention, Rounding
+from convcalc.calc.geometry import Axis, Padding, conv_axis, pool_axis, transposed_axis
 from convcalc.calc.layers import (
     BatchNorm,
     Conv,

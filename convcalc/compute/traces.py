@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from convcalc.calc.choices import Activation, PadMode, PoolKind, StrEnum
+from convcalc.calc.choices import Activation, PadMode, PoolKind, TraceKind
 from convcalc.calc.geometry import Axis
 from convcalc.calc.layers import Conv, Deconv, GlobalPool, Pool
 from convcalc.calc.network import two_axes
@@ -51,15 +51,6 @@ SMALL_OUTPUT = 36
 
 DEFAULT_SHOWN = 4
 """How many positions (the first, row-major) larger outputs show by default."""
-
-
-class TraceKind(StrEnum):
-    """What the traced layer computes."""
-
-    CONV = "conv"
-    DECONV = "deconv"
-    POOL = "pool"
-    GLOBAL_POOL = "global_pool"
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from convcalc.calc.choices import AnimKind, PadMode, PoolKind
-from convcalc.calc.geometry import Axis, Padding, PadRule, conv_axis, pool_axis, transposed_axis
+from convcalc.calc.choices import AnimKind, PadMode, PadRule, PoolKind
+from convcalc.calc.geometry import Axis, Padding, conv_axis, pool_axis, transposed_axis
 from convcalc.compute import ops
 from convcalc.compute.methods import working_array
 from convcalc.errors import ConvcalcError

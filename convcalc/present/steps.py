@@ -16,8 +16,8 @@ import numpy as np
 from rich.console import Console, ConsoleOptions, ConsoleRenderable, RenderResult
 from rich.text import Text
 
-from convcalc.calc.choices import Activation, PoolKind
-from convcalc.compute.traces import Array, ConvStep, PoolStep, Trace, TraceKind
+from convcalc.calc.choices import Activation, PoolKind, TraceKind
+from convcalc.compute.traces import Array, ConvStep, PoolStep, Trace
 from convcalc.present.numbers import number, per_axis
 
 MAX_GRID = 12
