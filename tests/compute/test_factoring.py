@@ -5,11 +5,11 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-from test_kernels import NOT_RANK_ONE, RANK_ONE
 
 from convcalc.compute.factoring import separable_factors
 from convcalc.compute.kernels import get_preset
 from convcalc.io.kernels import parse_kernel
+from tests.compute.test_kernels import NOT_RANK_ONE, RANK_ONE
 
 
 @pytest.mark.parametrize("name", RANK_ONE)

@@ -1,6 +1,5 @@
 """The command line through click's CliRunner: exit codes, JSON, one-line errors."""
 
-import json
 import subprocess
 import sys
 
@@ -9,16 +8,7 @@ from click.testing import CliRunner
 
 from convcalc import __version__
 from convcalc.cli.main import cli
-
-
-def run(*args: str):
-    return CliRunner().invoke(cli, list(args))
-
-
-def run_json(*args: str):
-    result = run(*args, "--json")
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
+from tests.conftest import run, run_json
 
 
 def test_version():

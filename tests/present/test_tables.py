@@ -1,8 +1,6 @@
-"""Rich tables of shape and params against golden files (CONVCALC_REGEN_GOLDEN=1 rewrites)."""
+"""Rich tables of shape and params against golden files (`pytest --update-golden` rewrites)."""
 
 import io
-import os
-from pathlib import Path
 
 import pytest
 from rich.console import Console
@@ -14,8 +12,6 @@ from convcalc.calc.network import evaluate
 from convcalc.calc.presets import load_network
 from convcalc.present.tables import comparison_table, stack_table
 
-GOLDEN = Path(__file__).parent / "golden"
-
 
 def rendered(renderable) -> str:
     console = Console(width=120, no_color=True, record=True, file=io.StringIO())
@@ -23,17 +19,10 @@ def rendered(renderable) -> str:
     return console.export_text()
 
 
-def check_golden(name: str, text: str) -> None:
-    path = GOLDEN / f"{name}.txt"
-    if os.environ.get("CONVCALC_REGEN_GOLDEN") == "1":
-        path.write_text(text, encoding="utf-8")
-    assert text == path.read_text(encoding="utf-8")
-
-
 @pytest.mark.parametrize(("name", "shape"), [("lenet5", "32x32x3"), ("resnet18", "224x224x3")])
-def test_stack_tables(name, shape):
+def test_stack_tables(name, shape, golden):
     result = evaluate(load_network(name), parse_shape(shape))
-    check_golden(f"shape_{name}", rendered(stack_table(result, "torch")))
+    golden(f"shape_{name}", rendered(stack_table(result, "torch")))
 
 
 def test_inexact_stack_is_marked():
@@ -43,6 +32,6 @@ def test_inexact_stack_is_marked():
     assert "do not fit the input exactly" in text
 
 
-def test_params_table():
+def test_params_table(golden):
     c = compare(Conv(10, (10,)), Shape((100, 100), 3), Shape((91, 91), 10), units=100)
-    check_golden("params_100x100x3", rendered(comparison_table(c, "conv:10,10")))
+    golden("params_100x100x3", rendered(comparison_table(c, "conv:10,10")))

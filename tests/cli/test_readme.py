@@ -2,14 +2,13 @@
 
 import re
 import shlex
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from convcalc.cli.main import cli
+from tests.conftest import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 BLOCK = re.compile(r"```\n(.*?)```", re.S)
 
 

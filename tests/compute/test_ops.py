@@ -9,7 +9,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.typing import NDArray
-from reference import brute_correlate
 from scipy import ndimage, signal
 
 from convcalc.calc.choices import Activation, Convention, Method, PadMode, PadRule, PoolKind
@@ -27,6 +26,7 @@ from convcalc.compute.ops import (
     transposed_full_size,
 )
 from convcalc.errors import ConvcalcError
+from tests.reference import brute_correlate
 
 SCIPY_MODE = {
     PadMode.ZERO: "constant",

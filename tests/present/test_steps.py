@@ -1,12 +1,10 @@
 """`apply --steps`: the traced arithmetic, its JSON, and its rendering (golden files).
 
-Set CONVCALC_REGEN_GOLDEN=1 to rewrite tests/golden/*.txt from the current output.
+`pytest --update-golden` rewrites tests/golden/*.txt from the current output.
 """
 
 import io
 import json
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,8 +20,6 @@ from convcalc.compute.pipeline import Settings, Stage, run
 from convcalc.compute.traces import DEFAULT_SHOWN, ConvStep, PoolStep, trace, trace_json
 from convcalc.errors import ConvcalcError
 from convcalc.present.steps import steps_renderable
-
-GOLDEN = Path(__file__).resolve().parent / "golden"
 
 # The classic two-filter example (CS231n): 5x5x3 input, two 3x3x3 filters, pad 1, stride 2.
 CS231N_X = np.stack([
@@ -98,14 +94,9 @@ GOLDEN_CASES = {
 
 
 @pytest.mark.parametrize("name", sorted(GOLDEN_CASES))
-def test_golden_rendering(name):
+def test_golden_rendering(name, golden):
     x, stages = GOLDEN_CASES[name]
-    text = render(trace(x, stages, Settings()))
-    path = GOLDEN / f"{name}.txt"
-    if os.environ.get("CONVCALC_REGEN_GOLDEN") == "1":
-        GOLDEN.mkdir(exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-    assert text == path.read_text(encoding="utf-8")
+    golden(name, render(trace(x, stages, Settings())))
 
 
 def test_cs231n_first_output_is_three_as_published():

@@ -5,11 +5,11 @@ import re
 
 import numpy as np
 import pytest
-from test_kernels import CLASSIC
 
 from convcalc.compute.kernels import describe, get_preset
 from convcalc.errors import ConvcalcError
 from convcalc.io.kernels import parse_kernel, read_kernels
+from tests.compute.test_kernels import CLASSIC
 
 
 def test_names_are_case_insensitive():

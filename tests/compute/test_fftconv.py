@@ -11,12 +11,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.typing import NDArray
-from reference import brute_correlate
 from scipy import signal
 
 from convcalc.compute import fftconv
 from convcalc.compute.arrays import WORKERS
 from convcalc.compute.fftconv import correlate_fft
+from tests.reference import brute_correlate
 
 
 def scipy_correlate(

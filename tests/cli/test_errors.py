@@ -1,7 +1,6 @@
 """Every bad input gets one clear line and the right exit status; nothing is ever lost."""
 
 import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,13 +14,10 @@ from convcalc.cli.main import cli
 from convcalc.compute import pipeline
 from convcalc.errors import ConvcalcError
 from convcalc.io import writing
+from tests.conftest import SAMPLES, run
 
-SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 UFLDL = str(SAMPLES / "ufldl_5x5.txt")
 
-
-def run(*args: str):
-    return CliRunner().invoke(cli, list(args))
 
 
 @pytest.fixture

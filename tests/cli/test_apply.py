@@ -1,7 +1,6 @@
 """`convcalc apply` and `convcalc kernels` through CliRunner, on the shipped samples."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,12 +8,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from convcalc.cli.main import cli
-
-SAMPLES = Path(__file__).resolve().parent.parent / "samples"
-
-
-def run(*args: str):
-    return CliRunner().invoke(cli, list(args))
+from tests.conftest import SAMPLES, run
 
 
 def test_ufldl_sample_prints_the_feature_map():

@@ -9,7 +9,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.typing import NDArray
-from reference import brute_correlate
 
 from convcalc.calc.choices import Method
 from convcalc.compute import fftconv, methods
@@ -21,6 +20,7 @@ from convcalc.compute.methods import (
     correlate_winograd,
 )
 from convcalc.errors import ConvcalcError
+from tests.reference import brute_correlate
 
 UFLDL = np.array(
     [[1, 1, 1, 0, 0], [0, 1, 1, 1, 0], [0, 0, 1, 1, 1], [0, 0, 1, 1, 0], [0, 1, 1, 0, 0]]
