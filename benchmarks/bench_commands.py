@@ -58,29 +58,71 @@ def workloads(convcalc: str) -> list[tuple[str, list[str], list[str]]]:
         "Image.fromarray(y).save(sys.argv[2], compress_level=1)"
     )
     return [
-        ("4096x4096 float32 .npy, 3x3 kernel",
-         [convcalc, "apply", "big.npy", "-k", "k3.npy", "-o", "out.npy", "--force"],
-         [PY, "-c", cv2_filter, "big.npy", "k3.npy", "peer.npy"]),
-        ("4096x4096 float32 .npy, 7x7 kernel",
-         [convcalc, "apply", "big.npy", "-k", "k7.npy", "-o", "out.npy", "--force"],
-         [PY, "-c", cv2_filter, "big.npy", "k7.npy", "peer.npy"]),
-        ("2048x2048 float32 .npy, 31x31 kernel",
-         [convcalc, "apply", "mid.npy", "-k", "k31.npy", "-o", "out.npy", "--force"],
-         [PY, "-c", cv2_filter, "mid.npy", "k31.npy", "peer.npy"]),
-        ("4096x4096 float32 .npy, 2x2 max pool",
-         [convcalc, "apply", "big.npy", "--pool", "max", "-k", "2", "-o", "out.npy", "--force"],
-         [PY, "-c", numpy_pool, "big.npy", "peer.npy"]),
-        ("4096x4096 RGB PNG, 5x5 Gaussian to PNG (compress level 1)",
-         [convcalc, "apply", "big.png", "-k", "gauss5", "-p", "same", "--pad-mode", "replicate",
-          "-o", "out.png", "--compress", "1", "--force"],
-         [PY, "-c", pillow_cv2, "big.png", "peer.png"]),
-        ("4096x4096 photo-like RGB PNG (noisy), 5x5 Gaussian to PNG (compress level 1)",
-         [convcalc, "apply", "photo.png", "-k", "gauss5", "-p", "same", "--pad-mode",
-          "replicate", "-o", "out.png", "--compress", "1", "--force"],
-         [PY, "-c", pillow_cv2, "photo.png", "peer.png"]),
-        ("convcalc shape 224 -k 3 -q vs python -c 'import click'",
-         [convcalc, "shape", "224", "-k", "3", "-q"],
-         [PY, "-c", "import click"]),
+        (
+            "4096x4096 float32 .npy, 3x3 kernel",
+            [convcalc, "apply", "big.npy", "-k", "k3.npy", "-o", "out.npy", "--force"],
+            [PY, "-c", cv2_filter, "big.npy", "k3.npy", "peer.npy"],
+        ),
+        (
+            "4096x4096 float32 .npy, 7x7 kernel",
+            [convcalc, "apply", "big.npy", "-k", "k7.npy", "-o", "out.npy", "--force"],
+            [PY, "-c", cv2_filter, "big.npy", "k7.npy", "peer.npy"],
+        ),
+        (
+            "2048x2048 float32 .npy, 31x31 kernel",
+            [convcalc, "apply", "mid.npy", "-k", "k31.npy", "-o", "out.npy", "--force"],
+            [PY, "-c", cv2_filter, "mid.npy", "k31.npy", "peer.npy"],
+        ),
+        (
+            "4096x4096 float32 .npy, 2x2 max pool",
+            [convcalc, "apply", "big.npy", "--pool", "max", "-k", "2", "-o", "out.npy", "--force"],
+            [PY, "-c", numpy_pool, "big.npy", "peer.npy"],
+        ),
+        (
+            "4096x4096 RGB PNG, 5x5 Gaussian to PNG (compress level 1)",
+            [
+                convcalc,
+                "apply",
+                "big.png",
+                "-k",
+                "gauss5",
+                "-p",
+                "same",
+                "--pad-mode",
+                "replicate",
+                "-o",
+                "out.png",
+                "--compress",
+                "1",
+                "--force",
+            ],
+            [PY, "-c", pillow_cv2, "big.png", "peer.png"],
+        ),
+        (
+            "4096x4096 photo-like RGB PNG (noisy), 5x5 Gaussian to PNG (compress level 1)",
+            [
+                convcalc,
+                "apply",
+                "photo.png",
+                "-k",
+                "gauss5",
+                "-p",
+                "same",
+                "--pad-mode",
+                "replicate",
+                "-o",
+                "out.png",
+                "--compress",
+                "1",
+                "--force",
+            ],
+            [PY, "-c", pillow_cv2, "photo.png", "peer.png"],
+        ),
+        (
+            "convcalc shape 224 -k 3 -q vs python -c 'import click'",
+            [convcalc, "shape", "224", "-k", "3", "-q"],
+            [PY, "-c", "import click"],
+        ),
     ]
 
 
@@ -129,8 +171,12 @@ def main() -> None:
             )
             print(lines[-1], flush=True)
     text = README.read_text()
-    text = re.sub(r"(<!-- commands -->\n).*?(<!-- /commands -->)",
-                  lambda m: m.group(1) + "\n".join(lines) + "\n" + m.group(2), text, flags=re.S)
+    text = re.sub(
+        r"(<!-- commands -->\n).*?(<!-- /commands -->)",
+        lambda m: m.group(1) + "\n".join(lines) + "\n" + m.group(2),
+        text,
+        flags=re.S,
+    )
     README.write_text(text)
 
 

@@ -41,26 +41,39 @@ def workloads() -> list[tuple[str, dict[str, Callable[[], object]]]]:
         return lambda: ops.correlate(x, k[:, :, None, None], method=method)
 
     return [
-        ("4096x4096 float32, 3x3 (valid)", {
-            "convcalc": core(big3, k3),
-            "scipy.ndimage.correlate": lambda: ndimage.correlate(big, k3),
-            "cv2.filter2D": lambda: cv2.filter2D(big, -1, k3),
-        }),
-        ("4096x4096 float32, 7x7 (valid)", {
-            "convcalc": core(big3, k7),
-            "scipy.ndimage.correlate": lambda: ndimage.correlate(big, k7),
-            "cv2.filter2D": lambda: cv2.filter2D(big, -1, k7),
-        }),
-        ("2048x2048 float32, 31x31 (valid)", {
-            "convcalc": core(mid3, k31),
-            "scipy.signal.fftconvolve": lambda: signal.fftconvolve(mid, k31[::-1, ::-1],
-                                                                    mode="valid"),
-            "cv2.filter2D": lambda: cv2.filter2D(mid, -1, k31),
-        }),
-        ("4096x4096 float32, 2x2 max pool", {
-            "convcalc": lambda: ops.pool(big3, PoolKind.MAX, (2, 2)),
-            "numpy reshape max": lambda: big.reshape(2048, 2, 2048, 2).max(axis=(1, 3)),
-        }),
+        (
+            "4096x4096 float32, 3x3 (valid)",
+            {
+                "convcalc": core(big3, k3),
+                "scipy.ndimage.correlate": lambda: ndimage.correlate(big, k3),
+                "cv2.filter2D": lambda: cv2.filter2D(big, -1, k3),
+            },
+        ),
+        (
+            "4096x4096 float32, 7x7 (valid)",
+            {
+                "convcalc": core(big3, k7),
+                "scipy.ndimage.correlate": lambda: ndimage.correlate(big, k7),
+                "cv2.filter2D": lambda: cv2.filter2D(big, -1, k7),
+            },
+        ),
+        (
+            "2048x2048 float32, 31x31 (valid)",
+            {
+                "convcalc": core(mid3, k31),
+                "scipy.signal.fftconvolve": lambda: signal.fftconvolve(
+                    mid, k31[::-1, ::-1], mode="valid"
+                ),
+                "cv2.filter2D": lambda: cv2.filter2D(mid, -1, k31),
+            },
+        ),
+        (
+            "4096x4096 float32, 2x2 max pool",
+            {
+                "convcalc": lambda: ops.pool(big3, PoolKind.MAX, (2, 2)),
+                "numpy reshape max": lambda: big.reshape(2048, 2, 2048, 2).max(axis=(1, 3)),
+            },
+        ),
     ]
 
 
@@ -95,8 +108,12 @@ def main() -> None:
             print(lines[-1])
     table = "\n".join(lines)
     text = README.read_text()
-    text = re.sub(r"(<!-- results -->\n).*?(<!-- /results -->)",
-                  lambda m: m.group(1) + table + "\n" + m.group(2), text, flags=re.S)
+    text = re.sub(
+        r"(<!-- results -->\n).*?(<!-- /results -->)",
+        lambda m: m.group(1) + table + "\n" + m.group(2),
+        text,
+        flags=re.S,
+    )
     README.write_text(text)
 
 

@@ -22,8 +22,9 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
 GOLDEN = Path(__file__).resolve().parent / "golden"
 
-UFLDL = np.array([[1, 1, 1, 0, 0], [0, 1, 1, 1, 0], [0, 0, 1, 1, 1], [0, 0, 1, 1, 0],
-                  [0, 1, 1, 0, 0]])
+UFLDL = np.array(
+    [[1, 1, 1, 0, 0], [0, 1, 1, 1, 0], [0, 0, 1, 1, 1], [0, 0, 1, 1, 0], [0, 1, 1, 0, 0]]
+)
 """The 5x5 binary image of the UFLDL tutorial's convolution example."""
 
 CROSS = np.array([[1, 0, 1], [0, 1, 0], [1, 0, 1]])
@@ -43,8 +44,11 @@ def run_json(*args: str) -> Any:
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--update-golden", action="store_true",
-                     help="Rewrite golden files that differ and show the diffs.")
+    parser.addoption(
+        "--update-golden",
+        action="store_true",
+        help="Rewrite golden files that differ and show the diffs.",
+    )
 
 
 _CHANGES: list[str] = []
@@ -60,9 +64,16 @@ def golden(request: pytest.FixtureRequest) -> Callable[[str, str], None]:
         old = path.read_text(encoding="utf-8") if path.exists() else ""
         if update and text != old:
             path.write_text(text, encoding="utf-8")
-            _CHANGES.append("".join(difflib.unified_diff(
-                old.splitlines(True), text.splitlines(True), f"a/{path.name}",
-                f"b/{path.name}")))
+            _CHANGES.append(
+                "".join(
+                    difflib.unified_diff(
+                        old.splitlines(True),
+                        text.splitlines(True),
+                        f"a/{path.name}",
+                        f"b/{path.name}",
+                    )
+                )
+            )
             return
         assert text == old, f"{path.name} differs; see it with pytest --update-golden"
 

@@ -9,7 +9,10 @@ from numpy.typing import NDArray
 
 
 def brute_correlate(
-    x: NDArray[Any], w: NDArray[Any], stride: tuple[int, int], dilation: tuple[int, int],
+    x: NDArray[Any],
+    w: NDArray[Any],
+    stride: tuple[int, int],
+    dilation: tuple[int, int],
     groups: int,
 ) -> NDArray[np.float64]:
     """Cross-correlation of an (already padded) HxWxC input with a KHxKWx(C/g)xF bank."""

@@ -42,8 +42,11 @@ def wrong_way(source: str, module: str) -> list[str]:
     if own is None:
         return []
     allowed = set(LAYERS[: LAYERS.index(own) + 1])
-    return sorted(name for name in imported_modules(source)
-                  if (theirs := layer_of(name)) is not None and theirs not in allowed)
+    return sorted(
+        name
+        for name in imported_modules(source)
+        if (theirs := layer_of(name)) is not None and theirs not in allowed
+    )
 
 
 MODULES = sorted(PACKAGE.rglob("*.py"))
@@ -57,10 +60,13 @@ def test_imports_point_down_the_layers(path: Path) -> None:
 def test_the_scan_sees_a_wrong_way_import() -> None:
     source = "import numpy\n\ndef f():\n    from convcalc.present import tables\n"
     assert wrong_way(source, "convcalc.calc.geometry") == [
-        "convcalc.present", "convcalc.present.tables"]
+        "convcalc.present",
+        "convcalc.present.tables",
+    ]
     assert wrong_way(source, "convcalc.cli.shape") == []
     assert wrong_way("import convcalc.cli.main\n", "convcalc.present.tables") == [
-        "convcalc.cli.main"]
+        "convcalc.cli.main"
+    ]
 
 
 def test_the_top_level_holds_only_the_five_layers_and_the_error_family() -> None:
@@ -71,8 +77,12 @@ def test_the_top_level_holds_only_the_five_layers_and_the_error_family() -> None
 def test_calc_never_imports_numpy_or_pillow() -> None:
     for path in (PACKAGE / "calc").rglob("*.py"):
         source = ast.parse(path.read_text(encoding="utf-8"))
-        names = {alias.name.split(".")[0] for node in ast.walk(source)
-                 if isinstance(node, ast.Import | ast.ImportFrom)
-                 for alias in (node.names if isinstance(node, ast.Import)
-                               else [ast.alias(node.module or "")])}
+        names = {
+            alias.name.split(".")[0]
+            for node in ast.walk(source)
+            if isinstance(node, ast.Import | ast.ImportFrom)
+            for alias in (
+                node.names if isinstance(node, ast.Import) else [ast.alias(node.module or "")]
+            )
+        }
         assert not names & {"numpy", "PIL", "rich"}, path

@@ -37,21 +37,31 @@ def main() -> None:
         x = torch.zeros(1, 1, n)
         w = torch.zeros(1, 1, k)
         cases = {
-            "conv": (lambda: F.conv1d(x, w, stride=s, padding=p, dilation=d),
-                     lambda: conv_axis(n, k, stride=s, padding=p, dilation=d)),
-            "maxpool": (lambda: F.max_pool1d(x, k, s, p, d),
-                        lambda: pool_axis(n, k, stride=s, padding=p, dilation=d)),
-            "maxpool ceil": (lambda: F.max_pool1d(x, k, s, p, d, ceil_mode=True),
-                             lambda: pool_axis(n, k, stride=s, padding=p, dilation=d, ceil=True)),
-            "avgpool ceil": (lambda: F.avg_pool1d(x, k, s, p, ceil_mode=True),
-                             lambda: pool_axis(n, k, stride=s, padding=p, ceil=True)),
+            "conv": (
+                lambda: F.conv1d(x, w, stride=s, padding=p, dilation=d),
+                lambda: conv_axis(n, k, stride=s, padding=p, dilation=d),
+            ),
+            "maxpool": (
+                lambda: F.max_pool1d(x, k, s, p, d),
+                lambda: pool_axis(n, k, stride=s, padding=p, dilation=d),
+            ),
+            "maxpool ceil": (
+                lambda: F.max_pool1d(x, k, s, p, d, ceil_mode=True),
+                lambda: pool_axis(n, k, stride=s, padding=p, dilation=d, ceil=True),
+            ),
+            "avgpool ceil": (
+                lambda: F.avg_pool1d(x, k, s, p, ceil_mode=True),
+                lambda: pool_axis(n, k, stride=s, padding=p, ceil=True),
+            ),
         }
         for op in range(max(s, d) + 1):
             cases[f"transposed op={op}"] = (
-                lambda op=op: F.conv_transpose1d(x, w, stride=s, padding=p, output_padding=op,
-                                                 dilation=d),
-                lambda op=op: transposed_axis(n, k, stride=s, padding=p, dilation=d,
-                                              output_padding=op),
+                lambda op=op: F.conv_transpose1d(
+                    x, w, stride=s, padding=p, output_padding=op, dilation=d
+                ),
+                lambda op=op: transposed_axis(
+                    n, k, stride=s, padding=p, dilation=d, output_padding=op
+                ),
             )
         for name, (theirs_fn, ours_fn) in cases.items():
             if name == "avgpool ceil" and d > 1:

@@ -41,8 +41,6 @@ class PadMode(StrEnum):
     WRAP = "wrap"
 
 
-
-
 class Method(StrEnum):
     """The algorithm that computes a convolution."""
 
@@ -127,6 +125,17 @@ class AnimKind(StrEnum):
 
 
 __all__ = [
-    "Activation", "AnimKind", "ChannelMode", "Convention", "FileFormat", "Method", "PadMode",
-    "PadRule", "PoolKind", "Rounding", "Scale", "StrEnum", "TraceKind",
+    "Activation",
+    "AnimKind",
+    "ChannelMode",
+    "Convention",
+    "FileFormat",
+    "Method",
+    "PadMode",
+    "PadRule",
+    "PoolKind",
+    "Rounding",
+    "Scale",
+    "StrEnum",
+    "TraceKind",
 ]

@@ -172,9 +172,13 @@ def transposed_axis(
         )
     pad_term = f"2·{lo}" if lo == hi else f"{lo} − {hi}"
     formula = (
-        f"({n} − 1)·{stride} − {pad_term} + {_span_text(kernel, dilation)} "
-        f"+ {output_padding} = {size}"
-    ).replace("− 2·0 ", "").replace("+ 0 = ", "= ")
+        (
+            f"({n} − 1)·{stride} − {pad_term} + {_span_text(kernel, dilation)} "
+            f"+ {output_padding} = {size}"
+        )
+        .replace("− 2·0 ", "")
+        .replace("+ 0 = ", "= ")
+    )
     return Axis(n, kernel, stride, dilation, lo, hi, size, True, 0, Rounding.TRANSPOSED, formula)
 
 
@@ -289,7 +293,17 @@ def _same_axis(
     if convention == Convention.CAFFE:
         notes.append("Caffe has no SAME padding; TensorFlow's rule used")
     return Axis(
-        n, kernel, stride, dilation, lo, hi, size, exact, uncovered, Rounding.SAME, formula,
+        n,
+        kernel,
+        stride,
+        dilation,
+        lo,
+        hi,
+        size,
+        exact,
+        uncovered,
+        Rounding.SAME,
+        formula,
         tuple(notes),
     )
 
@@ -326,8 +340,7 @@ def _explicit_padding(padding: Padding, kernel: int, dilation: int) -> tuple[int
         lo = hi = int(padding)
     if lo < 0 or hi < 0:
         raise ConvcalcError(
-            f"padding {min(lo, hi)} is negative; valid: a count of 0 or more, "
-            "or same/valid/full"
+            f"padding {min(lo, hi)} is negative; valid: a count of 0 or more, or same/valid/full"
         )
     return lo, hi
 
@@ -352,8 +365,15 @@ def _check_pool_padding(kernel: int, pad: int, convention: Convention) -> None:
 
 
 def _floor_formula(
-    n: int, kernel: int, stride: int, dilation: int, lo: int, hi: int,
-    size: int, exact: bool, ceil: bool,
+    n: int,
+    kernel: int,
+    stride: int,
+    dilation: int,
+    lo: int,
+    hi: int,
+    size: int,
+    exact: bool,
+    ceil: bool,
 ) -> str:
     pad = f"2·{lo}" if lo == hi else f"{lo} + {hi}"
     if dilation == 1:
@@ -402,6 +422,11 @@ def _transposed_solutions(n: int, target: int, k: int, s: int, d: int) -> list[S
 def _solution_rank(sol: Solution) -> tuple[int, ...]:
     pad = sol.padding if isinstance(sol.padding, int) else -1
     return (
-        not sol.exact, sol.transposed, sol.dilation, sol.output_padding, sol.stride,
-        sol.kernel, pad,
+        not sol.exact,
+        sol.transposed,
+        sol.dilation,
+        sol.output_padding,
+        sol.stride,
+        sol.kernel,
+        pad,
     )

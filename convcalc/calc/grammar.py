@@ -102,8 +102,7 @@ def parse_padding(text: str) -> tuple[Padding, ...]:
         return (PadRule(word),)
     if not re.fullmatch(r"\+?\d+(x\+?\d+){0,3}", word):
         raise ConvcalcError(
-            f"padding '{text}' is not valid; valid: a count of 0 or more, HxW, "
-            "same, valid or full"
+            f"padding '{text}' is not valid; valid: a count of 0 or more, HxW, same, valid or full"
         )
     return parse_counts(word, "padding")
 
@@ -273,20 +272,35 @@ def _reader(reader: Reader, name: str) -> Reader:
 
 
 _WINDOW_KEYS: dict[str, Reader] = {
-    "s": _dims, "p": parse_padding, "d": _dims,
+    "s": _dims,
+    "p": parse_padding,
+    "d": _dims,
 }
+
+
 def _filters(text: str) -> int | None:
     """A filter count, or ``_`` for "as many as the input has channels"."""
     return None if text.strip() == "_" else _positive(text)
 
 
 _CONV_KEYS: dict[str, Reader] = {
-    **_WINDOW_KEYS, "out": _filters, "kernel": _dims, "g": _positive, "bias": _yes_no,
+    **_WINDOW_KEYS,
+    "out": _filters,
+    "kernel": _dims,
+    "g": _positive,
+    "bias": _yes_no,
     "k": _text,
 }
 _ALIASES = {
-    "stride": "s", "padding": "p", "pad": "p", "dilation": "d", "groups": "g",
-    "filters": "out", "output_padding": "op", "multiplier": "m", "expand": "t",
+    "stride": "s",
+    "padding": "p",
+    "pad": "p",
+    "dilation": "d",
+    "groups": "g",
+    "filters": "out",
+    "output_padding": "op",
+    "multiplier": "m",
+    "expand": "t",
 }
 
 
@@ -294,8 +308,15 @@ def _build_conv(op: str, v: dict[str, Any]) -> Layer:
     rank = {"conv1d": 1, "conv3d": 3}.get(op, 2)
     kernel, source = _kernel_and_source(v)
     return Conv(
-        v.get("out"), kernel, v.get("s", (1,)), v.get("p", (0,)), v.get("d", (1,)),
-        v.get("g", 1), v.get("bias", True), rank, source,
+        v.get("out"),
+        kernel,
+        v.get("s", (1,)),
+        v.get("p", (0,)),
+        v.get("d", (1,)),
+        v.get("g", 1),
+        v.get("bias", True),
+        rank,
+        source,
     )
 
 
@@ -309,7 +330,11 @@ def _kernel_and_source(v: dict[str, Any]) -> tuple[tuple[int, ...] | None, str |
 
 def _build_dwconv(op: str, v: dict[str, Any]) -> Layer:
     return DepthwiseConv(
-        v["kernel"], v.get("m", 1), v.get("s", (1,)), v.get("p", (0,)), v.get("d", (1,)),
+        v["kernel"],
+        v.get("m", 1),
+        v.get("s", (1,)),
+        v.get("p", (0,)),
+        v.get("d", (1,)),
         v.get("bias", True),
     )
 
@@ -317,15 +342,23 @@ def _build_dwconv(op: str, v: dict[str, Any]) -> Layer:
 def _build_deconv(op: str, v: dict[str, Any]) -> Layer:
     kernel, source = _kernel_and_source(v)
     return Deconv(
-        v.get("out"), kernel, v.get("s", (1,)), v.get("p", (0,)), v.get("d", (1,)),
-        v.get("op", (0,)), v.get("g", 1), v.get("bias", True), source=source,
+        v.get("out"),
+        kernel,
+        v.get("s", (1,)),
+        v.get("p", (0,)),
+        v.get("d", (1,)),
+        v.get("op", (0,)),
+        v.get("g", 1),
+        v.get("bias", True),
+        source=source,
     )
 
 
 def _build_pool(op: str, v: dict[str, Any]) -> Layer:
     kind = PoolKind(op.removesuffix("pool"))
-    return Pool(kind, v["kernel"], v.get("s"), v.get("p", (0,)), v.get("d", (1,)),
-                v.get("ceil", False))
+    return Pool(
+        kind, v["kernel"], v.get("s"), v.get("p", (0,)), v.get("d", (1,)), v.get("ceil", False)
+    )
 
 
 def _build_block(op: str, v: dict[str, Any]) -> Layer:
@@ -343,11 +376,19 @@ def _build_invres(op: str, v: dict[str, Any]) -> Layer:
 
 
 _CONV = _Grammar(
-    ("out", "kernel", "s", "p"), 2, _CONV_KEYS, (), _build_conv,
+    ("out", "kernel", "s", "p"),
+    2,
+    _CONV_KEYS,
+    (),
+    _build_conv,
     "conv:OUT,K[,s=S][,p=P][,d=D][,g=G][,bias=no]",
 )
 _POOL = _Grammar(
-    ("kernel", "s", "p"), 1, {**_WINDOW_KEYS, "kernel": _dims}, ("ceil",), _build_pool,
+    ("kernel", "s", "p"),
+    1,
+    {**_WINDOW_KEYS, "kernel": _dims},
+    ("ceil",),
+    _build_pool,
     "maxpool:K[,s=S][,p=P][,d=D][,ceil]",
 )
 _OPS: dict[str, _Grammar] = {
@@ -355,11 +396,19 @@ _OPS: dict[str, _Grammar] = {
     "conv1d": _CONV,
     "conv3d": _CONV,
     "dwconv": _Grammar(
-        ("kernel",), 1, {**_CONV_KEYS, "m": _positive}, (), _build_dwconv,
+        ("kernel",),
+        1,
+        {**_CONV_KEYS, "m": _positive},
+        (),
+        _build_dwconv,
         "dwconv:K[,m=M][,s=S][,p=P][,d=D][,bias=no]",
     ),
     "deconv": _Grammar(
-        ("out", "kernel", "s", "p"), 2, {**_CONV_KEYS, "op": _count}, (), _build_deconv,
+        ("out", "kernel", "s", "p"),
+        2,
+        {**_CONV_KEYS, "op": _count},
+        (),
+        _build_deconv,
         "deconv:OUT,K[,s=S][,p=P][,op=OP]",
     ),
     "maxpool": _POOL,
@@ -369,17 +418,29 @@ _OPS: dict[str, _Grammar] = {
     "gmp": _Grammar(builder=lambda op, v: GlobalPool(PoolKind.MAX)),
     "flatten": _Grammar(builder=lambda op, v: Flatten()),
     "bn": _Grammar(builder=lambda op, v: BatchNorm()),
-    "basic": _Grammar(("out",), 1, {"out": _positive, "s": _dims}, (), _build_block,
-                      "basic:OUT[,s=S]"),
-    "bottleneck": _Grammar(("out",), 1, {"out": _positive, "s": _dims}, (), _build_block,
-                           "bottleneck:MID[,s=S]"),
-    "invres": _Grammar(("out",), 1, {"out": _positive, "s": _dims, "t": _positive}, (),
-                       _build_invres, "invres:OUT[,t=T][,s=S]"),
+    "basic": _Grammar(
+        ("out",), 1, {"out": _positive, "s": _dims}, (), _build_block, "basic:OUT[,s=S]"
+    ),
+    "bottleneck": _Grammar(
+        ("out",), 1, {"out": _positive, "s": _dims}, (), _build_block, "bottleneck:MID[,s=S]"
+    ),
+    "invres": _Grammar(
+        ("out",),
+        1,
+        {"out": _positive, "s": _dims, "t": _positive},
+        (),
+        _build_invres,
+        "invres:OUT[,t=T][,s=S]",
+    ),
 }
 for _name in ("fc", "linear", "dense"):
     _OPS[_name] = _Grammar(
-        ("units",), 1, {"units": _positive, "bias": _yes_no}, (),
-        lambda op, v: Dense(v["units"], v.get("bias", True)), f"{_name}:N[,bias=no]",
+        ("units",),
+        1,
+        {"units": _positive, "bias": _yes_no},
+        (),
+        lambda op, v: Dense(v["units"], v.get("bias", True)),
+        f"{_name}:N[,bias=no]",
     )
 _LAYER_KEYS = {key for grammar in _OPS.values() for key in grammar.keys} | set(_ALIASES)
 """Every ``key=`` a layer spec takes: where a ``k=`` kernel value ends."""
@@ -417,8 +478,12 @@ Written = tuple[str, list[str]]
 """An op name and its arguments, as `format_layer` joins them."""
 
 
-def _window_args(stride: Sequence[int] | None, padding: Sequence[Padding],
-                 dilation: Sequence[int], default_stride: Sequence[int] | None) -> list[str]:
+def _window_args(
+    stride: Sequence[int] | None,
+    padding: Sequence[Padding],
+    dilation: Sequence[int],
+    default_stride: Sequence[int] | None,
+) -> list[str]:
     args = []
     if stride is not None and tuple(stride) != default_stride:
         args.append(f"s={format_dims(stride)}")
@@ -441,24 +506,33 @@ def _tail(groups: int, bias: bool) -> list[str]:
 
 def _write_conv(layer: Any) -> Written:
     op = {1: "conv1d", 3: "conv3d"}.get(layer.rank, "conv")
-    return op, [*_head(layer.out, layer.kernel, layer.source),
-                *_window_args(layer.stride, layer.padding, layer.dilation, (1,)),
-                *_tail(layer.groups, layer.bias)]
+    return op, [
+        *_head(layer.out, layer.kernel, layer.source),
+        *_window_args(layer.stride, layer.padding, layer.dilation, (1,)),
+        *_tail(layer.groups, layer.bias),
+    ]
 
 
 def _write_deconv(layer: Any) -> Written:
-    extra = [] if tuple(layer.output_padding) == (0,) else [
-        f"op={format_dims(layer.output_padding)}"]
-    return "deconv", [*_head(layer.out, layer.kernel, layer.source),
-                      *_window_args(layer.stride, layer.padding, layer.dilation, (1,)),
-                      *extra, *_tail(layer.groups, layer.bias)]
+    extra = (
+        [] if tuple(layer.output_padding) == (0,) else [f"op={format_dims(layer.output_padding)}"]
+    )
+    return "deconv", [
+        *_head(layer.out, layer.kernel, layer.source),
+        *_window_args(layer.stride, layer.padding, layer.dilation, (1,)),
+        *extra,
+        *_tail(layer.groups, layer.bias),
+    ]
 
 
 def _write_dwconv(layer: Any) -> Written:
     multiplier = [f"m={layer.multiplier}"] if layer.multiplier != 1 else []
-    return "dwconv", [format_dims(layer.kernel), *multiplier,
-                      *_window_args(layer.stride, layer.padding, layer.dilation, (1,)),
-                      *_tail(1, layer.bias)]
+    return "dwconv", [
+        format_dims(layer.kernel),
+        *multiplier,
+        *_window_args(layer.stride, layer.padding, layer.dilation, (1,)),
+        *_tail(1, layer.bias),
+    ]
 
 
 def _write_pool(layer: Any) -> Written:
@@ -474,8 +548,11 @@ def _write_block(layer: Any) -> Written:
 
 
 def _write_invres(layer: Any) -> Written:
-    return "invres", [str(layer.out), *([f"t={layer.expand}"] if layer.expand != 6 else []),
-                      *([f"s={layer.stride}"] if layer.stride != 1 else [])]
+    return "invres", [
+        str(layer.out),
+        *([f"t={layer.expand}"] if layer.expand != 6 else []),
+        *([f"s={layer.stride}"] if layer.stride != 1 else []),
+    ]
 
 
 _WRITERS: dict[type, Callable[[Any], Written]] = {

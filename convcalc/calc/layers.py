@@ -45,8 +45,10 @@ class _Description:
         return f"{type(self).__name__}({values})"
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, _Description) and type(self) is type(other) and (
-            self._values() == other._values()
+        return (
+            isinstance(other, _Description)
+            and type(self) is type(other)
+            and (self._values() == other._values())
         )
 
     def __hash__(self) -> int:
@@ -213,8 +215,17 @@ class InvertedResidual(_Description):
 
 
 Layer = (
-    Conv | DepthwiseConv | Deconv | Pool | GlobalPool | Dense | Flatten | Pointwise
-    | BatchNorm | ResBlock | InvertedResidual
+    Conv
+    | DepthwiseConv
+    | Deconv
+    | Pool
+    | GlobalPool
+    | Dense
+    | Flatten
+    | Pointwise
+    | BatchNorm
+    | ResBlock
+    | InvertedResidual
 )
 
 RANKED = (Conv, DepthwiseConv, Deconv)

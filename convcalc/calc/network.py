@@ -213,8 +213,16 @@ def _depthwise(
     layer: DepthwiseConv, shape: Shape, rf: ReceptiveField | None, ctx: _Context
 ) -> LayerResult:
     out = shape.c * layer.multiplier
-    conv = Conv(out, layer.kernel, layer.stride, layer.padding, layer.dilation, shape.c,
-                layer.bias, layer.rank)
+    conv = Conv(
+        out,
+        layer.kernel,
+        layer.stride,
+        layer.padding,
+        layer.dilation,
+        shape.c,
+        layer.bias,
+        layer.rank,
+    )
     return _conv(conv, shape, rf, ctx)
 
 
@@ -229,9 +237,13 @@ def _deconv(layer: Deconv, shape: Shape, rf: ReceptiveField | None, ctx: _Contex
     axes = tuple(
         transposed_axis(n, k, stride=s, padding=p, dilation=d, output_padding=op)
         for n, k, s, p, d, op in zip(
-            shape.spatial, kernel, per_axis(layer.stride, rank, "stride"),
-            per_axis(layer.padding, rank, "padding"), per_axis(layer.dilation, rank, "dilation"),
-            per_axis(layer.output_padding, rank, "output_padding"), strict=True,
+            shape.spatial,
+            kernel,
+            per_axis(layer.stride, rank, "stride"),
+            per_axis(layer.padding, rank, "padding"),
+            per_axis(layer.dilation, rank, "dilation"),
+            per_axis(layer.output_padding, rank, "output_padding"),
+            strict=True,
         )
     )
     output = Shape(tuple(ax.size for ax in axes), _out_channels(shape, layer.out))
@@ -307,8 +319,10 @@ def _inverted_residual(
     hidden = shape.c * layer.expand
     main: list[Layer] = [_conv1(hidden, 1), BatchNorm()] if layer.expand != 1 else []
     main += [
-        DepthwiseConv((3,), 1, (layer.stride,), (1,), bias=False), BatchNorm(),
-        _conv1(layer.out, 1), BatchNorm(),
+        DepthwiseConv((3,), 1, (layer.stride,), (1,), bias=False),
+        BatchNorm(),
+        _conv1(layer.out, 1),
+        BatchNorm(),
     ]
     return _branches(main, [], shape, rf, ctx)
 
@@ -346,8 +360,9 @@ def _window_axes(layer: Conv | Pool, shape: Shape, ctx: _Context) -> tuple[Axis,
     if isinstance(layer, Pool):
         strides = kernel if layer.stride is None else per_axis(layer.stride, rank, "stride")
         return tuple(
-            pool_axis(n, k, stride=s, padding=p, dilation=d, ceil=layer.ceil,
-                      convention=ctx.convention)
+            pool_axis(
+                n, k, stride=s, padding=p, dilation=d, ceil=layer.ceil, convention=ctx.convention
+            )
             for n, k, s, p, d in zip(shape.spatial, kernel, strides, padding, dilation, strict=True)
         )
     strides = per_axis(layer.stride, rank, "stride")
@@ -376,8 +391,12 @@ def _window_field(rf: ReceptiveField | None, axes: tuple[Axis, ...]) -> Receptiv
 
 
 def _result(
-    output: Shape, params: int, macs: int, rf: ReceptiveField | None,
-    axes: tuple[Axis, ...], ctx: _Context,
+    output: Shape,
+    params: int,
+    macs: int,
+    rf: ReceptiveField | None,
+    axes: tuple[Axis, ...],
+    ctx: _Context,
 ) -> LayerResult:
     notes = [note for ax in axes for note in ax.notes]
     fit = _fit_notes(axes)
@@ -419,7 +438,10 @@ def _fit_notes(axes: tuple[Axis, ...]) -> list[str]:
 
 
 def _branches(
-    main: list[Layer], shortcut: list[Layer], shape: Shape, rf: ReceptiveField | None,
+    main: list[Layer],
+    shortcut: list[Layer],
+    shape: Shape,
+    rf: ReceptiveField | None,
     ctx: _Context,
 ) -> LayerResult:
     """A residual block: the main path's output, the sum of both paths' counts."""
@@ -435,8 +457,14 @@ def _branches(
         side = steps[-1].output
         notes += [f"shortcut {note}" for note in steps[-1].notes]
     return LayerResult(
-        "", out_shape, sum(step.params for step in steps), sum(step.buffers for step in steps),
-        sum(step.macs for step in steps), out_rf, (), tuple(dict.fromkeys(notes)),
+        "",
+        out_shape,
+        sum(step.params for step in steps),
+        sum(step.buffers for step in steps),
+        sum(step.macs for step in steps),
+        out_rf,
+        (),
+        tuple(dict.fromkeys(notes)),
         all(step.exact for step in steps),
     )
 
@@ -480,5 +508,3 @@ def _product(values: Sequence[int]) -> int:
     for v in values:
         total *= v
     return total
-
-

@@ -16,29 +16,64 @@ from convcalc.errors import ConvcalcError
 
 @click.command(cls=ConvcalcCommand)
 @click.argument("input_path", metavar="INPUT")
-@click.option("-k", "--kernel", required=True,
-              help="Kernel: a preset, a matrix or a file (2-D). With --pool: the window size.")
+@click.option(
+    "-k",
+    "--kernel",
+    required=True,
+    help="Kernel: a preset, a matrix or a file (2-D). With --pool: the window size.",
+)
 @click.option("-s", "--stride", help="Stride: N or SHxSW (pooling: the window size).")
 @click.option("-p", "--padding", help="Padding: N, HxW, same, valid or full.")
 @click.option("-d", "--dilation", help="Dilation: N or per axis.")
 @click.option("--pool", type=click.Choice(["max", "avg"]), help="Animate pooling instead.")
 @click.option("--transposed", is_flag=True, help="Animate a transposed convolution.")
-@click.option("--output-padding", default="0", show_default=True,
-              help="Transposed convolution: extra rows/columns after.")
+@click.option(
+    "--output-padding",
+    default="0",
+    show_default=True,
+    help="Transposed convolution: extra rows/columns after.",
+)
 @click.option("--pad-mode", type=choice_of(PadMode), default="zero", show_default=True)
 @click.option("-o", "--output", required=True, help="The GIF to write (or - for stdout).")
 @click.option("--cell", type=int, default=32, show_default=True, help="Cell size in pixels.")
-@click.option("--duration", type=int, default=400, show_default=True,
-              help="Milliseconds per frame (the last is held 3x longer).")
-@click.option("--max-frames", type=int, default=400, show_default=True,
-              help="At most this many frames: big outputs show every n-th position.")
+@click.option(
+    "--duration",
+    type=int,
+    default=400,
+    show_default=True,
+    help="Milliseconds per frame (the last is held 3x longer).",
+)
+@click.option(
+    "--max-frames",
+    type=int,
+    default=400,
+    show_default=True,
+    help="At most this many frames: big outputs show every n-th position.",
+)
 @click.option("--force", is_flag=True, help="Allow writing over an input file.")
-@click.option("--json", "as_json", is_flag=True,
-              help="Describe what was written as one JSON document on stdout.")
-def animate(input_path: str, kernel: str, stride: str | None, padding: str | None,
-            dilation: str | None, pool: str | None, transposed: bool, output_padding: str,
-            pad_mode: str, output: str, cell: int, duration: int, max_frames: int,
-            force: bool, as_json: bool) -> None:
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Describe what was written as one JSON document on stdout.",
+)
+def animate(
+    input_path: str,
+    kernel: str,
+    stride: str | None,
+    padding: str | None,
+    dilation: str | None,
+    pool: str | None,
+    transposed: bool,
+    output_padding: str,
+    pad_mode: str,
+    output: str,
+    cell: int,
+    duration: int,
+    max_frames: int,
+    force: bool,
+    as_json: bool,
+) -> None:
     """A GIF of the window sliding over the padded input, filling the output.
 
     \b
@@ -67,10 +102,13 @@ def animate(input_path: str, kernel: str, stride: str | None, padding: str | Non
         kind = AnimKind.TRANSPOSED if transposed else AnimKind.CONV
         (weights,) = read_kernels((kernel,))
         if weights.ndim != 2:
-            raise ConvcalcError(f"animate takes a 2-D kernel; '{kernel}' has depth "
-                                f"{weights.shape[2]}")
+            raise ConvcalcError(
+                f"animate takes a 2-D kernel; '{kernel}' has depth {weights.shape[2]}"
+            )
     request = AnimationRequest(
-        loaded.data, weights, kind,
+        loaded.data,
+        weights,
+        kind,
         None if stride is None else two_axes(parse_dims(stride, "stride"), "stride"),
         two_axes(parse_padding(padding or "0"), "padding"),
         two_axes(parse_dims(dilation or "1", "dilation"), "dilation"),
@@ -79,12 +117,18 @@ def animate(input_path: str, kernel: str, stride: str | None, padding: str | Non
     )
     with busy("drawing frames", size=BUSY_SIZE):
         pictures, notes = frames(request, cell=cell, max_frames=max_frames)
-    write_bytes(output, gif_bytes(pictures, duration_ms=duration), inputs=[input_path],
-                force=force)
+    write_bytes(output, gif_bytes(pictures, duration_ms=duration), inputs=[input_path], force=force)
     where = "GIF to stdout" if output == "-" else output
     size = f"{pictures[0].width}x{pictures[0].height}"
     say([*loaded.notes, *notes, f"wrote {where} ({len(pictures)} frames, {size})"])
     if as_json:
-        emit_json({"output": output, "frames": len(pictures), "width": pictures[0].width,
-                   "height": pictures[0].height, "duration_ms": duration,
-                   "notes": [*loaded.notes, *notes]})
+        emit_json(
+            {
+                "output": output,
+                "frames": len(pictures),
+                "width": pictures[0].width,
+                "height": pictures[0].height,
+                "duration_ms": duration,
+                "notes": [*loaded.notes, *notes],
+            }
+        )

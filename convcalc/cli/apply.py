@@ -104,52 +104,114 @@ class Run(NamedTuple):
 
 @click.command(cls=ConvcalcCommand)
 @click.argument("items", nargs=-1, required=True, metavar="INPUT... [LAYER]...")
-@click.option("-k", "--kernel", "kernels", multiple=True,
-              help="Kernel: a preset (convcalc kernels), a matrix '1,0,-1;2,0,-2;1,0,-1', "
-                   "or a file. Repeat for several filters. With --pool: the window size.")
+@click.option(
+    "-k",
+    "--kernel",
+    "kernels",
+    multiple=True,
+    help="Kernel: a preset (convcalc kernels), a matrix '1,0,-1;2,0,-2;1,0,-1', "
+    "or a file. Repeat for several filters. With --pool: the window size.",
+)
 @click.option("--bias", help="One bias per filter, comma-separated.")
 @click.option("-s", "--stride", help="Stride: N or SHxSW (pooling: the window size).")
 @click.option("-p", "--padding", help="Padding: N, HxW, same, valid or full.")
 @click.option("-d", "--dilation", help="Dilation: N or per axis.")
-@click.option("--pad-mode", type=choice_of(PadMode), default="zero", show_default=True,
-              help="What fills the padding.")
+@click.option(
+    "--pad-mode",
+    type=choice_of(PadMode),
+    default="zero",
+    show_default=True,
+    help="What fills the padding.",
+)
 @click.option("--pool", type=choice_of(PoolKind), help="Pool instead of convolving.")
-@click.option("--global", "global_pool", is_flag=True,
-              help="With --pool max|avg: pool each channel to one value.")
+@click.option(
+    "--global",
+    "global_pool",
+    is_flag=True,
+    help="With --pool max|avg: pool each channel to one value.",
+)
 @click.option("--ceil", is_flag=True, help="Pooling rounds up (PyTorch ceil_mode).")
-@click.option("--exclude-pad", is_flag=True,
-              help="Average pooling divides by real cells only (TensorFlow).")
+@click.option(
+    "--exclude-pad", is_flag=True, help="Average pooling divides by real cells only (TensorFlow)."
+)
 @click.option("--transposed", is_flag=True, help="Transposed convolution (upsampling).")
-@click.option("--output-padding", default="0", show_default=True,
-              help="Transposed convolution: extra rows/columns after.")
-@click.option("--activation", type=choice_of(Activation), default="none", show_default=True,
-              help="Applied after the sum and bias.")
-@click.option("--channels", type=choice_of(ChannelMode), default="each", show_default=True,
-              help="A 2-D kernel on a colour image: filter each channel, or sum them.")
+@click.option(
+    "--output-padding",
+    default="0",
+    show_default=True,
+    help="Transposed convolution: extra rows/columns after.",
+)
+@click.option(
+    "--activation",
+    type=choice_of(Activation),
+    default="none",
+    show_default=True,
+    help="Applied after the sum and bias.",
+)
+@click.option(
+    "--channels",
+    type=choice_of(ChannelMode),
+    default="each",
+    show_default=True,
+    help="A 2-D kernel on a colour image: filter each channel, or sum them.",
+)
 @click.option("--flip", is_flag=True, help="True convolution: rotate the kernel 180°.")
-@click.option("--method", type=choice_of(Method), default="auto", show_default=True,
-              help="Algorithm: all agree to floating-point tolerance.")
+@click.option(
+    "--method",
+    type=choice_of(Method),
+    default="auto",
+    show_default=True,
+    help="Algorithm: all agree to floating-point tolerance.",
+)
 @click.option("--convention", type=choice_of(Convention), default="torch", show_default=True)
 @click.option("--gray", is_flag=True, help="Convert a colour image to one channel first.")
-@click.option("-o", "--output", help="Output file (.png .jpg .tif .webp .bmp .npy .csv .txt), "
-                                     "'-' for PNG on stdout, or DIR/ for several inputs.")
-@click.option("--scale", type=choice_of(Scale), default="auto", show_default=True,
-              help="How values map to 0-255 in an image.")
+@click.option(
+    "-o",
+    "--output",
+    help="Output file (.png .jpg .tif .webp .bmp .npy .csv .txt), "
+    "'-' for PNG on stdout, or DIR/ for several inputs.",
+)
+@click.option(
+    "--scale",
+    type=choice_of(Scale),
+    default="auto",
+    show_default=True,
+    help="How values map to 0-255 in an image.",
+)
 @click.option("--sheet", is_flag=True, help="Several output channels as one contact sheet.")
 @click.option("--force", is_flag=True, help="Allow writing over an input file.")
-@click.option("--compress", type=click.IntRange(0, 9), default=1, show_default=True,
-              help="PNG compression level.")
-@click.option("-j", "--jobs", type=click.IntRange(min=1),
-              help="Worker processes for several inputs (default: the core count).")
+@click.option(
+    "--compress",
+    type=click.IntRange(0, 9),
+    default=1,
+    show_default=True,
+    help="PNG compression level.",
+)
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1),
+    help="Worker processes for several inputs (default: the core count).",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Say which method was picked.")
 @click.option("--json", "as_json", is_flag=True, help="The result as one JSON document.")
 @click.option("--steps", is_flag=True, help="Each window's arithmetic, step by step.")
-@click.option("--at", multiple=True, metavar="ROW,COL",
-              help="With --steps: the output position to show (repeatable).")
-@click.option("--limit", type=click.IntRange(min=1),
-              help="With --steps: show at most this many positions.")
-@click.option("--steps-layer", type=click.IntRange(min=1), default=1, show_default=True,
-              help="With --steps: which layer of a pipeline to trace.")
+@click.option(
+    "--at",
+    multiple=True,
+    metavar="ROW,COL",
+    help="With --steps: the output position to show (repeatable).",
+)
+@click.option(
+    "--limit", type=click.IntRange(min=1), help="With --steps: show at most this many positions."
+)
+@click.option(
+    "--steps-layer",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="With --steps: which layer of a pipeline to trace.",
+)
 @click.option("--show", is_flag=True, help="Draw the input and the output in the terminal.")
 def apply(items: tuple[str, ...], **kwargs: Any) -> None:
     """Convolution or pooling applied to an image or a matrix.
@@ -175,10 +237,17 @@ def apply(items: tuple[str, ...], **kwargs: Any) -> None:
     inputs, spec_texts = _split_items(items)
     stages = _stages(spec_texts, choices)
     if len(stages) < report.steps_layer:
-        raise ConvcalcError(f"--steps-layer {report.steps_layer} is past the last layer; "
-                            f"valid: 1 to {len(stages)}")
-    settings = Settings(PadMode(how.pad_mode), Method(how.method), ChannelMode(how.channels),
-                        how.flip, how.exclude_pad, Convention(how.convention))
+        raise ConvcalcError(
+            f"--steps-layer {report.steps_layer} is past the last layer; valid: 1 to {len(stages)}"
+        )
+    settings = Settings(
+        PadMode(how.pad_mode),
+        Method(how.method),
+        ChannelMode(how.channels),
+        how.flip,
+        how.exclude_pad,
+        Convention(how.convention),
+    )
     run = Run(stages, settings, kwargs.pop("gray"), out, report)
     files = _expand_inputs(inputs)
     if len(files) > 1:
@@ -220,8 +289,14 @@ def _stages(spec_texts: Sequence[str], choices: LayerChoices) -> list[Any]:
     if isinstance(layer, Pool | GlobalPool):
         return [Stage(Spec(format_layer(layer), layer))]
     bias = None if choices.bias is None else _numbers(choices.bias, "--bias")
-    return [Stage(Spec(format_layer(layer, choices.kernels), layer),
-                  read_kernels(choices.kernels), bias, Activation(choices.activation))]
+    return [
+        Stage(
+            Spec(format_layer(layer, choices.kernels), layer),
+            read_kernels(choices.kernels),
+            bias,
+            Activation(choices.activation),
+        )
+    ]
 
 
 def _option_layer(choices: LayerChoices) -> Layer:
@@ -236,11 +311,19 @@ def _option_layer(choices: LayerChoices) -> Layer:
             return GlobalPool(kind)
         if len(choices.kernels) != 1:
             raise ConvcalcError("--pool needs one window size: -k 2 or -k 3x3")
-        return Pool(kind, parse_dims(choices.kernels[0], "pool size"), stride, padding,
-                    dilation, choices.ceil)
+        return Pool(
+            kind,
+            parse_dims(choices.kernels[0], "pool size"),
+            stride,
+            padding,
+            dilation,
+            choices.ceil,
+        )
     if not choices.kernels:
-        raise ConvcalcError("no kernel: give -k PRESET|MATRIX|FILE, --pool, or layer specs",
-                            "See `convcalc kernels` for the presets.")
+        raise ConvcalcError(
+            "no kernel: give -k PRESET|MATRIX|FILE, --pool, or layer specs",
+            "See `convcalc kernels` for the presets.",
+        )
     if choices.transposed:
         output_padding = parse_counts(choices.output_padding, "output padding")
         return Deconv(None, None, stride or (1,), padding, dilation, output_padding)
@@ -280,8 +363,11 @@ def _expand_inputs(inputs: Sequence[str]) -> list[str]:
     for item in inputs:
         path = Path(item)
         if item != "-" and path.is_dir():
-            found = sorted(str(p) for p in path.iterdir()
-                           if p.suffix.lower() in IMAGE_SUFFIXES | ARRAY_SUFFIXES)
+            found = sorted(
+                str(p)
+                for p in path.iterdir()
+                if p.suffix.lower() in IMAGE_SUFFIXES | ARRAY_SUFFIXES
+            )
             if not found:
                 raise RuntimeFailure(f"folder '{item}' holds no images or matrices")
             files += found
@@ -330,15 +416,23 @@ def _write(path: str, loaded: Any, result: Any, out: OutputOptions) -> list[str]
         notes.append("alpha dropped: the output size differs from the input's")
         alpha = None
     written = write_output(
-        out.output, result, scale=Scale(out.scale), alpha=alpha,
-        max_value=loaded.max_value or 255.0, inputs=[path], force=out.force,
-        compress_level=out.compress, sheet=out.sheet,
+        out.output,
+        result,
+        scale=Scale(out.scale),
+        alpha=alpha,
+        max_value=loaded.max_value or 255.0,
+        inputs=[path],
+        force=out.force,
+        compress_level=out.compress,
+        sheet=out.sheet,
     )
     notes += list(written.notes)
     if written.scale is not None and written.value_range is not None:
         lo, hi = written.value_range
-        notes.append(f"scaled with {written.scale}: [{lo:.6g}, {hi:.6g}] → [0, "
-                     f"{2 ** (written.bits or 8) - 1}]")
+        notes.append(
+            f"scaled with {written.scale}: [{lo:.6g}, {hi:.6g}] → [0, "
+            f"{2 ** (written.bits or 8) - 1}]"
+        )
     where = "PNG to stdout" if out.output == "-" else ", ".join(written.paths)
     return [*notes, f"wrote {where} ({_shape(result)})"]
 
@@ -348,8 +442,11 @@ def _writes_8bit(data: Any, run: Run) -> bool:
     from convcalc.compute.pipeline import stays_8bit
     from convcalc.io.writing import writes_8bit_image
 
-    return (run.out.output is not None and writes_8bit_image(run.out.output, Scale(run.out.scale))
-            and stays_8bit(data, run.stages, run.settings))
+    return (
+        run.out.output is not None
+        and writes_8bit_image(run.out.output, Scale(run.out.scale))
+        and stays_8bit(data, run.stages, run.settings)
+    )
 
 
 def _check_memory(data: Any, run: Run, estimate_bytes: Any) -> None:
@@ -357,8 +454,10 @@ def _check_memory(data: Any, run: Run, estimate_bytes: Any) -> None:
     from convcalc.compute.memory import require_memory
 
     itemsize = 4 if data.dtype == "float32" else 8
-    require_memory(estimate_bytes(data.shape, run.stages, run.settings, itemsize),
-                   "try a smaller input, --gray, or fewer filters")
+    require_memory(
+        estimate_bytes(data.shape, run.stages, run.settings, itemsize),
+        "try a smaller input, --gray, or fewer filters",
+    )
 
 
 def _print_steps(data: Any, run: Run) -> None:
@@ -366,8 +465,14 @@ def _print_steps(data: Any, run: Run) -> None:
     from convcalc.present.steps import steps_renderable
 
     report = run.report
-    traced = trace(data, run.stages, run.settings, layer=report.steps_layer,
-                   at=[_position(text) for text in report.at], limit=report.limit)
+    traced = trace(
+        data,
+        run.stages,
+        run.settings,
+        layer=report.steps_layer,
+        at=[_position(text) for text in report.at],
+        limit=report.limit,
+    )
     if report.as_json:
         emit_json(trace_json(traced))
     else:
@@ -390,8 +495,9 @@ def _print_show(data: Any, result: Any) -> None:
     console.print(show(data, result, width=console.width, color_system=console.color_system))
 
 
-def _print_result(result: Any, input_shape: tuple[int, ...], report: ReportOptions,
-                  notes: list[str]) -> None:
+def _print_result(
+    result: Any, input_shape: tuple[int, ...], report: ReportOptions, notes: list[str]
+) -> None:
     from convcalc.present.tables import matrix_table
 
     small = result.shape[0] * result.shape[1] <= SMALL_CELLS and result.shape[1] <= 24
@@ -399,8 +505,7 @@ def _print_result(result: Any, input_shape: tuple[int, ...], report: ReportOptio
     if report.as_json and report.steps:
         return
     if report.as_json:
-        doc: dict[str, Any] = {"input_shape": list(input_shape),
-                               "output_shape": list(result.shape)}
+        doc: dict[str, Any] = {"input_shape": list(input_shape), "output_shape": list(result.shape)}
         doc |= {"output": _plain(result)} if small else _stats(result)
         emit_json(doc)
     elif small:
@@ -409,8 +514,10 @@ def _print_result(result: Any, input_shape: tuple[int, ...], report: ReportOptio
             print_rich(matrix_table(result[:, :, c], title))
     else:
         stats = _stats(result)
-        click.echo(f"output {_shape(result)}: min {stats['min']:.6g}, max {stats['max']:.6g}, "
-                   f"mean {stats['mean']:.6g}")
+        click.echo(
+            f"output {_shape(result)}: min {stats['min']:.6g}, max {stats['max']:.6g}, "
+            f"mean {stats['mean']:.6g}"
+        )
         say(["too large to print; save it with -o out.png (picture) or -o out.npy (values)"])
 
 
@@ -424,8 +531,9 @@ def _apply_many(files: list[str], run: Run, jobs: int | None) -> None:
     folder = Path(output)
     if not folder.is_dir():
         raise RuntimeFailure(f"output folder '{folder}' does not exist")
-    pairs = [(f, run._replace(out=run.out._replace(output=str(folder / _output_name(f)))))
-             for f in files]
+    pairs = [
+        (f, run._replace(out=run.out._replace(output=str(folder / _output_name(f))))) for f in files
+    ]
     with progress(len(pairs)) as advance:
         run_batch(_run_pair, pairs, workers=worker_count(jobs, len(pairs)), advance=advance)
 

@@ -16,20 +16,40 @@ from convcalc.cli.output import BUSY_SIZE, busy, choice_of, emit_json, print_ric
 
 @click.command(cls=ConvcalcCommand)
 @click.argument("input_path", metavar="INPUT")
-@click.option("-k", "--kernel", "kernels", multiple=True, required=True,
-              help="Kernel: a preset, a matrix or a file; repeat for several filters.")
+@click.option(
+    "-k",
+    "--kernel",
+    "kernels",
+    multiple=True,
+    required=True,
+    help="Kernel: a preset, a matrix or a file; repeat for several filters.",
+)
 @click.option("-s", "--stride", help="Stride: N or SHxSW.")
 @click.option("-p", "--padding", help="Padding: N, HxW, same, valid or full.")
 @click.option("-d", "--dilation", help="Dilation: N or per axis.")
 @click.option("--pad-mode", type=choice_of(PadMode), default="zero", show_default=True)
 @click.option("--channels", type=choice_of(ChannelMode), default="each", show_default=True)
 @click.option("--gray", is_flag=True, help="Convert a colour image to one channel first.")
-@click.option("--repeat", type=click.IntRange(1, 100), default=3, show_default=True,
-              help="Timed runs per method (the best is kept).")
+@click.option(
+    "--repeat",
+    type=click.IntRange(1, 100),
+    default=3,
+    show_default=True,
+    help="Timed runs per method (the best is kept).",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
-def bench(input_path: str, kernels: tuple[str, ...], stride: str | None, padding: str | None,
-          dilation: str | None, pad_mode: str, channels: str, gray: bool, repeat: int,
-          as_json: bool) -> None:
+def bench(
+    input_path: str,
+    kernels: tuple[str, ...],
+    stride: str | None,
+    padding: str | None,
+    dilation: str | None,
+    pad_mode: str,
+    channels: str,
+    gray: bool,
+    repeat: int,
+    as_json: bool,
+) -> None:
     """Time the four convolution methods on your data, with their errors.
 
     Sliding window (direct), im2col + GEMM, FFT and Winograd F(2x2,3x3), each
@@ -48,13 +68,21 @@ def bench(input_path: str, kernels: tuple[str, ...], stride: str | None, padding
     from convcalc.present.tables import bench_table
 
     loaded = read_input(input_path, gray=gray)
-    bank, groups, _ = kernel_bank(read_kernels(kernels), loaded.data.shape[2],
-                                  ChannelMode(channels))
-    layer = Conv(None, None, parse_dims(stride or "1", "stride"),
-                 parse_padding(padding or "0"), parse_dims(dilation or "1", "dilation"))
+    bank, groups, _ = kernel_bank(
+        read_kernels(kernels), loaded.data.shape[2], ChannelMode(channels)
+    )
+    layer = Conv(
+        None,
+        None,
+        parse_dims(stride or "1", "stride"),
+        parse_padding(padding or "0"),
+        parse_dims(dilation or "1", "dilation"),
+    )
     settings: dict[str, Any] = {
-        "stride": two_axes(layer.stride, "stride"), "padding": two_axes(layer.padding, "padding"),
-        "dilation": two_axes(layer.dilation, "dilation"), "pad_mode": PadMode(pad_mode),
+        "stride": two_axes(layer.stride, "stride"),
+        "padding": two_axes(layer.padding, "padding"),
+        "dilation": two_axes(layer.dilation, "dilation"),
+        "pad_mode": PadMode(pad_mode),
         "groups": groups,
     }
 
@@ -65,10 +93,24 @@ def bench(input_path: str, kernels: tuple[str, ...], stride: str | None, padding
         timings = compare_methods(compute, loaded.data, repeats=repeat)
     shape = "x".join(map(str, loaded.data.shape))
     if as_json:
-        emit_json({"input_shape": list(loaded.data.shape), "kernel_shape": list(bank.shape),
-                   "methods": [{"method": t.method.value, "seconds": t.seconds,
-                                "max_error": t.max_error, "reason": t.reason}
-                               for t in timings]})
+        emit_json(
+            {
+                "input_shape": list(loaded.data.shape),
+                "kernel_shape": list(bank.shape),
+                "methods": [
+                    {
+                        "method": t.method.value,
+                        "seconds": t.seconds,
+                        "max_error": t.max_error,
+                        "reason": t.reason,
+                    }
+                    for t in timings
+                ],
+            }
+        )
         return
-    print_rich(bench_table(timings, f"{input_path} ({shape}), kernel bank "
-                                    f"{'x'.join(map(str, bank.shape))}"))
+    print_rich(
+        bench_table(
+            timings, f"{input_path} ({shape}), kernel bank {'x'.join(map(str, bank.shape))}"
+        )
+    )

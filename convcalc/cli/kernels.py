@@ -26,21 +26,34 @@ def kernels(name: str | None, as_json: bool) -> None:
     from convcalc.present.tables import kernel_list_table, matrix_table
 
     if name is None:
-        rows = [(n, presets.describe(n), presets.get_preset(n).shape) for n in
-                presets.preset_names()]
+        rows = [
+            (n, presets.describe(n), presets.get_preset(n).shape) for n in presets.preset_names()
+        ]
         if as_json:
-            emit_json({"kernels": [{"name": n, "description": d, "shape": list(s)}
-                                   for n, d, s in rows],
-                       "parameterised": [{"syntax": s, "description": d}
-                                         for s, d in presets.parameterised_kernels()]})
+            emit_json(
+                {
+                    "kernels": [
+                        {"name": n, "description": d, "shape": list(s)} for n, d, s in rows
+                    ],
+                    "parameterised": [
+                        {"syntax": s, "description": d} for s, d in presets.parameterised_kernels()
+                    ],
+                }
+            )
             return
         print_rich(kernel_list_table(rows, presets.parameterised_kernels()))
         return
     values = parse_kernel(name)
     separable = values.ndim == 2 and separable_factors(values) is not None
     if as_json:
-        emit_json({"name": name, "shape": list(values.shape), "values": values.tolist(),
-                   "separable": separable})
+        emit_json(
+            {
+                "name": name,
+                "shape": list(values.shape),
+                "values": values.tolist(),
+                "separable": separable,
+            }
+        )
         return
     title = f"{name}  ({'x'.join(map(str, values.shape))}" + (", separable)" if separable else ")")
     print_rich(matrix_table(values, title))

@@ -33,21 +33,36 @@ def layer_options(fn: F) -> F:
         click.option("-p", "--padding", help="Padding: N, HxW, same, valid or full."),
         click.option("-d", "--dilation", help="Dilation: N or per axis."),
         click.option("--filters", type=int, help="Number of filters (output channels)."),
-        click.option("--groups", type=int, default=1, show_default=True,
-                     help="Grouped convolution: groups dividing both channel counts."),
+        click.option(
+            "--groups",
+            type=int,
+            default=1,
+            show_default=True,
+            help="Grouped convolution: groups dividing both channel counts.",
+        ),
         click.option("--no-bias", is_flag=True, help="Layers without bias terms."),
-        click.option("--pool", type=choice_of(PoolKind),
-                     help="A pooling layer instead of a convolution."),
+        click.option(
+            "--pool", type=choice_of(PoolKind), help="A pooling layer instead of a convolution."
+        ),
         click.option("--ceil", is_flag=True, help="Pooling rounds up (PyTorch ceil_mode)."),
         click.option("--transposed", is_flag=True, help="A transposed convolution."),
-        click.option("--output-padding", default="0", show_default=True,
-                     help="Transposed convolution: extra rows/columns after."),
+        click.option(
+            "--output-padding",
+            default="0",
+            show_default=True,
+            help="Transposed convolution: extra rows/columns after.",
+        ),
         click.option("--net", help="A network: " + ", ".join(PRESETS) + ", or a file of specs."),
-        click.option("--convention", type=choice_of(Convention), default="torch",
-                     show_default=True,
-                     help="Whose rules where frameworks differ (pool rounding, SAME)."),
-        click.option("--strict", is_flag=True,
-                     help="Fail when a window does not fit its input exactly."),
+        click.option(
+            "--convention",
+            type=choice_of(Convention),
+            default="torch",
+            show_default=True,
+            help="Whose rules where frameworks differ (pool rounding, SAME).",
+        ),
+        click.option(
+            "--strict", is_flag=True, help="Fail when a window does not fit its input exactly."
+        ),
         click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout."),
     ]
     for option in reversed(options):
@@ -79,9 +94,9 @@ class LayerOptions(NamedTuple):
         return self.kernel is not None
 
 
-def network_of(input_text: str, spec_texts: tuple[str, ...], opts: LayerOptions) -> tuple[
-    Shape, list[Spec]
-]:
+def network_of(
+    input_text: str, spec_texts: tuple[str, ...], opts: LayerOptions
+) -> tuple[Shape, list[Spec]]:
     """The input shape and the layers to run on it, from arguments or options."""
     if opts.single and (spec_texts or opts.net):
         raise ConvcalcError("give either -k (one layer) or layer specs/--net, not both")
@@ -89,11 +104,20 @@ def network_of(input_text: str, spec_texts: tuple[str, ...], opts: LayerOptions)
         return _single_network(input_text, opts)
     from convcalc.calc.presets import load_network
 
-    ignored = [name for name, given in (
-        ("-s", opts.stride), ("-p", opts.padding), ("-d", opts.dilation),
-        ("--filters", opts.filters is not None), ("--groups", opts.groups != 1),
-        ("--pool", opts.pool), ("--ceil", opts.ceil), ("--transposed", opts.transposed),
-    ) if given]
+    ignored = [
+        name
+        for name, given in (
+            ("-s", opts.stride),
+            ("-p", opts.padding),
+            ("-d", opts.dilation),
+            ("--filters", opts.filters is not None),
+            ("--groups", opts.groups != 1),
+            ("--pool", opts.pool),
+            ("--ceil", opts.ceil),
+            ("--transposed", opts.transposed),
+        )
+        if given
+    ]
     if ignored:
         raise ConvcalcError(
             f"{', '.join(ignored)} describe one layer given with -k; with layer specs or "
@@ -103,8 +127,7 @@ def network_of(input_text: str, spec_texts: tuple[str, ...], opts: LayerOptions)
     specs += parse_specs(spec_texts)
     if not specs:
         raise ConvcalcError(
-            "nothing to compute: give a kernel with -k, layer specs such as conv:6,5, "
-            "or --net NAME"
+            "nothing to compute: give a kernel with -k, layer specs such as conv:6,5, or --net NAME"
         )
     return parse_shape(input_text, network_rank([s.layer for s in specs])), specs
 
@@ -129,7 +152,16 @@ def _single_layer(opts: LayerOptions) -> Layer:
         return Pool(PoolKind(opts.pool), kernel, stride, padding, dilation, opts.ceil)
     if opts.transposed:
         output_padding = parse_counts(opts.output_padding, "output padding")
-        return Deconv(opts.filters, kernel, stride or (1,), padding, dilation,
-                      output_padding, opts.groups, not opts.no_bias)
-    return Conv(opts.filters, kernel, stride or (1,), padding, dilation, opts.groups,
-                not opts.no_bias, 2)
+        return Deconv(
+            opts.filters,
+            kernel,
+            stride or (1,),
+            padding,
+            dilation,
+            output_padding,
+            opts.groups,
+            not opts.no_bias,
+        )
+    return Conv(
+        opts.filters, kernel, stride or (1,), padding, dilation, opts.groups, not opts.no_bias, 2
+    )

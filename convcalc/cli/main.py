@@ -25,8 +25,12 @@ class ConvcalcGroup(click.Group):
 
     command_class = ConvcalcCommand
     lazy_commands: ClassVar[dict[str, str]] = {
-        "shape": "shape", "params": "params", "apply": "apply", "animate": "animate",
-        "bench": "bench", "kernels": "kernels",
+        "shape": "shape",
+        "params": "params",
+        "apply": "apply",
+        "animate": "animate",
+        "bench": "bench",
+        "kernels": "kernels",
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:
@@ -67,8 +71,12 @@ class ConvcalcGroup(click.Group):
 
 @click.group(cls=ConvcalcGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="convcalc")
-@click.option("--debug", is_flag=True, expose_value=False,
-              help="Show the Python traceback of an internal error (for bug reports).")
+@click.option(
+    "--debug",
+    is_flag=True,
+    expose_value=False,
+    help="Show the Python traceback of an internal error (for bug reports).",
+)
 def cli() -> None:
     """Convolution calculator and visualizer: shapes, parameters, and the arithmetic."""
 

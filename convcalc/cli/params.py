@@ -22,8 +22,11 @@ from convcalc.present.formatting import comparison_json
 @click.argument("input_shape", metavar="INPUT")
 @click.argument("layers", nargs=-1, metavar="[LAYER]...")
 @layer_options
-@click.option("--units", type=click.IntRange(min=1),
-              help="Also compare with a fully connected layer of this many units.")
+@click.option(
+    "--units",
+    type=click.IntRange(min=1),
+    help="Also compare with a fully connected layer of this many units.",
+)
 def params(input_shape: str, layers: tuple[str, ...], **kwargs: Any) -> None:
     """Weights with and without weight sharing, against fully connected layers.
 
@@ -40,8 +43,7 @@ def params(input_shape: str, layers: tuple[str, ...], **kwargs: Any) -> None:
     if opts.pool or opts.transposed:
         raise ConvcalcError("params compares convolutions; drop --pool/--transposed")
     shape_in, specs = network_of(input_shape, layers, opts)
-    result = evaluate(specs, shape_in, convention=Convention(opts.convention),
-                      strict=opts.strict)
+    result = evaluate(specs, shape_in, convention=Convention(opts.convention), strict=opts.strict)
     if opts.no_bias:
         specs = [replace(s, layer=_without_bias(s.layer)) for s in specs]
     inputs = [result.input] + [layer.output for layer in result.layers[:-1]]

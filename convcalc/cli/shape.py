@@ -29,8 +29,13 @@ from convcalc.present.formatting import (
 @click.argument("layers", nargs=-1, metavar="[LAYER]...")
 @layer_options
 @click.option("--target", type=int, help="Which kernel/stride/padding/dilation give this size?")
-@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True,
-              help="With --target: how many answers to show.")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=20,
+    show_default=True,
+    help="With --target: how many answers to show.",
+)
 @click.option("--explain", is_flag=True, help="Each layer's formula with the numbers filled in.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the output shape.")
 def shape(input_shape: str, layers: tuple[str, ...], **kwargs: Any) -> None:
@@ -56,8 +61,7 @@ def shape(input_shape: str, layers: tuple[str, ...], **kwargs: Any) -> None:
         _shape_target(input_shape, target, opts, limit, as_json, quiet)
         return
     shape_in, specs = network_of(input_shape, layers, opts)
-    result = evaluate(specs, shape_in, convention=Convention(opts.convention),
-                      strict=opts.strict)
+    result = evaluate(specs, shape_in, convention=Convention(opts.convention), strict=opts.strict)
     if quiet:
         click.echo(str(result.output))
     elif as_json:
@@ -78,8 +82,9 @@ def _shape_target(
 ) -> None:
     n = parse_dims(input_text, "input")
     if len(n) != 1:
-        raise ConvcalcError(f"--target works on one axis; give the input as one number, "
-                            f"not '{input_text}'")
+        raise ConvcalcError(
+            f"--target works on one axis; give the input as one number, not '{input_text}'"
+        )
     fixed = {"kernels": opts.kernel, "strides": opts.stride, "dilations": opts.dilation}
     from convcalc.calc.geometry import find_targets
 

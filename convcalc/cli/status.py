@@ -31,8 +31,12 @@ def failure_of(exc: BaseException) -> Failure | None:
     if isinstance(exc, click.exceptions.Exit):
         return Failure(None, None, exc.exit_code)
     if isinstance(exc, click.NoSuchOption) and re.fullmatch(r"-\d[\dx.]*", exc.option_name):
-        return Failure(f"'{exc.option_name}' is negative; sizes, kernels, strides and counts "
-                       "must be positive numbers", _help_hint(exc.ctx), USAGE)
+        return Failure(
+            f"'{exc.option_name}' is negative; sizes, kernels, strides and counts "
+            "must be positive numbers",
+            _help_hint(exc.ctx),
+            USAGE,
+        )
     if isinstance(exc, click.UsageError):
         return Failure(exc.format_message(), _help_hint(exc.ctx), USAGE)
     if isinstance(exc, ConvcalcError):
@@ -42,16 +46,19 @@ def failure_of(exc: BaseException) -> Failure | None:
     if isinstance(exc, BrokenPipeError):
         return Failure(None, None, RUNTIME)
     if isinstance(exc, MemoryError):
-        return Failure("not enough memory for this input; try a smaller input or --gray", None,
-                       RUNTIME)
+        return Failure(
+            "not enough memory for this input; try a smaller input or --gray", None, RUNTIME
+        )
     return None
 
 
 def internal_error(exc: BaseException) -> Failure:
     """An exception no rule expects: a bug, reported in one line with where to go next."""
-    return Failure(f"internal error: {type(exc).__name__}: {exc}",
-                   "This is a bug; run again with --debug for the traceback and report it.",
-                   RUNTIME)
+    return Failure(
+        f"internal error: {type(exc).__name__}: {exc}",
+        "This is a bug; run again with --debug for the traceback and report it.",
+        RUNTIME,
+    )
 
 
 def report(failure: Failure) -> None:

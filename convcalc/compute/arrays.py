@@ -68,7 +68,10 @@ def prepare(
 
 
 def output_size(
-    x_shape: tuple[int, ...], w_shape: tuple[int, ...], stride: Pair, dilation: Pair,
+    x_shape: tuple[int, ...],
+    w_shape: tuple[int, ...],
+    stride: Pair,
+    dilation: Pair,
     groups: int,
 ) -> tuple[int, int]:
     """Ho, Wo of an HxWxC input and a KH x KW x (C/groups) x F bank that fit."""

@@ -16,8 +16,9 @@ def worker_count(requested: int | None, jobs: int) -> int:
     return max(1, min(requested or os.cpu_count() or 1, jobs))
 
 
-def run_batch(work: Callable[[Job], None], jobs: Sequence[Job], *, workers: int,
-              advance: Callable[[], None]) -> None:
+def run_batch(
+    work: Callable[[Job], None], jobs: Sequence[Job], *, workers: int, advance: Callable[[], None]
+) -> None:
     """Run ``work(job)`` for every job, calling ``advance`` after each one finishes.
 
     With one worker the jobs run here, in order; otherwise in ``workers`` processes

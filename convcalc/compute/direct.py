@@ -48,9 +48,16 @@ plain sum stays exact on integers; the factored one may differ in the last bit).
 
 
 def correlate_direct(
-    x: ArrayLike | PaddedInput, w: ArrayLike, *, stride: Pair = (1, 1),
-    dilation: Pair = (1, 1), groups: int = 1, tile_rows: int | None = None,
-    workers: int = WORKERS, separable: bool = True, out_dtype: DTypeLike | None = None,
+    x: ArrayLike | PaddedInput,
+    w: ArrayLike,
+    *,
+    stride: Pair = (1, 1),
+    dilation: Pair = (1, 1),
+    groups: int = 1,
+    tile_rows: int | None = None,
+    workers: int = WORKERS,
+    separable: bool = True,
+    out_dtype: DTypeLike | None = None,
 ) -> NDArray[Any]:
     """Shift-and-add over the KH·KW taps: ``y += x[tap view] @ w[i, j]`` per tap.
 
@@ -80,8 +87,9 @@ def correlate_direct(
     span = effective_kernel(wa.shape[0], dilation[0])
     f = wa.shape[3]
     if tile_rows is None:
-        tile_rows = max(4, TILE_BYTES // max(1, wo * f * wa.dtype.itemsize),
-                        TILE_MIN_ROWS_PER_SPAN * (span - 1))
+        tile_rows = max(
+            4, TILE_BYTES // max(1, wo * f * wa.dtype.itemsize), TILE_MIN_ROWS_PER_SPAN * (span - 1)
+        )
     factors = rank1_factors(wa) if separable and ho * wo >= SEPARABLE_MIN_PIXELS else None
     product = _strip_product(wa, stride, dilation, groups, factors)
     out = np.empty((ho, wo, f), dtype=dtype if out_dtype is None else out_dtype)
@@ -141,8 +149,14 @@ def _strip_product(
     return channels_first
 
 
-def _shared(xs: Array, k: Array, factors: tuple[Array, Array] | None, stride: Pair,
-            dilation: Pair, out: Array) -> None:
+def _shared(
+    xs: Array,
+    k: Array,
+    factors: tuple[Array, Array] | None,
+    stride: Pair,
+    dilation: Pair,
+    out: Array,
+) -> None:
     """One KH x KW kernel on every channel of xs (R x W x C) at column stride 1."""
     (sh, _), (dh, dw) = stride, dilation
     wo = out.shape[1]
@@ -167,17 +181,16 @@ def _add_taps(xs: Array, taps: list[tuple[int, int, Any]], sh: int, out: Array) 
             np.add(out, tmp, out=out)
 
 
-def _shift_add(
-    xs: Array, w: Array, stride: Pair, dilation: Pair, groups: int, out: Array
-) -> None:
+def _shift_add(xs: Array, w: Array, stride: Pair, dilation: Pair, groups: int, out: Array) -> None:
     """``out = sum over taps (i, j) of tap_product(xs[i·d:…:s, j·d:…:s], w[i, j])``."""
     (sh, sw), (dh, dw) = stride, dilation
     ho, wo = out.shape[:2]
     tmp = np.empty_like(out)
     for i in range(w.shape[0]):
         for j in range(w.shape[1]):
-            view = xs[i * dh : i * dh + (ho - 1) * sh + 1 : sh,
-                      j * dw : j * dw + (wo - 1) * sw + 1 : sw]
+            view = xs[
+                i * dh : i * dh + (ho - 1) * sh + 1 : sh, j * dw : j * dw + (wo - 1) * sw + 1 : sw
+            ]
             if i == j == 0:
                 tap_product(view, w[0, 0], groups, out)
             else:
@@ -185,9 +198,7 @@ def _shift_add(
                 np.add(out, tmp, out=out)
 
 
-def _shift_add_depthwise(
-    xs: Array, w: Array, stride: Pair, dilation: Pair, out: Array
-) -> None:
+def _shift_add_depthwise(xs: Array, w: Array, stride: Pair, dilation: Pair, out: Array) -> None:
     """Depth-1 kernels, channels first: xs is G x H x W, out G x M x Ho x Wo (F = G·M)."""
     (sh, sw), (dh, dw) = stride, dilation
     groups, mult, ho, wo = out.shape
@@ -195,8 +206,12 @@ def _shift_add_depthwise(
     tmp = np.empty_like(out)
     for i in range(w.shape[0]):
         for j in range(w.shape[1]):
-            view = xs[:, None, i * dh : i * dh + (ho - 1) * sh + 1 : sh,
-                      j * dw : j * dw + (wo - 1) * sw + 1 : sw]
+            view = xs[
+                :,
+                None,
+                i * dh : i * dh + (ho - 1) * sh + 1 : sh,
+                j * dw : j * dw + (wo - 1) * sw + 1 : sw,
+            ]
             if i == j == 0:
                 np.multiply(view, wt[0, 0], out=out)
             else:

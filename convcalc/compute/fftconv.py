@@ -25,8 +25,13 @@ float64 channels and filters. Measurements: benchmarks/README.md.
 
 
 def correlate_fft(
-    x: ArrayLike, w: ArrayLike, *, stride: Pair = (1, 1), dilation: Pair = (1, 1),
-    groups: int = 1, chunk_bytes: int = CHUNK_BYTES,
+    x: ArrayLike,
+    w: ArrayLike,
+    *,
+    stride: Pair = (1, 1),
+    dilation: Pair = (1, 1),
+    groups: int = 1,
+    chunk_bytes: int = CHUNK_BYTES,
 ) -> Array:
     """Cross-correlation by FFT, tile by tile (overlap-save), in bounded memory.
 
@@ -63,7 +68,8 @@ def correlate_fft(
     step = ((size[0] - span[0]) // stride[0] + 1, (size[1] - span[1]) // stride[1] + 1)
     kernels = np.zeros((cg, groups, fg, *span), xa.dtype)
     kernels[..., :: dilation[0], :: dilation[1]] = np.moveaxis(
-        wa.reshape(kh, kw, cg, groups, fg), (0, 1), (3, 4))
+        wa.reshape(kh, kw, cg, groups, fg), (0, 1), (3, 4)
+    )
     exact = xa.dtype == np.float64 and _integer_valued(xa, wa)
     out = np.empty((ho, wo, groups, fg), dtype=xa.dtype)
     block = max(1, chunk_bytes // (xa.shape[2] * size[0] * (size[1] // 2 + 1) * complex_size))
@@ -71,8 +77,16 @@ def correlate_fft(
     with ThreadPoolExecutor(WORKERS) as pool:
         for f0 in range(0, fg, block):
             kspec = _kernel_spectra(kernels[:, :, f0 : f0 + block], size)
-            tile = partial(_correlate_tile, x=xa, kspec=kspec, size=size, stride=stride,
-                           step=step, out=out[..., f0 : f0 + block], exact=exact)
+            tile = partial(
+                _correlate_tile,
+                x=xa,
+                kspec=kspec,
+                size=size,
+                stride=stride,
+                step=step,
+                out=out[..., f0 : f0 + block],
+                exact=exact,
+            )
             # one tile: no thread to start
             list(pool.map(tile, origins) if len(origins) > 1 else map(tile, origins))
     return out.reshape(ho, wo, f)
@@ -81,8 +95,17 @@ def correlate_fft(
 # -- helpers -------------------------------------------------------------
 
 
-def _correlate_tile(origin: Pair, *, x: Array, kspec: NDArray[Any], size: Pair, stride: Pair,
-                    step: Pair, out: Array, exact: bool) -> None:
+def _correlate_tile(
+    origin: Pair,
+    *,
+    x: Array,
+    kspec: NDArray[Any],
+    size: Pair,
+    stride: Pair,
+    step: Pair,
+    out: Array,
+    exact: bool,
+) -> None:
     """The outputs of one tile: ``out[r : r + step[0], c : c + step[1]]`` for ``origin``
     (r, c), ``out`` Ho x Wo x groups x filters, from the HxWxC input ``x`` and
     `_kernel_spectra` ``kspec`` at the tile's FFT ``size``."""
@@ -130,13 +153,16 @@ def _tile_size(out: int, span: int, stride: int, edge: int) -> int:
 def _integer_valued(x: Array, w: Array) -> bool:
     """Both hold integers, small enough (sums under 2^40) that FFT's error is far below 1/2."""
     largest = max(x.max(initial=0), -x.min(initial=0))
-    if not (largest * np.abs(w).sum(axis=(0, 1, 2)).max(initial=0) < 2**40
-            and np.array_equal(w, np.rint(w))):
+    if not (
+        largest * np.abs(w).sum(axis=(0, 1, 2)).max(initial=0) < 2**40
+        and np.array_equal(w, np.rint(w))
+    ):
         return False
     # in bands of rows: rint of the whole image would be an image-sized temporary
     rows = max(1, TILE_BYTES // max(1, x[0].nbytes))
-    return all(np.array_equal(x[r : r + rows], np.rint(x[r : r + rows]))
-               for r in range(0, len(x), rows))
+    return all(
+        np.array_equal(x[r : r + rows], np.rint(x[r : r + rows])) for r in range(0, len(x), rows)
+    )
 
 
 def _next_smooth(n: int) -> int:

@@ -214,36 +214,67 @@ _PRESETS: dict[str, tuple[str, Callable[[], FloatArray]]] = {
     "box3": ("3x3 box blur: the mean of the window (1/9 each)", _fixed(np.ones((3, 3)), 9)),
     "box5": ("5x5 box blur: the mean of the window (1/25 each)", _fixed(np.ones((5, 5)), 25)),
     "gauss3": ("3x3 Gaussian blur: binomial [1,2,1]ᵀ[1,2,1] / 16", _binomial([1, 2, 1])),
-    "gauss5": ("5x5 Gaussian blur: binomial [1,4,6,4,1]ᵀ[1,4,6,4,1] / 256",
-               _binomial([1, 4, 6, 4, 1])),
-    "sharpen": ("sharpen: 5× the centre minus its four neighbours",
-                _fixed([[0, -1, 0], [-1, 5, -1], [0, -1, 0]])),
-    "edge-v": ("textbook vertical-edge detector [[1,0,-1]]×3: positive for bright left, "
-               "dark right", _fixed(_EDGE_V)),
-    "edge-h": ("textbook horizontal-edge detector (edge-v transposed): positive for bright "
-               "top, dark bottom", _fixed(np.transpose(_EDGE_V))),
-    "sobel-x": ("Sobel derivative in x: positive where intensity increases left to right",
-                _fixed(_SOBEL_X)),
-    "sobel-y": ("Sobel derivative in y: positive where intensity increases top to bottom",
-                _fixed(np.transpose(_SOBEL_X))),
-    "prewitt-x": ("Prewitt derivative in x: positive where intensity increases left to right",
-                  _fixed(_PREWITT_X)),
-    "prewitt-y": ("Prewitt derivative in y: positive where intensity increases top to bottom",
-                  _fixed(np.transpose(_PREWITT_X))),
-    "scharr-x": ("Scharr derivative in x (weights 3, 10, 3): more rotation-invariant than "
-                 "Sobel", _fixed(_SCHARR_X)),
-    "scharr-y": ("Scharr derivative in y (weights 3, 10, 3): more rotation-invariant than "
-                 "Sobel", _fixed(np.transpose(_SCHARR_X))),
-    "laplace4": ("Laplacian, 4-neighbour: the four neighbours minus 4× the centre",
-                 _fixed([[0, 1, 0], [1, -4, 1], [0, 1, 0]])),
-    "laplace8": ("Laplacian, 8-neighbour: the eight neighbours minus 8× the centre",
-                 _fixed([[1, 1, 1], [1, -8, 1], [1, 1, 1]])),
-    "emboss": ("emboss: relief effect, bright where intensity rises towards the bottom right",
-               _fixed([[-2, -1, 0], [-1, 1, 1], [0, 1, 2]])),
-    "outline": ("outline: 8× the centre minus its eight neighbours (edges of every direction)",
-                _fixed([[-1, -1, -1], [-1, 8, -1], [-1, -1, -1]])),
-    "motion": ("9x9 motion blur along the main diagonal (1/9 on each diagonal cell)",
-               _fixed(np.eye(9), 9)),
+    "gauss5": (
+        "5x5 Gaussian blur: binomial [1,4,6,4,1]ᵀ[1,4,6,4,1] / 256",
+        _binomial([1, 4, 6, 4, 1]),
+    ),
+    "sharpen": (
+        "sharpen: 5× the centre minus its four neighbours",
+        _fixed([[0, -1, 0], [-1, 5, -1], [0, -1, 0]]),
+    ),
+    "edge-v": (
+        "textbook vertical-edge detector [[1,0,-1]]×3: positive for bright left, dark right",
+        _fixed(_EDGE_V),
+    ),
+    "edge-h": (
+        "textbook horizontal-edge detector (edge-v transposed): positive for bright "
+        "top, dark bottom",
+        _fixed(np.transpose(_EDGE_V)),
+    ),
+    "sobel-x": (
+        "Sobel derivative in x: positive where intensity increases left to right",
+        _fixed(_SOBEL_X),
+    ),
+    "sobel-y": (
+        "Sobel derivative in y: positive where intensity increases top to bottom",
+        _fixed(np.transpose(_SOBEL_X)),
+    ),
+    "prewitt-x": (
+        "Prewitt derivative in x: positive where intensity increases left to right",
+        _fixed(_PREWITT_X),
+    ),
+    "prewitt-y": (
+        "Prewitt derivative in y: positive where intensity increases top to bottom",
+        _fixed(np.transpose(_PREWITT_X)),
+    ),
+    "scharr-x": (
+        "Scharr derivative in x (weights 3, 10, 3): more rotation-invariant than Sobel",
+        _fixed(_SCHARR_X),
+    ),
+    "scharr-y": (
+        "Scharr derivative in y (weights 3, 10, 3): more rotation-invariant than Sobel",
+        _fixed(np.transpose(_SCHARR_X)),
+    ),
+    "laplace4": (
+        "Laplacian, 4-neighbour: the four neighbours minus 4× the centre",
+        _fixed([[0, 1, 0], [1, -4, 1], [0, 1, 0]]),
+    ),
+    "laplace8": (
+        "Laplacian, 8-neighbour: the eight neighbours minus 8× the centre",
+        _fixed([[1, 1, 1], [1, -8, 1], [1, 1, 1]]),
+    ),
+    "emboss": (
+        "emboss: relief effect, bright where intensity rises towards the bottom right",
+        _fixed([[-2, -1, 0], [-1, 1, 1], [0, 1, 2]]),
+    ),
+    "outline": (
+        "outline: 8× the centre minus its eight neighbours (edges of every direction)",
+        _fixed([[-1, -1, -1], [-1, 8, -1], [-1, -1, -1]]),
+    ),
+    "motion": (
+        "9x9 motion blur along the main diagonal (1/9 on each diagonal cell)",
+        _fixed(np.eye(9), 9),
+    ),
 }
 
 
@@ -303,7 +334,9 @@ def _gauss(values: dict[str, str]) -> FloatArray:
         size = _size_param("gauss", values["size"], odd=True)
     elif default > MAX_GENERATED_SIZE:
         raise _param_error(
-            "gauss", "sigma", values["sigma"],
+            "gauss",
+            "sigma",
+            values["sigma"],
             f"at most {(MAX_GENERATED_SIZE - 1) // 6} without size (size 2·ceil(3σ)+1 "
             f"must be at most {MAX_GENERATED_SIZE})",
         )
@@ -365,19 +398,29 @@ _GENERATORS: dict[str, _Generator] = {
     g.name: g
     for g in (
         _Generator(
-            "gauss", "gauss:sigma=S[,size=N]",
+            "gauss",
+            "gauss:sigma=S[,size=N]",
             "sampled Gaussian blur, normalised to sum 1; size defaults to 2·ceil(3σ)+1",
-            ("sigma", "size"), ("sigma",), _gauss,
+            ("sigma", "size"),
+            ("sigma",),
+            _gauss,
         ),
         _Generator(
-            "box", "box:size=N", "NxN box blur: the mean of the window",
-            ("size",), ("size",), _box,
+            "box",
+            "box:size=N",
+            "NxN box blur: the mean of the window",
+            ("size",),
+            ("size",),
+            _box,
         ),
         _Generator(
-            "motion", "motion:size=N[,angle=A]",
+            "motion",
+            "motion:size=N[,angle=A]",
             "NxN motion blur along a line through the centre, A degrees anticlockwise "
             "from horizontal (default 0)",
-            ("size", "angle"), ("size",), _motion,
+            ("size", "angle"),
+            ("size",),
+            _motion,
         ),
     )
 }

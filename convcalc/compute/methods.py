@@ -170,8 +170,13 @@ def is_separable(w: ArrayLike) -> bool:
 
 
 def correlate_im2col(
-    x: ArrayLike, w: ArrayLike, *, stride: Pair = (1, 1), dilation: Pair = (1, 1),
-    groups: int = 1, chunk_bytes: int = CHUNK_BYTES,
+    x: ArrayLike,
+    w: ArrayLike,
+    *,
+    stride: Pair = (1, 1),
+    dilation: Pair = (1, 1),
+    groups: int = 1,
+    chunk_bytes: int = CHUNK_BYTES,
 ) -> Array:
     """Patch matrix @ weight matrix, per group, over chunks of output rows.
 
@@ -185,9 +190,7 @@ def correlate_im2col(
     windows = sliding_window_view(
         xa, (effective_kernel(kh, dilation[0]), effective_kernel(kw, dilation[1])), axis=(0, 1)
     )[:: stride[0], :: stride[1], :, :: dilation[0], :: dilation[1]]
-    weights = (
-        wa.reshape(kh, kw, cg, groups, fg).transpose(3, 2, 0, 1, 4).reshape(groups, -1, fg)
-    )
+    weights = wa.reshape(kh, kw, cg, groups, fg).transpose(3, 2, 0, 1, 4).reshape(groups, -1, fg)
     out = np.empty((ho, wo, f), dtype=xa.dtype)
     rows = max(1, chunk_bytes // (wo * kh * kw * xa.shape[2] * xa.itemsize))
     for r0 in range(0, ho, rows):
@@ -195,7 +198,7 @@ def correlate_im2col(
         patches = windows[r0:r1, :wo].reshape(r1 - r0, wo, groups, cg, kh, kw)
         patches = patches.transpose(2, 0, 1, 3, 4, 5).reshape(groups, (r1 - r0) * wo, -1)
         product = np.matmul(patches, weights)
-        out[r0:r1] = product.reshape(groups, r1 - r0, wo, fg).transpose(1, 2, 0, 3).reshape(
-            r1 - r0, wo, f
+        out[r0:r1] = (
+            product.reshape(groups, r1 - r0, wo, fg).transpose(1, 2, 0, 3).reshape(r1 - r0, wo, f)
         )
     return out

@@ -30,7 +30,6 @@ LRELU_SLOPE = 0.01
 """The slope of leaky ReLU below zero (PyTorch's default)."""
 
 
-
 def correlate(
     x: ArrayLike,
     kernels: ArrayLike,
@@ -112,11 +111,23 @@ def correlate(
     streamed = out_dtype if bias is None and activation == Activation.NONE else None
     if method == Method.DIRECT and pad_mode != PadMode.WRAP and (not unpadded or streamed):
         # padded (and cast) a strip at a time: no padded copy of the whole image
-        y = correlate_direct(PaddedInput(xa, pads, pad_mode, dtype=dtype), w, stride=stride,
-                             dilation=dilation, groups=groups, out_dtype=streamed)
+        y = correlate_direct(
+            PaddedInput(xa, pads, pad_mode, dtype=dtype),
+            w,
+            stride=stride,
+            dilation=dilation,
+            groups=groups,
+            out_dtype=streamed,
+        )
     else:
-        y = correlate_padded(pad(xa, pads, pad_mode, dtype=dtype), w, stride=stride,
-                             dilation=dilation, groups=groups, method=method)
+        y = correlate_padded(
+            pad(xa, pads, pad_mode, dtype=dtype),
+            w,
+            stride=stride,
+            dilation=dilation,
+            groups=groups,
+            method=method,
+        )
     if out_dtype is not None and y.dtype == out_dtype:
         return y
     y = activate(_add_bias(y, bias), activation)
@@ -196,8 +207,14 @@ def conv_transpose(
             f"a transposed kernel bank of depth {depth} with groups {groups} does not fit "
             f"{c} input channels; valid: depth {c} and groups dividing {c}"
         )
-    axes = transposed_axes(xa.shape, w.shape, stride=stride, padding=padding,
-                           dilation=dilation, output_padding=output_padding)
+    axes = transposed_axes(
+        xa.shape,
+        w.shape,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        output_padding=output_padding,
+    )
     (sh, sw), (dh, dw) = stride, dilation
     full = np.zeros((*map(transposed_full_size, axes), groups * fg), dtype=xa.dtype)
     # (C, F/groups) per tap, as (C/groups, F) for tap_product
@@ -207,8 +224,9 @@ def conv_transpose(
     for i in range(kh):
         for j in range(kw):
             tap_product(xa, taps[i, j], groups, tmp)
-            full[i * dh : i * dh + (h - 1) * sh + 1 : sh,
-                 j * dw : j * dw + (wd - 1) * sw + 1 : sw] += tmp
+            full[
+                i * dh : i * dh + (h - 1) * sh + 1 : sh, j * dw : j * dw + (wd - 1) * sw + 1 : sw
+            ] += tmp
     rows, cols = axes
     y = full[rows.pad_lo : rows.pad_lo + rows.size, cols.pad_lo : cols.pad_lo + cols.size]
     return _add_bias(np.ascontiguousarray(y), bias)
@@ -271,8 +289,15 @@ def pool(
            [6., 3.]])
     """
     xa = as_image(x)
-    rows, cols = axes = pool_axes(xa.shape, size, stride=stride, padding=padding,
-                                  dilation=dilation, ceil=ceil, convention=convention)
+    rows, cols = axes = pool_axes(
+        xa.shape,
+        size,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        ceil=ceil,
+        convention=convention,
+    )
     fill = -np.inf if kind == PoolKind.MAX else 0.0
     extent = [max(a.n + a.pad_lo + a.pad_hi, (a.size - 1) * a.stride + a.span) for a in axes]
     padded = np.full((*extent, xa.shape[2]), fill, dtype=xa.dtype)
@@ -284,10 +309,12 @@ def pool(
     for i in range(rows.kernel):
         for j in range(cols.kernel):
             view = padded[
-                i * rows.dilation : i * rows.dilation + (rows.size - 1) * rows.stride + 1
-                : rows.stride,
-                j * cols.dilation : j * cols.dilation + (cols.size - 1) * cols.stride + 1
-                : cols.stride,
+                i * rows.dilation : i * rows.dilation
+                + (rows.size - 1) * rows.stride
+                + 1 : rows.stride,
+                j * cols.dilation : j * cols.dilation
+                + (cols.size - 1) * cols.stride
+                + 1 : cols.stride,
             ]
             if i == j == 0:
                 out[...] = view
@@ -348,9 +375,7 @@ def activate(x: ArrayLike, activation: Activation) -> Array:
         return np.exp(-np.logaddexp(0, -xa))
     if activation == Activation.TANH:
         return np.tanh(xa)
-    raise ConvcalcError(
-        f"activation {activation!r} is not valid; valid: {', '.join(Activation)}"
-    )
+    raise ConvcalcError(f"activation {activation!r} is not valid; valid: {', '.join(Activation)}")
 
 
 def as_image(x: ArrayLike, *, convert: bool = True) -> Array:
@@ -393,8 +418,17 @@ def conv_axes(
     ``shape`` is the input's HxW(xC), ``kernel`` the bank's KH x KW (x ...); the
     rest as in `correlate`. Per axis `convcalc.calc.geometry.conv_axis`.
     """
-    rows, cols = (conv_axis(shape[k], kernel[k], stride=stride[k], padding=padding[k],
-                            dilation=dilation[k], convention=convention) for k in (0, 1))
+    rows, cols = (
+        conv_axis(
+            shape[k],
+            kernel[k],
+            stride=stride[k],
+            padding=padding[k],
+            dilation=dilation[k],
+            convention=convention,
+        )
+        for k in (0, 1)
+    )
     return rows, cols
 
 
@@ -412,9 +446,17 @@ def transposed_axes(
     ``shape`` is the input's HxW(xC), ``kernel`` the bank's KH x KW (x ...); the
     rest as in `conv_transpose`. Per axis `convcalc.calc.geometry.transposed_axis`.
     """
-    rows, cols = (transposed_axis(shape[k], kernel[k], stride=stride[k], padding=padding[k],
-                                  dilation=dilation[k], output_padding=output_padding[k])
-                  for k in (0, 1))
+    rows, cols = (
+        transposed_axis(
+            shape[k],
+            kernel[k],
+            stride=stride[k],
+            padding=padding[k],
+            dilation=dilation[k],
+            output_padding=output_padding[k],
+        )
+        for k in (0, 1)
+    )
     return rows, cols
 
 
@@ -458,8 +500,15 @@ def pool_axes(
     """
     strides = size if stride is None else stride
     rows, cols = axes = tuple(
-        pool_axis(shape[k], size[k], stride=strides[k], padding=padding[k],
-                  dilation=dilation[k], ceil=ceil, convention=convention)
+        pool_axis(
+            shape[k],
+            size[k],
+            stride=strides[k],
+            padding=padding[k],
+            dilation=dilation[k],
+            ceil=ceil,
+            convention=convention,
+        )
         for k in (0, 1)
     )
     for a, name in zip(axes, axis_names(2), strict=True):
@@ -473,7 +522,9 @@ def pool_axes(
 
 
 def avg_counts(
-    axes: tuple[Axis, Axis], *, exclude_pad: bool = False,
+    axes: tuple[Axis, Axis],
+    *,
+    exclude_pad: bool = False,
     convention: Convention = Convention.TORCH,
 ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     """The divisors of average pooling, per output row and per output column.
@@ -501,15 +552,20 @@ def avg_counts(
 
 
 def _operands(
-    x: ArrayLike, kernels: ArrayLike, stride: tuple[int, int],
-    padding: tuple[Padding, Padding], dilation: tuple[int, int], convention: Convention,
+    x: ArrayLike,
+    kernels: ArrayLike,
+    stride: tuple[int, int],
+    padding: tuple[Padding, Padding],
+    dilation: tuple[int, int],
+    convention: Convention,
 ) -> tuple[Array, Array, list[tuple[int, int]]]:
     """A convolution's HxWxC input as given, its KH x KW x depth x F bank in the
     working dtype, and the (before, after) padding per axis."""
     xa = as_image(x, convert=False)
     w = _kernel_bank(kernels, working_dtype(xa.dtype))
-    axes = conv_axes(xa.shape, w.shape, stride=stride, padding=padding, dilation=dilation,
-                     convention=convention)
+    axes = conv_axes(
+        xa.shape, w.shape, stride=stride, padding=padding, dilation=dilation, convention=convention
+    )
     return xa, w, [(a.pad_lo, a.pad_hi) for a in axes]
 
 
@@ -526,8 +582,9 @@ def _kernel_bank(kernels: ArrayLike, dtype: np.dtype[Any]) -> Array:
     return w
 
 
-def _auto_method(x_shape: tuple[int, ...], w: Array, pads: list[tuple[int, int]],
-                 stride: tuple[int, int]) -> Method:
+def _auto_method(
+    x_shape: tuple[int, ...], w: Array, pads: list[tuple[int, int]], stride: tuple[int, int]
+) -> Method:
     padded = (x_shape[0] + sum(pads[0]), x_shape[1] + sum(pads[1]), x_shape[2])
     return choose_method(padded, w.shape, stride=stride, separable=is_separable(w))
 

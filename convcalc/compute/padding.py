@@ -70,8 +70,9 @@ def pad(
     if mode not in (PadMode.ZERO, PadMode.REFLECT, PadMode.REPLICATE):
         raise ConvcalcError(f"pad mode {mode!r} is not valid; valid: {', '.join(PadMode)}")
     # one allocation: the input is cast while it is copied in, then the borders filled
-    out = np.empty([n + lo + hi for n, (lo, hi) in zip(arr.shape, widths, strict=True)],
-                   dtype=target)
+    out = np.empty(
+        [n + lo + hi for n, (lo, hi) in zip(arr.shape, widths, strict=True)], dtype=target
+    )
     inner = tuple(slice(lo, lo + n) for n, (lo, _) in zip(arr.shape, widths, strict=True))
     out[inner] = arr
     for axis, (lo, hi) in enumerate(widths):
@@ -88,8 +89,14 @@ class PaddedInput:
     ``pad(x, pads, mode, value, dtype)``. Zero, reflect and replicate only.
     """
 
-    def __init__(self, x: NDArray[Any], pads: Sequence[tuple[int, int]], mode: PadMode,
-                 value: float = 0.0, dtype: DTypeLike | None = None) -> None:
+    def __init__(
+        self,
+        x: NDArray[Any],
+        pads: Sequence[tuple[int, int]],
+        mode: PadMode,
+        value: float = 0.0,
+        dtype: DTypeLike | None = None,
+    ) -> None:
         if mode == PadMode.WRAP:
             raise ConvcalcError("wrap padding is built whole; use pad()")
         _check_pads(x, [(int(lo), int(hi)) for lo, hi in pads], mode)
@@ -124,16 +131,26 @@ class PaddedInput:
         return band
 
 
-def _fill_border(out: NDArray[Any], axis: int, lo: int, hi: int, n: int, mode: PadMode,
-                 value: float, inner: tuple[slice, ...]) -> None:
+def _fill_border(
+    out: NDArray[Any],
+    axis: int,
+    lo: int,
+    hi: int,
+    n: int,
+    mode: PadMode,
+    value: float,
+    inner: tuple[slice, ...],
+) -> None:
     """Fill one axis's padding of ``out`` (interior ``lo:lo+n``) as numpy.pad would.
 
     Axes already padded are filled over their whole length, later ones over their
     interior only, so corners come out as numpy's axis-by-axis padding makes them.
     """
+
     def at(index: slice | int | list[int]) -> tuple[Any, ...]:
-        return tuple(index if k == axis else (slice(None) if k < axis else inner[k])
-                     for k in range(out.ndim))
+        return tuple(
+            index if k == axis else (slice(None) if k < axis else inner[k]) for k in range(out.ndim)
+        )
 
     if mode == PadMode.ZERO:
         out[at(slice(0, lo))] = value
@@ -143,8 +160,7 @@ def _fill_border(out: NDArray[Any], axis: int, lo: int, hi: int, n: int, mode: P
         out[at(slice(lo + n, lo + n + hi))] = out[at(slice(lo + n - 1, lo + n))]
     else:  # reflect: d c b | a b c d | c b a, each pad smaller than n
         out[at(slice(0, lo))] = out[at(list(range(2 * lo, lo, -1)))]
-        out[at(slice(lo + n, lo + n + hi))] = out[at(list(range(lo + n - 2, lo + n - 2 - hi,
-                                                                 -1)))]
+        out[at(slice(lo + n, lo + n + hi))] = out[at(list(range(lo + n - 2, lo + n - 2 - hi, -1)))]
 
 
 def _check_pads(arr: NDArray[Any], widths: list[tuple[int, int]], mode: PadMode) -> None:

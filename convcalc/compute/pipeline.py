@@ -59,8 +59,13 @@ class Outcome:
     notes: tuple[str, ...] = field(default=())
 
 
-def run(x: Array, stages: Sequence[Stage], settings: Settings = Settings(), *,
-        out_dtype: DTypeLike | None = None) -> Outcome:
+def run(
+    x: Array,
+    stages: Sequence[Stage],
+    settings: Settings = Settings(),
+    *,
+    out_dtype: DTypeLike | None = None,
+) -> Outcome:
     """Apply the stages in order to an HxWxC array; returns Ho x Wo x F.
 
     Integer input computes in float64, float32 and 8-bit input in float32. An
@@ -94,8 +99,12 @@ def stays_8bit(x: Array, stages: Sequence[Stage], settings: Settings) -> bool:
     if x.dtype != np.uint8 or len(stages) != 1:
         return False
     stage = stages[0]
-    if not isinstance(stage.spec.layer, Conv) or stage.bias is not None or (
-            stage.activation != Activation.NONE) or not stage.kernels:
+    if (
+        not isinstance(stage.spec.layer, Conv)
+        or stage.bias is not None
+        or (stage.activation != Activation.NONE)
+        or not stage.kernels
+    ):
         return False
     bank = kernel_bank(stage.kernels, x.shape[2], settings.channels)[0]
     return float(bank.min()) >= 0 and float(bank.sum(axis=(0, 1, 2)).max()) <= 1 + _SUM_SLACK
@@ -169,8 +178,9 @@ def check_bias(stage: Stage) -> None:
         )
 
 
-def estimate_bytes(shape: tuple[int, ...], stages: Sequence[Stage], settings: Settings,
-                   itemsize: int) -> int:
+def estimate_bytes(
+    shape: tuple[int, ...], stages: Sequence[Stage], settings: Settings, itemsize: int
+) -> int:
     """Peak working memory, roughly, of running the stages on an HxWxC input.
 
     Per stage: the input, its padded copy and the output with an accumulator, in
@@ -182,8 +192,9 @@ def estimate_bytes(shape: tuple[int, ...], stages: Sequence[Stage], settings: Se
         layer = stage.spec.layer
         out_c = c
         if isinstance(layer, Conv | Deconv) and stage.kernels:
-            per_input = c if settings.channels == ChannelMode.EACH and stage.kernels[
-                0].ndim == 2 else 1
+            per_input = (
+                c if settings.channels == ChannelMode.EACH and stage.kernels[0].ndim == 2 else 1
+            )
             out_c = len(stage.kernels) * per_input
         scale = 1
         if isinstance(layer, Deconv):
@@ -202,8 +213,7 @@ def estimate_bytes(shape: tuple[int, ...], stages: Sequence[Stage], settings: Se
 
 def _padding_guess(layer: Layer) -> int:
     padding = getattr(layer, "padding", (0,))
-    counts = [p if isinstance(p, int) else max(p) if isinstance(p, tuple) else 0
-              for p in padding]
+    counts = [p if isinstance(p, int) else max(p) if isinstance(p, tuple) else 0 for p in padding]
     kernel = getattr(layer, "kernel", None) or (1,)
     return max([*counts, max(kernel)])
 
@@ -220,8 +230,9 @@ class _Context(NamedTuple):
 _StageFn = Callable[[Any, Array, Stage, _Context], Array]
 
 
-def _apply(x: Array, stage: Stage, settings: Settings, notes: list[str],
-           out_dtype: DTypeLike | None) -> Array:
+def _apply(
+    x: Array, stage: Stage, settings: Settings, notes: list[str], out_dtype: DTypeLike | None
+) -> Array:
     layer: Layer = stage.spec.layer
     apply = _STAGES.get(type(layer))
     if apply is None:
@@ -240,14 +251,30 @@ def _convolve(layer: Conv, x: Array, stage: Stage, ctx: _Context) -> Array:
     padding = two_axes(layer.padding, "padding")
     method = settings.method
     if method == Method.AUTO:  # chosen here, to be told under -v
-        method = ops.auto_method(x, bank, stride=stride, padding=padding, dilation=dilation,
-                                 groups=groups, convention=settings.convention)
+        method = ops.auto_method(
+            x,
+            bank,
+            stride=stride,
+            padding=padding,
+            dilation=dilation,
+            groups=groups,
+            convention=settings.convention,
+        )
         ctx.notes.append(f"{stage.spec.text}: method {method} (auto)")
     y = ops.correlate(
-        x, bank, stride=stride, padding=padding, dilation=dilation,
-        pad_mode=settings.pad_mode, groups=groups, bias=_bias(stage, each, channels),
-        flip=settings.flip, method=method, activation=stage.activation,
-        convention=settings.convention, out_dtype=ctx.out_dtype,
+        x,
+        bank,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        pad_mode=settings.pad_mode,
+        groups=groups,
+        bias=_bias(stage, each, channels),
+        flip=settings.flip,
+        method=method,
+        activation=stage.activation,
+        convention=settings.convention,
+        out_dtype=ctx.out_dtype,
     )
     return filter_major(y, channels) if each else y
 
@@ -261,10 +288,13 @@ def _transpose(layer: Deconv, x: Array, stage: Stage, ctx: _Context) -> Array:
     if ctx.settings.flip:
         bank = bank[::-1, ::-1]
     y = ops.conv_transpose(
-        x, bank, stride=two_axes(layer.stride, "stride"),
+        x,
+        bank,
+        stride=two_axes(layer.stride, "stride"),
         padding=two_axes(layer.padding, "padding"),
         dilation=two_axes(layer.dilation, "dilation"),
-        output_padding=two_axes(layer.output_padding, "output_padding"), groups=groups,
+        output_padding=two_axes(layer.output_padding, "output_padding"),
+        groups=groups,
         bias=_bias(stage, each, channels),
     )
     y = ops.activate(y, stage.activation)
@@ -273,11 +303,15 @@ def _transpose(layer: Deconv, x: Array, stage: Stage, ctx: _Context) -> Array:
 
 def _pool(layer: Pool, x: Array, stage: Stage, ctx: _Context) -> Array:
     return ops.pool(
-        x, layer.kind, two_axes(layer.kernel, "kernel"),
+        x,
+        layer.kind,
+        two_axes(layer.kernel, "kernel"),
         stride=None if layer.stride is None else two_axes(layer.stride, "stride"),
         padding=two_axes(layer.padding, "padding"),
-        dilation=two_axes(layer.dilation, "dilation"), ceil=layer.ceil,
-        exclude_pad=ctx.settings.exclude_pad, convention=ctx.settings.convention,
+        dilation=two_axes(layer.dilation, "dilation"),
+        ceil=layer.ceil,
+        exclude_pad=ctx.settings.exclude_pad,
+        convention=ctx.settings.convention,
     )
 
 

@@ -206,10 +206,21 @@ def trace(
     positions = _positions(at, limit, height, width)
     steps = tuple(layout.step(p, o) for o in range(channels) for p in positions)
     return Trace(
-        layer, stage.spec.text, layout.kind, (xa.shape[0], xa.shape[1], xa.shape[2]),
-        layout.output_shape, layout.axes, layout.filters, steps, positions, height * width,
-        height * width - len(positions), settings.pad_mode, stage.activation,
-        stage.bias is not None, layout.integral,
+        layer,
+        stage.spec.text,
+        layout.kind,
+        (xa.shape[0], xa.shape[1], xa.shape[2]),
+        layout.output_shape,
+        layout.axes,
+        layout.filters,
+        steps,
+        positions,
+        height * width,
+        height * width - len(positions),
+        settings.pad_mode,
+        stage.activation,
+        stage.bias is not None,
+        layout.integral,
     )
 
 
@@ -235,26 +246,48 @@ def trace_json(t: Trace) -> dict[str, Any]:
     def step(s: Step) -> dict[str, Any]:
         doc: dict[str, Any] = {"position": list(s.position)}
         if isinstance(s, PoolStep):
-            doc |= {"channel": s.channel, "origin": list(s.origin), "window": grid(s.window),
-                    "op": str(s.op), "value": num(s.value), "padding_mask": s.padding.tolist()}
+            doc |= {
+                "channel": s.channel,
+                "origin": list(s.origin),
+                "window": grid(s.window),
+                "op": str(s.op),
+                "value": num(s.value),
+                "padding_mask": s.padding.tolist(),
+            }
             if s.argmax is not None:
                 doc["argmax"] = list(s.argmax)
             if s.divisor is not None:
                 doc["divisor"] = s.divisor
             return doc
-        doc |= {"filter": s.filter, "output_channel": s.output_channel, "origin": list(s.origin),
-                "channels": [{"channel": c.channel, "window": grid(c.window),
-                              "kernel": grid(c.kernel), "sum": num(c.sum),
-                              "padding_mask": c.padding.tolist()} for c in s.channels],
-                "bias": num(s.bias), "value": num(s.value)}
+        doc |= {
+            "filter": s.filter,
+            "output_channel": s.output_channel,
+            "origin": list(s.origin),
+            "channels": [
+                {
+                    "channel": c.channel,
+                    "window": grid(c.window),
+                    "kernel": grid(c.kernel),
+                    "sum": num(c.sum),
+                    "padding_mask": c.padding.tolist(),
+                }
+                for c in s.channels
+            ],
+            "bias": num(s.bias),
+            "value": num(s.value),
+        }
         if t.activation != Activation.NONE:
             doc["pre_activation"] = num(s.total)
         return doc
 
     return {
-        "layer": t.layer, "layer_text": t.layer_text, "kind": str(t.kind),
-        "input_shape": list(t.input_shape), "output_shape": list(t.output_shape),
-        "total_positions": t.total_positions, "omitted": t.omitted,
+        "layer": t.layer,
+        "layer_text": t.layer_text,
+        "kind": str(t.kind),
+        "input_shape": list(t.input_shape),
+        "output_shape": list(t.output_shape),
+        "total_positions": t.total_positions,
+        "omitted": t.omitted,
         "steps": [step(s) for s in t.steps],
     }
 
@@ -283,8 +316,11 @@ def _layout(xa: Array, stage: Stage, settings: Settings) -> _Layout | None:
 def _conv_layout(layer: Conv, xa: Array, stage: Stage, settings: Settings) -> _Layout:
     bank, each = _bank(layer, xa, stage, settings)
     axes = ops.conv_axes(
-        xa.shape, bank.shape, stride=two_axes(layer.stride, "stride"),
-        dilation=two_axes(layer.dilation, "dilation"), padding=two_axes(layer.padding, "padding"),
+        xa.shape,
+        bank.shape,
+        stride=two_axes(layer.stride, "stride"),
+        dilation=two_axes(layer.dilation, "dilation"),
+        padding=two_axes(layer.padding, "padding"),
         convention=settings.convention,
     )
     return _correlation_layout(xa, stage, settings, bank, each, axes, transposed=False)
@@ -293,16 +329,25 @@ def _conv_layout(layer: Conv, xa: Array, stage: Stage, settings: Settings) -> _L
 def _deconv_layout(layer: Deconv, xa: Array, stage: Stage, settings: Settings) -> _Layout:
     bank, each = _bank(layer, xa, stage, settings)
     axes = ops.transposed_axes(
-        xa.shape, bank.shape, stride=two_axes(layer.stride, "stride"),
-        dilation=two_axes(layer.dilation, "dilation"), padding=two_axes(layer.padding, "padding"),
+        xa.shape,
+        bank.shape,
+        stride=two_axes(layer.stride, "stride"),
+        dilation=two_axes(layer.dilation, "dilation"),
+        padding=two_axes(layer.padding, "padding"),
         output_padding=two_axes(layer.output_padding, "output_padding"),
     )
     return _correlation_layout(xa, stage, settings, bank, each, axes, transposed=True)
 
 
 def _correlation_layout(
-    xa: Array, stage: Stage, settings: Settings, bank: Array, each: bool,
-    axes: tuple[Axis, Axis], *, transposed: bool,
+    xa: Array,
+    stage: Stage,
+    settings: Settings,
+    bank: Array,
+    each: bool,
+    axes: tuple[Axis, Axis],
+    *,
+    transposed: bool,
 ) -> _Layout:
     """A (transposed) convolution's steps: window · kernel per input channel, plus bias."""
     rows, cols = axes
@@ -314,15 +359,15 @@ def _correlation_layout(
         bank = bank[::-1, ::-1]
     if each:  # output channel c·F + f (before filter_major) is filter f on channel c
         bank = bank[:, :, 0, :].reshape(kh, kw, channels, filters)
-    source = xa if transposed else ops.pad(xa, [(a.pad_lo, a.pad_hi) for a in axes],
-                                           settings.pad_mode)
+    source = (
+        xa if transposed else ops.pad(xa, [(a.pad_lo, a.pad_hi) for a in axes], settings.pad_mode)
+    )
     bias = stage.bias or (0.0,) * filters
     out_channels = filters * channels if each else filters
 
     def step(position: tuple[int, int], o: int) -> Step:
         f, inputs = (o // channels, (o % channels,)) if each else (o, tuple(range(channels)))
-        (ri, rreal, r0), (ci, creal, c0) = (_taps(position[k], axes[k], transposed)
-                                            for k in (0, 1))
+        (ri, rreal, r0), (ci, creal, c0) = (_taps(position[k], axes[k], transposed) for k in (0, 1))
         mask = ~np.outer(rreal, creal)
         parts = []
         for c in inputs:
@@ -336,8 +381,9 @@ def _correlation_layout(
 
     integral = _whole(xa) and _whole(bank) and _whole(np.asarray(bias, np.float64))
     kind = TraceKind.DECONV if transposed else TraceKind.CONV
-    return _Layout(kind, (rows.size, cols.size, out_channels), (rows, cols), filters,
-                   integral, step)
+    return _Layout(
+        kind, (rows.size, cols.size, out_channels), (rows, cols), filters, integral, step
+    )
 
 
 def _pool_layout(
@@ -346,18 +392,28 @@ def _pool_layout(
     size = two_axes(layer.kernel, "kernel")
     stride = size if layer.stride is None else two_axes(layer.stride, "stride")
     padding, dilation = two_axes(layer.padding, "padding"), two_axes(layer.dilation, "dilation")
-    rows, cols = axes = ops.pool_axes(xa.shape, size, stride=stride, padding=padding,
-                                      dilation=dilation, ceil=layer.ceil,
-                                      convention=settings.convention)
-    divisors = ops.avg_counts(axes, exclude_pad=settings.exclude_pad,
-                              convention=settings.convention)
+    rows, cols = axes = ops.pool_axes(
+        xa.shape,
+        size,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        ceil=layer.ceil,
+        convention=settings.convention,
+    )
+    divisors = ops.avg_counts(
+        axes, exclude_pad=settings.exclude_pad, convention=settings.convention
+    )
     fill = -np.inf if layer.kind == PoolKind.MAX else 0.0
 
     def step(position: tuple[int, int], channel: int) -> Step:
         (ri, rreal, r0), (ci, creal, c0) = (_taps(position[k], axes[k]) for k in (0, 1))
         real = np.outer(rreal, creal)
-        values = xa[np.ix_(np.clip(ri - rows.pad_lo, 0, rows.n - 1),
-                           np.clip(ci - cols.pad_lo, 0, cols.n - 1))][:, :, channel]
+        values = xa[
+            np.ix_(
+                np.clip(ri - rows.pad_lo, 0, rows.n - 1), np.clip(ci - cols.pad_lo, 0, cols.n - 1)
+            )
+        ][:, :, channel]
         window = np.where(real, values, fill).astype(np.float64)
         done = PoolStep(position, channel, (r0, c0), window, ~real, layer.kind, 0.0)
         if layer.kind == PoolKind.MAX:
@@ -372,9 +428,7 @@ def _pool_layout(
     return _Layout(kind, (rows.size, cols.size, xa.shape[2]), (rows, cols), 0, _whole(xa), step)
 
 
-def _global_pool_layout(
-    layer: GlobalPool, xa: Array, stage: Stage, settings: Settings
-) -> _Layout:
+def _global_pool_layout(layer: GlobalPool, xa: Array, stage: Stage, settings: Settings) -> _Layout:
     whole = Pool(layer.kind, (xa.shape[0], xa.shape[1]))  # a window the size of the map
     return _pool_layout(whole, xa, stage, settings, TraceKind.GLOBAL_POOL)
 
@@ -427,9 +481,7 @@ def _positions(
     return chosen if limit is None else chosen[:limit]
 
 
-def _bank(
-    layer: Conv | Deconv, xa: Array, stage: Stage, settings: Settings
-) -> tuple[Array, bool]:
+def _bank(layer: Conv | Deconv, xa: Array, stage: Stage, settings: Settings) -> tuple[Array, bool]:
     """The stage's KH x KW x depth x F bank and whether it filters channel by channel,
     after what apply refuses in a (transposed) convolution stage."""
     refuse_groups(layer)
@@ -447,4 +499,3 @@ def _plain(v: float, integral: bool) -> float | int | None:
     if not np.isfinite(value):
         return None
     return int(value) if integral and value.is_integer() else value
-

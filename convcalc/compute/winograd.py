@@ -12,8 +12,13 @@ _WINOGRAD_G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]]
 
 
 def correlate_winograd(
-    x: ArrayLike, w: ArrayLike, *, stride: Pair = (1, 1), dilation: Pair = (1, 1),
-    groups: int = 1, chunk_bytes: int = CHUNK_BYTES,
+    x: ArrayLike,
+    w: ArrayLike,
+    *,
+    stride: Pair = (1, 1),
+    dilation: Pair = (1, 1),
+    groups: int = 1,
+    chunk_bytes: int = CHUNK_BYTES,
 ) -> Array:
     """Winograd minimal filtering F(2x2, 3x3): ``Y = Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A`` per tile.
 
@@ -32,7 +37,8 @@ def correlate_winograd(
     if (kh, kw) != (3, 3) or tuple(stride) != (1, 1) or tuple(dilation) != (1, 1):
         got = f"{kh}x{kw}" + "".join(
             f" with {name} {v[0]}x{v[1]}"
-            for name, v in (("stride", stride), ("dilation", dilation)) if tuple(v) != (1, 1)
+            for name, v in (("stride", stride), ("dilation", dilation))
+            if tuple(v) != (1, 1)
         )
         raise ConvcalcError(
             f"winograd needs a 3x3 kernel with stride 1 and dilation 1; got {got}; "

@@ -33,14 +33,12 @@ NumericArray = NDArray[np.integer[Any] | np.floating[Any]]
 """An integer or floating-point array, as :func:`load_npy` returns it."""
 
 TEXT_SYNTAX = (
-    "one row per line, values separated by commas or spaces, "
-    "channels separated by a blank line"
+    "one row per line, values separated by commas or spaces, channels separated by a blank line"
 )
 """What the file syntax looks like, for messages."""
 
 INLINE_SYNTAX = (
-    "rows separated by ';', values by ',' or spaces, channels by '|', "
-    "e.g. '1,0,-1;1,0,-1;1,0,-1'"
+    "rows separated by ';', values by ',' or spaces, channels by '|', e.g. '1,0,-1;1,0,-1;1,0,-1'"
 )
 """What the inline syntax looks like, for messages."""
 
@@ -321,9 +319,7 @@ def _parse_values(content: str, source: str, where: str, syntax: str) -> list[fl
     return values
 
 
-def _stack_channels(
-    channels: list[list[list[float]]], names: list[str], source: str
-) -> FloatArray:
+def _stack_channels(channels: list[list[list[float]]], names: list[str], source: str) -> FloatArray:
     first = np.array(channels[0], dtype=np.float64)
     if len(channels) == 1:
         return first

@@ -92,16 +92,22 @@ def _as_image(pixels: NDArray[Any]) -> NDArray[Any]:
     """``pixels`` as HxWxC; ValueError unless PNG can hold them."""
     given = np.asarray(pixels)
     image = given[..., None] if given.ndim == 2 else given
-    if (image.ndim != 3 or image.shape[2] not in _COLOUR_TYPES or 0 in image.shape
-            or image.dtype.kind != "u" or image.dtype.itemsize > 2):
-        raise ValueError(f"cannot encode a {given.dtype} array of shape {given.shape} as "
-                         "PNG; valid: uint8 or uint16, HxW or HxWxC with C 1-4, H and W "
-                         "at least 1")
+    if (
+        image.ndim != 3
+        or image.shape[2] not in _COLOUR_TYPES
+        or 0 in image.shape
+        or image.dtype.kind != "u"
+        or image.dtype.itemsize > 2
+    ):
+        raise ValueError(
+            f"cannot encode a {given.dtype} array of shape {given.shape} as "
+            "PNG; valid: uint8 or uint16, HxW or HxWxC with C 1-4, H and W "
+            "at least 1"
+        )
     return image
 
 
-def _encode(image: NDArray[Any], level: int, workers: int,
-            band_bytes: int = _BAND_BYTES) -> bytes:
+def _encode(image: NDArray[Any], level: int, workers: int, band_bytes: int = _BAND_BYTES) -> bytes:
     """The PNG of HxWxC ``image``, every row filtered with Up."""
     height, width, channels = image.shape
     line_bytes = 1 + width * channels * image.dtype.itemsize
@@ -120,14 +126,16 @@ def _encode(image: NDArray[Any], level: int, workers: int,
     for (top, bottom), (_, band_adler) in zip(spans, bands, strict=True):
         adler = _adler32_combine(adler, band_adler, (bottom - top) * line_bytes)
     # the header zlib itself writes at this level: its level hint and check bits
-    stream = b"".join([zlib.compress(b"", level)[:2], *(data for data, _ in bands),
-                       adler.to_bytes(4, "big")])
-    header = struct.pack(">IIBBBBB", width, height, 8 * image.dtype.itemsize,
-                         _COLOUR_TYPES[channels], 0, 0, 0)
+    stream = b"".join(
+        [zlib.compress(b"", level)[:2], *(data for data, _ in bands), adler.to_bytes(4, "big")]
+    )
+    header = struct.pack(
+        ">IIBBBBB", width, height, 8 * image.dtype.itemsize, _COLOUR_TYPES[channels], 0, 0, 0
+    )
     view = memoryview(stream)
     parts = [_SIGNATURE, *_chunk(b"IHDR", header)]
     for start in range(0, len(stream), _IDAT_BYTES):
-        parts += _chunk(b"IDAT", view[start:start + _IDAT_BYTES])
+        parts += _chunk(b"IDAT", view[start : start + _IDAT_BYTES])
     parts += _chunk(b"IEND", b"")
     return b"".join(parts)
 
@@ -156,8 +164,9 @@ def _adler32_combine(first: int, second: int, second_length: int) -> int:
     return sums << 16 | total
 
 
-def _deflate_band(image: NDArray[Any], top: int, bottom: int, level: int,
-                  *, last: bool) -> tuple[bytes, int]:
+def _deflate_band(
+    image: NDArray[Any], top: int, bottom: int, level: int, *, last: bool
+) -> tuple[bytes, int]:
     """Rows top:bottom of HxWxC ``image`` as raw deflate data and their Adler-32.
 
     The data ends the stream if ``last``, else on a byte boundary (a sync flush),

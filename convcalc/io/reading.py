@@ -54,6 +54,7 @@ from convcalc.io.matrices import load_npy, parse_text_matrix
 if TYPE_CHECKING:  # Pillow is imported where images are read or written
     from PIL import Image
 
+
 @dataclass(frozen=True, eq=False)
 class Loaded:
     """An input read by :func:`read_input`.
@@ -111,8 +112,9 @@ def read_input(path: str, *, gray: bool = False, stdin: BinaryIO | None = None) 
     if ext == ".npy":
         return _from_array(load_npy(data, source=source), "npy", source, gray)
     if ext in (".txt", ".csv", ".tsv"):
-        return _from_array(parse_text_matrix(_as_text(data, source), source=source),
-                           "text", source, gray)
+        return _from_array(
+            parse_text_matrix(_as_text(data, source), source=source), "text", source, gray
+        )
     if ext in _IMAGE_EXTENSIONS:
         return _decode_image(data, source, gray)
     if data.startswith(b"\x93NUMPY"):
@@ -121,10 +123,12 @@ def read_input(path: str, *, gray: bool = False, stdin: BinaryIO | None = None) 
         return _decode_image(data, source, gray)
     except _NotAnImage as exc:
         if b"\0" in data:
-            raise ConvcalcError(f"{source}: not an image Pillow can read, a .npy array "
-                                "or a text matrix") from exc
-    return _from_array(parse_text_matrix(_as_text(data, source), source=source),
-                       "text", source, gray)
+            raise ConvcalcError(
+                f"{source}: not an image Pillow can read, a .npy array or a text matrix"
+            ) from exc
+    return _from_array(
+        parse_text_matrix(_as_text(data, source), source=source), "text", source, gray
+    )
 
 
 # ----------------------------------------------------------------- reading helpers
@@ -134,8 +138,18 @@ class _NotAnImage(ConvcalcError):
     """Pillow does not recognise the bytes as any image format."""
 
 
-_IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".tif", ".tiff", ".webp", ".bmp",
-                     ".gif")
+_IMAGE_EXTENSIONS = (
+    ".png",
+    ".jpg",
+    ".jpeg",
+    ".jpe",
+    ".jfif",
+    ".tif",
+    ".tiff",
+    ".webp",
+    ".bmp",
+    ".gif",
+)
 
 
 def _read_file(path: str) -> bytes | bytearray:
@@ -170,12 +184,14 @@ def _as_text(data: bytes | bytearray, source: str) -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise ConvcalcError(f"{source}: not UTF-8 text (byte {exc.start}); expected a "
-                            "text matrix") from exc
+        raise ConvcalcError(
+            f"{source}: not UTF-8 text (byte {exc.start}); expected a text matrix"
+        ) from exc
 
 
-def _from_array(array: NDArray[Any], kind: Literal["npy", "text"], source: str,
-                gray: bool) -> Loaded:
+def _from_array(
+    array: NDArray[Any], kind: Literal["npy", "text"], source: str, gray: bool
+) -> Loaded:
     data = array[..., None] if array.ndim == 2 else array
     data = data if data.flags.writeable else data.copy()
     notes: tuple[str, ...] = ()
@@ -206,8 +222,10 @@ def _decode_image(data: bytes | bytearray, source: str, gray: bool) -> Loaded:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         numbers = re.findall(r"\d+", str(exc))
         pixels = f"{int(numbers[0]):,}" if numbers else "too many"
-        raise ConvcalcError(f"{source}: {pixels} pixels is over Pillow's decompression-bomb "
-                            f"limit of {Image.MAX_IMAGE_PIXELS:,} pixels") from exc
+        raise ConvcalcError(
+            f"{source}: {pixels} pixels is over Pillow's decompression-bomb "
+            f"limit of {Image.MAX_IMAGE_PIXELS:,} pixels"
+        ) from exc
     except MemoryError as exc:
         raise RuntimeFailure(f"{source}: not enough memory to decode the image") from exc
     except Exception as exc:  # Pillow's decoders raise many types for bad bytes
@@ -267,5 +285,3 @@ def _normalise(im: Image.Image, gray: bool, transparent: bool, notes: list[str])
         notes.append("converted to grayscale (ITU-R 601-2 luma)")
         image = image.convert("LA" if target == "RGBA" else "L")
     return image
-
-

@@ -31,8 +31,7 @@ class Scaled:
     notes: tuple[str, ...] = ()
 
 
-def to_uint8(array: NDArray[Any], scale: Scale = Scale.AUTO, *,
-             max_value: float = 255.0) -> Scaled:
+def to_uint8(array: NDArray[Any], scale: Scale = Scale.AUTO, *, max_value: float = 255.0) -> Scaled:
     """Map values to 0-255 for an 8-bit image.
 
     Parameters
@@ -64,14 +63,16 @@ def to_uint8(array: NDArray[Any], scale: Scale = Scale.AUTO, *,
     return _scale(array, scale, max_value, np.uint8)
 
 
-def to_uint16(array: NDArray[Any], scale: Scale = Scale.AUTO, *,
-              max_value: float = 65535.0) -> Scaled:
+def to_uint16(
+    array: NDArray[Any], scale: Scale = Scale.AUTO, *, max_value: float = 65535.0
+) -> Scaled:
     """Map values to 0-65535 for a 16-bit image, as :func:`to_uint8` does to 0-255."""
     return _scale(array, scale, max_value, np.uint16)
 
 
-def _scale(array: NDArray[Any], scale: Scale, max_value: float,
-           dtype: type[np.uint8] | type[np.uint16]) -> Scaled:
+def _scale(
+    array: NDArray[Any], scale: Scale, max_value: float, dtype: type[np.uint8] | type[np.uint16]
+) -> Scaled:
     if not max_value > 0:
         raise ConvcalcError(f"max value {max_value} must be above 0")
     top = float(np.iinfo(dtype).max)
@@ -86,14 +87,15 @@ def _scale(array: NDArray[Any], scale: Scale, max_value: float,
         scale = Scale.CLIP if vmin >= 0 and vmax <= max_value else Scale.MINMAX
     if scale == Scale.ABS:
         values = np.abs(values)
-        vmin, vmax = (0.0 if vmin <= 0 <= vmax else min(abs(vmin), abs(vmax)),
-                      max(abs(vmin), abs(vmax)))
+        vmin, vmax = (
+            0.0 if vmin <= 0 <= vmax else min(abs(vmin), abs(vmax)),
+            max(abs(vmin), abs(vmax)),
+        )
     if scale in (Scale.CLIP, Scale.ABS):
         lo, hi = 0.0, float(max_value)
         if vmin < 0 or vmax > max_value:
             below, above = int((values < 0).sum()), int((values > max_value).sum())
-            notes.append(f"{scale}: {below} values below 0 and {above} above "
-                         f"{max_value:g} clipped")
+            notes.append(f"{scale}: {below} values below 0 and {above} above {max_value:g} clipped")
     else:
         lo, hi = vmin, vmax
         if lo == hi:

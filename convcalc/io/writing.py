@@ -35,10 +35,17 @@ Payload = bytes | list[bytes | memoryview]
 
 
 OUTPUT_EXTENSIONS: dict[str, FileFormat] = {
-    ".png": FileFormat.PNG, ".jpg": FileFormat.JPEG, ".jpeg": FileFormat.JPEG,
-    ".tif": FileFormat.TIFF, ".tiff": FileFormat.TIFF, ".webp": FileFormat.WEBP,
-    ".bmp": FileFormat.BMP, ".npy": FileFormat.NPY, ".csv": FileFormat.TEXT,
-    ".tsv": FileFormat.TEXT, ".txt": FileFormat.TEXT,
+    ".png": FileFormat.PNG,
+    ".jpg": FileFormat.JPEG,
+    ".jpeg": FileFormat.JPEG,
+    ".tif": FileFormat.TIFF,
+    ".tiff": FileFormat.TIFF,
+    ".webp": FileFormat.WEBP,
+    ".bmp": FileFormat.BMP,
+    ".npy": FileFormat.NPY,
+    ".csv": FileFormat.TEXT,
+    ".tsv": FileFormat.TEXT,
+    ".txt": FileFormat.TEXT,
 }
 """Every extension an output may have (``-`` writes PNG to stdout)."""
 
@@ -67,8 +74,9 @@ def output_format(path: str) -> FileFormat:
     if ext not in OUTPUT_EXTENSIONS:
         valid = ", ".join(OUTPUT_EXTENSIONS)
         got = f"extension {ext!r}" if ext else "no extension"
-        raise ConvcalcError(f"{path}: {got} is not an output format; use one of {valid}, "
-                            "or - for PNG on stdout")
+        raise ConvcalcError(
+            f"{path}: {got} is not an output format; use one of {valid}, or - for PNG on stdout"
+        )
     return OUTPUT_EXTENSIONS[ext]
 
 
@@ -76,11 +84,19 @@ def writes_8bit_image(path: str, scale: Scale) -> bool:
     """True when ``path`` is an 8-bit image written with ``scale`` clip or auto: values
     already in 0-255 then reach the file unchanged but for rounding."""
     return output_format(path) not in (FileFormat.NPY, FileFormat.TEXT) and scale in (
-        Scale.AUTO, Scale.CLIP)
+        Scale.AUTO,
+        Scale.CLIP,
+    )
 
 
-def check_output(path: str, *, inputs: Sequence[str] = (), force: bool = False,
-                 channels: int = 1, sheet: bool = False) -> tuple[str, ...]:
+def check_output(
+    path: str,
+    *,
+    inputs: Sequence[str] = (),
+    force: bool = False,
+    channels: int = 1,
+    sheet: bool = False,
+) -> tuple[str, ...]:
     """Check an output before any work; return the files it will write.
 
     Raises ConvcalcError for an unknown extension or an output that is one of
@@ -104,15 +120,26 @@ def check_output(path: str, *, inputs: Sequence[str] = (), force: bool = False,
             raise RuntimeFailure(f"{target}: is a directory; give a file name")
         clash = next((i for i in inputs if i != "-" and _same_file(target, i)), None)
         if clash is not None and not force:
-            raise ConvcalcError(f"{target}: is also the input {clash}; writing it would "
-                                "destroy the input", hint="Use --force to overwrite it.")
+            raise ConvcalcError(
+                f"{target}: is also the input {clash}; writing it would destroy the input",
+                hint="Use --force to overwrite it.",
+            )
     return targets
 
 
-def write_output(path: str, array: NDArray[Any], *, scale: Scale = Scale.AUTO,
-                 alpha: NDArray[Any] | None = None, max_value: float = 255.0,
-                 inputs: Sequence[str] = (), force: bool = False, compress_level: int = 1,
-                 sheet: bool = False, stdout: BinaryIO | None = None) -> WriteReport:
+def write_output(
+    path: str,
+    array: NDArray[Any],
+    *,
+    scale: Scale = Scale.AUTO,
+    alpha: NDArray[Any] | None = None,
+    max_value: float = 255.0,
+    inputs: Sequence[str] = (),
+    force: bool = False,
+    compress_level: int = 1,
+    sheet: bool = False,
+    stdout: BinaryIO | None = None,
+) -> WriteReport:
     """Write an HxWxC result as an image, ``.npy`` or text matrix, atomically.
 
     Parameters
@@ -158,16 +185,16 @@ def write_output(path: str, array: NDArray[Any], *, scale: Scale = Scale.AUTO,
         raise ConvcalcError(f"PNG compress level {compress_level} is not within 0-9")
     channels = array.shape[2]
     use_sheet = sheet or (path == "-" and _layout(channels, False) == "split")
-    targets = check_output(path, inputs=inputs, force=force, channels=channels,
-                           sheet=use_sheet)
+    targets = check_output(path, inputs=inputs, force=force, channels=channels, sheet=use_sheet)
     payloads: list[Payload]
     if fmt in (FileFormat.NPY, FileFormat.TEXT):
         payloads = [_encode_values(array, path, fmt)]
         notes = (f"alpha not written: {fmt} output holds values only",) if alpha is not None else ()
         report = WriteReport(targets, fmt, notes=notes)
     else:
-        images, report = _encode_images(array, fmt, scale, alpha, max_value,
-                                        compress_level, use_sheet, targets)
+        images, report = _encode_images(
+            array, fmt, scale, alpha, max_value, compress_level, use_sheet, targets
+        )
         payloads = list(images)
     if path == "-":
         _write_stream(stdout or sys.stdout.buffer, payloads[0])
@@ -176,8 +203,14 @@ def write_output(path: str, array: NDArray[Any], *, scale: Scale = Scale.AUTO,
     return report
 
 
-def write_bytes(path: str, payload: bytes, *, inputs: Sequence[str] = (), force: bool = False,
-                stdout: BinaryIO | None = None) -> None:
+def write_bytes(
+    path: str,
+    payload: bytes,
+    *,
+    inputs: Sequence[str] = (),
+    force: bool = False,
+    stdout: BinaryIO | None = None,
+) -> None:
     """Write ready-made file bytes (a GIF, an SVG) atomically, or to stdout for ``-``.
 
     The same rules as :func:`write_output`: the directory must exist, an input is
@@ -191,8 +224,10 @@ def write_bytes(path: str, payload: bytes, *, inputs: Sequence[str] = (), force:
         raise RuntimeFailure(f"output directory '{directory}' does not exist")
     for source in inputs:
         if not force and os.path.exists(path) and _same_file(path, source):
-            raise ConvcalcError(f"output '{path}' is the input '{source}'; refusing to "
-                                "overwrite it", "Use --force to overwrite it anyway.")
+            raise ConvcalcError(
+                f"output '{path}' is the input '{source}'; refusing to overwrite it",
+                "Use --force to overwrite it anyway.",
+            )
     _write_files([(path, payload)])
 
 
@@ -222,22 +257,32 @@ def _encode_values(array: NDArray[Any], path: str, fmt: FileFormat) -> Payload:
         values = np.ascontiguousarray(values)
         header = io.BytesIO()
         np.lib.format.write_array_header_1_0(
-            header, np.lib.format.header_data_from_array_1_0(values))
+            header, np.lib.format.header_data_from_array_1_0(values)
+        )
         return [header.getvalue(), memoryview(values.data).cast("B")]
     delimiter = {".tsv": "\t", ".txt": " "}.get(os.path.splitext(path)[1].lower(), ",")
     text = format_text_matrix(values, delimiter=delimiter)
     return (text if text.endswith("\n") else text + "\n").encode("utf-8")
 
 
-def _encode_images(array: NDArray[Any], fmt: FileFormat, scale: Scale,
-                   alpha: NDArray[Any] | None, max_value: float, compress_level: int,
-                   sheet: bool, targets: tuple[str, ...]) -> tuple[list[bytes], WriteReport]:
+def _encode_images(
+    array: NDArray[Any],
+    fmt: FileFormat,
+    scale: Scale,
+    alpha: NDArray[Any] | None,
+    max_value: float,
+    compress_level: int,
+    sheet: bool,
+    targets: tuple[str, ...],
+) -> tuple[list[bytes], WriteReport]:
     notes: list[str] = []
     layout = _layout(array.shape[2], sheet)
     if alpha is not None:
         if alpha.shape != array.shape[:2]:
-            notes.append(f"alpha dropped: its {alpha.shape[0]}x{alpha.shape[1]} differs "
-                         f"from the result's {array.shape[0]}x{array.shape[1]}")
+            notes.append(
+                f"alpha dropped: its {alpha.shape[0]}x{alpha.shape[1]} differs "
+                f"from the result's {array.shape[0]}x{array.shape[1]}"
+            )
         elif layout != "single":
             notes.append("alpha dropped: channels are written one by one")
         elif fmt not in _ALPHA_FORMATS:
@@ -262,14 +307,19 @@ def _encode_images(array: NDArray[Any], fmt: FileFormat, scale: Scale,
     elif layout == "sheet":
         planes = [_tile(scaled.array)]
         rows, cols = _grid(array.shape[2])
-        notes.append(f"sheet: {array.shape[2]} channels in {rows} rows x {cols} columns, "
-                     "row by row from the top left")
+        notes.append(
+            f"sheet: {array.shape[2]} channels in {rows} rows x {cols} columns, "
+            "row by row from the top left"
+        )
     else:
-        planes = [scaled.array[..., i:i + 1] for i in range(array.shape[2])]
-    payloads = [_encode_image(plane, fmt, compress_level, target)
-                for plane, target in zip(planes, targets, strict=True)]
-    report = WriteReport(targets, fmt, scaled.scale, (scaled.lo, scaled.hi), bits,
-                         tuple(notes) + scaled.notes)
+        planes = [scaled.array[..., i : i + 1] for i in range(array.shape[2])]
+    payloads = [
+        _encode_image(plane, fmt, compress_level, target)
+        for plane, target in zip(planes, targets, strict=True)
+    ]
+    report = WriteReport(
+        targets, fmt, scaled.scale, (scaled.lo, scaled.hi), bits, tuple(notes) + scaled.notes
+    )
     return payloads, report
 
 
@@ -283,29 +333,32 @@ def _tile(array: NDArray[Any]) -> NDArray[Any]:
     height, width, channels = array.shape
     rows, cols = _grid(channels)
     step_y, step_x = height + _SHEET_GAP, width + _SHEET_GAP
-    sheet = np.full((rows * step_y - _SHEET_GAP, cols * step_x - _SHEET_GAP, 1),
-                    np.iinfo(array.dtype).max, dtype=array.dtype)
+    sheet = np.full(
+        (rows * step_y - _SHEET_GAP, cols * step_x - _SHEET_GAP, 1),
+        np.iinfo(array.dtype).max,
+        dtype=array.dtype,
+    )
     for i in range(channels):
         y, x = (i // cols) * step_y, (i % cols) * step_x
-        sheet[y:y + height, x:x + width, 0] = array[..., i]
+        sheet[y : y + height, x : x + width, 0] = array[..., i]
     return sheet
 
 
-def _encode_image(plane: NDArray[Any], fmt: FileFormat, compress_level: int,
-                  target: str) -> bytes:
+def _encode_image(plane: NDArray[Any], fmt: FileFormat, compress_level: int, target: str) -> bytes:
     if fmt == FileFormat.PNG:  # filtered and deflated on every core: see convcalc.io.png
         return encode_png(plane, level=compress_level)
     from PIL import Image
 
-    image = Image.fromarray(np.ascontiguousarray(plane[..., 0] if plane.shape[2] == 1
-                                                 else plane))
+    image = Image.fromarray(np.ascontiguousarray(plane[..., 0] if plane.shape[2] == 1 else plane))
     options = {"quality": 95} if fmt in (FileFormat.JPEG, FileFormat.WEBP) else {}
     buffer = io.BytesIO()
     try:
         image.save(buffer, format=fmt.name, **options)
     except (OSError, ValueError) as exc:
-        raise ConvcalcError(f"{target}: cannot encode a {image.width}x{image.height} "
-                            f"{image.mode} image as {fmt.name} ({exc})") from exc
+        raise ConvcalcError(
+            f"{target}: cannot encode a {image.width}x{image.height} "
+            f"{image.mode} image as {fmt.name} ({exc})"
+        ) from exc
     return buffer.getvalue()
 
 
@@ -326,8 +379,11 @@ def _write_files(files: list[tuple[str, Payload]]) -> None:
     target = ""
     try:
         for target, payload in files:
-            fd, temp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(target)),
-                                        prefix=f".{os.path.basename(target)}.", suffix=".tmp")
+            fd, temp = tempfile.mkstemp(
+                dir=os.path.dirname(os.path.abspath(target)),
+                prefix=f".{os.path.basename(target)}.",
+                suffix=".tmp",
+            )
             temps.append((temp, target))
             try:
                 for part in _parts(payload):
@@ -355,7 +411,7 @@ def _write_all(fd: int, payload: bytes | memoryview) -> None:
     """Write all of ``payload`` to ``fd`` (the one low-level write, patched in tests)."""
     view = memoryview(payload)
     while view:
-        view = view[os.write(fd, view):]
+        view = view[os.write(fd, view) :]
 
 
 def _file_mode(target: str) -> int:

@@ -69,8 +69,9 @@ def single_json(result: NetworkResult, convention: str) -> dict[str, Any]:
         "layer": layer.spec,
         "output_shape": layer.output.as_list(),
         "exact": all(ax.exact for ax in layer.axes),
-        "formula": "; ".join(f"{n}: {f}" if len(layer.axes) > 1 else f
-                             for n, f in axis_lines(layer.axes)),
+        "formula": "; ".join(
+            f"{n}: {f}" if len(layer.axes) > 1 else f for n, f in axis_lines(layer.axes)
+        ),
         "axes": [_axis_json(ax) for ax in layer.axes],
         "params": layer.params,
         "macs": layer.macs,
@@ -138,8 +139,16 @@ def solutions_json(n: int, target: int, solutions: list[Solution]) -> dict[str, 
 def solution_spec(sol: Solution) -> str:
     """A target solution written as a layer spec: ``conv:_,3,s=2,p=1``."""
     if sol.transposed:
-        return format_layer(Deconv(None, (sol.kernel,), (sol.stride,), (sol.padding,),
-                                   (sol.dilation,), (sol.output_padding,)))
+        return format_layer(
+            Deconv(
+                None,
+                (sol.kernel,),
+                (sol.stride,),
+                (sol.padding,),
+                (sol.dilation,),
+                (sol.output_padding,),
+            )
+        )
     return format_layer(Conv(None, (sol.kernel,), (sol.stride,), (sol.padding,), (sol.dilation,)))
 
 
@@ -154,7 +163,6 @@ def counts(c: Comparison) -> list[tuple[str, Count]]:
 # -- helpers ---------------------------------------------------------------
 
 
-
 def _layer_json(layer: LayerResult) -> dict[str, Any]:
     rf = layer.receptive_field
     return {
@@ -164,8 +172,12 @@ def _layer_json(layer: LayerResult) -> dict[str, Any]:
         "params": layer.params,
         "buffers": layer.buffers,
         "macs": layer.macs,
-        "receptive_field": None if rf is None else {
-            "size": list(rf.size), "jump": list(rf.jump), "start": list(rf.start),
+        "receptive_field": None
+        if rf is None
+        else {
+            "size": list(rf.size),
+            "jump": list(rf.jump),
+            "start": list(rf.start),
         },
         "memory_bytes": layer.memory,
         "exact": layer.exact,
@@ -175,9 +187,16 @@ def _layer_json(layer: LayerResult) -> dict[str, Any]:
 
 def _axis_json(ax: Axis) -> dict[str, Any]:
     return {
-        "input": ax.n, "kernel": ax.kernel, "stride": ax.stride, "dilation": ax.dilation,
-        "padding": [ax.pad_lo, ax.pad_hi], "output": ax.size, "exact": ax.exact,
-        "uncovered": ax.uncovered, "rounding": ax.rounding.value, "formula": ax.formula,
+        "input": ax.n,
+        "kernel": ax.kernel,
+        "stride": ax.stride,
+        "dilation": ax.dilation,
+        "padding": [ax.pad_lo, ax.pad_hi],
+        "output": ax.size,
+        "exact": ax.exact,
+        "uncovered": ax.uncovered,
+        "rounding": ax.rounding.value,
+        "formula": ax.formula,
     }
 
 
@@ -186,8 +205,10 @@ def _padding_text(axes: tuple[Axis, ...]) -> list[str]:
         return []
     names = axis_names(len(axes))
     return [
-        ", ".join(f"{name} {ax.pad_lo} before / {ax.pad_hi} after"
-                  for name, ax in zip(names, axes, strict=False))
+        ", ".join(
+            f"{name} {ax.pad_lo} before / {ax.pad_hi} after"
+            for name, ax in zip(names, axes, strict=False)
+        )
     ]
 
 

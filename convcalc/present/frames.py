@@ -142,22 +142,27 @@ def plan(request: AnimationRequest, *, max_frames: int = 400) -> Plan:
     notes: list[str] = []
     x = _plane(request.image, notes)
     if request.kind not in set(AnimKind):
-        raise ConvcalcError(f"animation kind {request.kind!r} is not valid; valid: "
-                            f"{', '.join(AnimKind)}")
+        raise ConvcalcError(
+            f"animation kind {request.kind!r} is not valid; valid: {', '.join(AnimKind)}"
+        )
     if request.kind == AnimKind.TRANSPOSED:
         p = _transposed_plan(request, x, notes)
     else:
         p = _window_plan(request, AnimKind(request.kind), x, notes)
     for box, what in ((p.left_box, "input"), (p.right_box, "output")):
         if max(box[2:]) > MAX_GRID:
-            raise ConvcalcError(f"an {what} of {box_dims(box)} is too large to animate; valid: "
-                                f"at most {MAX_GRID} rows and columns (crop or downscale the "
-                                "input)")
+            raise ConvcalcError(
+                f"an {what} of {box_dims(box)} is too large to animate; valid: "
+                f"at most {MAX_GRID} rows and columns (crop or downscale the "
+                "input)"
+            )
     chosen = _sample(p.positions, max_frames)
     if len(chosen) < p.positions:
         what = "input" if p.kind == AnimKind.TRANSPOSED else "output"
-        notes.append(f"{p.positions} {what} positions: every {_ordinal(chosen[1])} shown and "
-                     f"the last ({len(chosen) + 1} frames, at most {max_frames})")
+        notes.append(
+            f"{p.positions} {what} positions: every {_ordinal(chosen[1])} shown and "
+            f"the last ({len(chosen) + 1} frames, at most {max_frames})"
+        )
     return replace(p, notes=tuple(notes), steps=tuple(_step(p, k) for k in chosen))
 
 
@@ -190,8 +195,9 @@ def states(p: Plan) -> Iterator[tuple[Step, Array, NDArray[np.bool_]]]:
     for step in p.steps:
         for k in range(done, step.index + 1):
             r, c = divmod(k, p.left.shape[1])
-            where = np.s_[r * sh : r * sh + (kh - 1) * dh + 1 : dh,
-                          c * sw : c * sw + (kw - 1) * dw + 1 : dw]
+            where = np.s_[
+                r * sh : r * sh + (kh - 1) * dh + 1 : dh, c * sw : c * sw + (kw - 1) * dw + 1 : dw
+            ]
             acc[where] += p.left[r, c] * p.kernel
             touched[where] = True
         done = step.index + 1
@@ -226,8 +232,10 @@ def _plane(image: Array, notes: list[str]) -> Array:
         notes.append(f"the input has {x.shape[2]} channels: animating their mean")
     x = x.mean(axis=2) if x.ndim == 3 else x
     if x.ndim != 2 or x.size == 0:
-        raise ConvcalcError(f"an input of shape {'x'.join(map(str, np.shape(image)))} "
-                            "is not valid; valid: HxW or HxWxC")
+        raise ConvcalcError(
+            f"an input of shape {'x'.join(map(str, np.shape(image)))} "
+            "is not valid; valid: HxW or HxWxC"
+        )
     return x
 
 
@@ -238,25 +246,49 @@ def _window_plan(request: AnimationRequest, kind: AnimKind, x: Array, notes: lis
     size = (kernel.shape[0], kernel.shape[1])
     stride = request.stride or (size if pooling else (1, 1))
     axis = pool_axis if pooling else conv_axis
-    axes = [axis(x.shape[k], size[k], stride=stride[k], padding=request.padding[k],
-                 dilation=request.dilation[k]) for k in (0, 1)]
+    axes = [
+        axis(
+            x.shape[k],
+            size[k],
+            stride=stride[k],
+            padding=request.padding[k],
+            dilation=request.dilation[k],
+        )
+        for k in (0, 1)
+    ]
     pads = [(a.pad_lo, a.pad_hi) for a in axes]
     if pooling:
         how = PoolKind.MAX if kind == AnimKind.POOL_MAX else PoolKind.AVG
-        out = ops.pool(x, how, size, stride=stride, padding=request.padding,
-                       dilation=request.dilation)
+        out = ops.pool(
+            x, how, size, stride=stride, padding=request.padding, dilation=request.dilation
+        )
         left = ops.pad(x, pads, PadMode.ZERO, math.nan if how == PoolKind.MAX else 0.0)
         _ignored(request, "pooling", notes)
     else:
-        out = ops.correlate(x, kernel, stride=stride, padding=request.padding,
-                            dilation=request.dilation, pad_mode=request.pad_mode)
+        out = ops.correlate(
+            x,
+            kernel,
+            stride=stride,
+            padding=request.padding,
+            dilation=request.dilation,
+            pad_mode=request.pad_mode,
+        )
         left = ops.pad(x, pads, request.pad_mode)
     right = np.asarray(out[..., 0], dtype=np.float64)
     name = {AnimKind.CONV: "conv", AnimKind.POOL_MAX: "max pool", AnimKind.POOL_AVG: "avg pool"}
-    return Plan(kind, _title(name[kind], size, stride, request, axes), left,
-                (pads[0][0], pads[1][0], *x.shape), right, (0, 0, *right.shape), kernel, stride,
-                request.dilation, f"the whole output: {right.shape[0]}x{right.shape[1]}",
-                tuple(notes))
+    return Plan(
+        kind,
+        _title(name[kind], size, stride, request, axes),
+        left,
+        (pads[0][0], pads[1][0], *x.shape),
+        right,
+        (0, 0, *right.shape),
+        kernel,
+        stride,
+        request.dilation,
+        f"the whole output: {right.shape[0]}x{right.shape[1]}",
+        tuple(notes),
+    )
 
 
 def _transposed_plan(request: AnimationRequest, x: Array, notes: list[str]) -> Plan:
@@ -264,12 +296,24 @@ def _transposed_plan(request: AnimationRequest, x: Array, notes: list[str]) -> P
     kernel = _weights(request.kernel)
     size, stride = (kernel.shape[0], kernel.shape[1]), request.stride or (1, 1)
     rows, cols = axes = [
-        transposed_axis(x.shape[k], size[k], stride=stride[k], padding=request.padding[k],
-                        dilation=request.dilation[k], output_padding=request.output_padding[k])
+        transposed_axis(
+            x.shape[k],
+            size[k],
+            stride=stride[k],
+            padding=request.padding[k],
+            dilation=request.dilation[k],
+            output_padding=request.output_padding[k],
+        )
         for k in (0, 1)
     ]
-    out = ops.conv_transpose(x, kernel, stride=stride, padding=request.padding,
-                             dilation=request.dilation, output_padding=request.output_padding)
+    out = ops.conv_transpose(
+        x,
+        kernel,
+        stride=stride,
+        padding=request.padding,
+        dilation=request.dilation,
+        output_padding=request.output_padding,
+    )
     full = np.zeros([ops.transposed_full_size(a) for a in axes])
     box = (rows.pad_lo, cols.pad_lo, rows.size, cols.size)
     full[box[0] : box[0] + box[2], box[1] : box[1] + box[3]] = out[..., 0]
@@ -280,8 +324,19 @@ def _transposed_plan(request: AnimationRequest, x: Array, notes: list[str]) -> P
     final = f"the whole output: {box_dims(box)}"
     if box[2:] != full.shape:
         final += " (the hatched cells are cropped)"
-    return Plan(AnimKind.TRANSPOSED, title, x, (0, 0, *x.shape), full, box, kernel, stride,
-                request.dilation, final, tuple(notes))
+    return Plan(
+        AnimKind.TRANSPOSED,
+        title,
+        x,
+        (0, 0, *x.shape),
+        full,
+        box,
+        kernel,
+        stride,
+        request.dilation,
+        final,
+        tuple(notes),
+    )
 
 
 def _step(p: Plan, k: int) -> Step:
@@ -299,8 +354,10 @@ def _step(p: Plan, k: int) -> Step:
     values = [float(p.left[t]) for t in taps]
     result = value_text(p.right[r, c], 4)
     if p.kind == AnimKind.CONV:
-        terms = " + ".join(f"{value_text(a, paren=True)}·{value_text(w, paren=True)}"
-                           for a, w in zip(values, weights, strict=True))
+        terms = " + ".join(
+            f"{value_text(a, paren=True)}·{value_text(w, paren=True)}"
+            for a, w in zip(values, weights, strict=True)
+        )
         many = f"sum of {len(taps)} products"
     elif p.kind == AnimKind.POOL_MAX:
         values, weights = [v for v in values if not math.isnan(v)], ()
@@ -333,8 +390,10 @@ def _weights(kernel: Array | tuple[int, int]) -> Array:
     """A convolution's kernel as KHxKW float64 weights."""
     w = np.asarray(working_array(kernel), dtype=np.float64)
     if w.ndim != 2 or w.size == 0:
-        raise ConvcalcError(f"a kernel of shape {'x'.join(map(str, w.shape))} is not valid "
-                            "for an animation; valid: KHxKW weights (one channel)")
+        raise ConvcalcError(
+            f"a kernel of shape {'x'.join(map(str, w.shape))} is not valid "
+            "for an animation; valid: KHxKW weights (one channel)"
+        )
     return w
 
 
@@ -344,8 +403,9 @@ def _ignored(request: AnimationRequest, what: str, notes: list[str]) -> None:
         notes.append(f"pad mode {request.pad_mode} does not apply to {what}: ignored")
 
 
-def _title(name: str, size: Cell, stride: Cell, request: AnimationRequest,
-           axes: Sequence[Axis]) -> str:
+def _title(
+    name: str, size: Cell, stride: Cell, request: AnimationRequest, axes: Sequence[Axis]
+) -> str:
     """``conv 3x3 · stride 1 · reflect padding same 1 · dilation 2``."""
     parts = [f"{name} {size[0]}x{size[1]}", f"stride {_pair_text(stride)}"]
     (top, bottom), (left, right) = pads = [(a.pad_lo, a.pad_hi) for a in axes]

@@ -89,11 +89,15 @@ def frames(
     lay = _layout(p, cell)
     notes = list(p.notes)
     if not lay.numbers:
-        notes.append(f"input {box_dims(p.left_box)} and output {box_dims(p.right_box)} drawn "
-                     f"as thumbnails ({lay.px} px per cell, no numbers)")
+        notes.append(
+            f"input {box_dims(p.left_box)} and output {box_dims(p.right_box)} drawn "
+            f"as thumbnails ({lay.px} px per cell, no numbers)"
+        )
     base = _base(p, lay)
-    images = [_frame(p, lay, base, step, values, shown, caption)
-              for (step, values, shown), caption in zip(states(p), lay.captions, strict=False)]
+    images = [
+        _frame(p, lay, base, step, values, shown, caption)
+        for (step, values, shown), caption in zip(states(p), lay.captions, strict=False)
+    ]
     everything = np.ones(p.right.shape, dtype=bool)
     images.append(_frame(p, lay, base, None, p.right, everything, lay.captions[-1]))
     return images, tuple(notes)
@@ -130,8 +134,15 @@ def gif_bytes(frames: Sequence[Image.Image], *, duration_ms: int = 400, loop: in
     palette = montage.quantize(colors=256, method=Image.Quantize.MEDIANCUT)
     paletted = [f.quantize(palette=palette, dither=Image.Dither.NONE) for f in rgb]
     out = io.BytesIO()
-    paletted[0].save(out, format="GIF", save_all=True, append_images=paletted[1:], loop=loop,
-                     duration=[duration_ms] * (len(rgb) - 1) + [duration_ms * 3], optimize=True)
+    paletted[0].save(
+        out,
+        format="GIF",
+        save_all=True,
+        append_images=paletted[1:],
+        loop=loop,
+        duration=[duration_ms] * (len(rgb) - 1) + [duration_ms * 3],
+        optimize=True,
+    )
     return out.getvalue()
 
 
@@ -170,10 +181,13 @@ def _layout(p: Plan, cell: int) -> _Layout:
     grid_h = max(p.left.shape[0], p.right.shape[0]) * px
     grids_y = margin + 2 * line
     return _Layout(
-        px, numbers, (width + 2 * margin, grids_y + grid_h + line * 3 // 2 + margin),
+        px,
+        numbers,
+        (width + 2 * margin, grids_y + grid_h + line * 3 // 2 + margin),
         (margin, grids_y + (grid_h - p.left.shape[0] * px) // 2),
         (margin + left_w + gap, grids_y + (grid_h - p.right.shape[0] * px) // 2),
-        (margin, margin + line, grids_y + grid_h + line // 2), captions,
+        (margin, margin + line, grids_y + grid_h + line // 2),
+        captions,
         (_value_range(p.left, p.left_box), _value_range(p.right, p.right_box)),
         (text, _font(max(9, round(px * 0.42))), _font(max(6, round(px * 0.3)))),
     )
@@ -208,24 +222,54 @@ def _base(p: Plan, lay: _Layout) -> Image.Image:
     return im
 
 
-def _frame(p: Plan, lay: _Layout, base: Image.Image, step: Step | None, values: Array,
-           shown: NDArray[np.bool_], caption: str) -> Image.Image:
+def _frame(
+    p: Plan,
+    lay: _Layout,
+    base: Image.Image,
+    step: Step | None,
+    values: Array,
+    shown: NDArray[np.bool_],
+    caption: str,
+) -> Image.Image:
     """One frame: the base, the right grid, the highlighted cells and the caption."""
     im = base.copy()
     d = ImageDraw.Draw(im)
     _grid(im, lay, lay.right_xy, values, shown, p.right_box, 1)
     if step is not None:
         transposed = p.kind == AnimKind.TRANSPOSED
-        _hot(d, lay, lay.left_xy, p.left, p.left_box, 0, step.source,
-             () if transposed else step.weights)
-        _hot(d, lay, lay.right_xy, values, p.right_box, 1, step.target,
-             step.weights if transposed else ())
+        _hot(
+            d,
+            lay,
+            lay.left_xy,
+            p.left,
+            p.left_box,
+            0,
+            step.source,
+            () if transposed else step.weights,
+        )
+        _hot(
+            d,
+            lay,
+            lay.right_xy,
+            values,
+            p.right_box,
+            1,
+            step.target,
+            step.weights if transposed else (),
+        )
     d.text((lay.text_y[0], lay.text_y[2]), caption, font=lay.fonts[0], fill=TEXT)
     return im
 
 
-def _grid(im: Image.Image, lay: _Layout, xy: tuple[int, int], values: Array,
-          shown: NDArray[np.bool_], box: Box, side: int) -> None:
+def _grid(
+    im: Image.Image,
+    lay: _Layout,
+    xy: tuple[int, int],
+    values: Array,
+    shown: NDArray[np.bool_],
+    box: Box,
+    side: int,
+) -> None:
     """Paint a grid: the cell fills as one block image, then lines, hatching, numbers."""
     (x0, y0), px, (top, left, h, w) = xy, lay.px, box
     inside = np.zeros(values.shape, dtype=bool)
@@ -247,12 +291,23 @@ def _grid(im: Image.Image, lay: _Layout, xy: tuple[int, int], values: Array,
         for r, c in np.argwhere(shown):
             _digits(d, lay, x0 + c * px, y0 + r * px, values[r, c], TEXT if inside[r, c] else DIM)
     if (h, w) != values.shape:
-        d.rectangle([x0 + left * px, y0 + top * px, x0 + (left + w) * px, y0 + (top + h) * px],
-                    outline=EDGE, width=2 if px >= 6 else 1)
+        d.rectangle(
+            [x0 + left * px, y0 + top * px, x0 + (left + w) * px, y0 + (top + h) * px],
+            outline=EDGE,
+            width=2 if px >= 6 else 1,
+        )
 
 
-def _hot(d: ImageDraw.ImageDraw, lay: _Layout, xy: tuple[int, int], grid: Array, box: Box,
-         side: int, cells: Sequence[Cell], weights: Sequence[float]) -> None:
+def _hot(
+    d: ImageDraw.ImageDraw,
+    lay: _Layout,
+    xy: tuple[int, int],
+    grid: Array,
+    box: Box,
+    side: int,
+    cells: Sequence[Cell],
+    weights: Sequence[float],
+) -> None:
     """Highlight cells: amber (thumbnails: amber over the grey), a border, the weight."""
     (x0, y0), px, (top, left, h, w) = xy, lay.px, box
     for n, (r, c) in enumerate(cells):
@@ -275,8 +330,16 @@ def _hot(d: ImageDraw.ImageDraw, lay: _Layout, xy: tuple[int, int], grid: Array,
                 d.text((x + px - 3, y + px - 2), label, font=lay.fonts[2], fill=WEIGHT, anchor="rd")
     if cells and px < 6:
         rs, cs = [r for r, _ in cells], [c for _, c in cells]
-        d.rectangle([x0 + min(cs) * px - 2, y0 + min(rs) * px - 2, x0 + (max(cs) + 1) * px + 1,
-                     y0 + (max(rs) + 1) * px + 1], outline=HOT_EDGE, width=2)
+        d.rectangle(
+            [
+                x0 + min(cs) * px - 2,
+                y0 + min(rs) * px - 2,
+                x0 + (max(cs) + 1) * px + 1,
+                y0 + (max(rs) + 1) * px + 1,
+            ],
+            outline=HOT_EDGE,
+            width=2,
+        )
 
 
 def _hatch(d: ImageDraw.ImageDraw, x: int, y: int, px: int) -> None:
@@ -287,8 +350,9 @@ def _hatch(d: ImageDraw.ImageDraw, x: int, y: int, px: int) -> None:
             d.line([(x + a, y + b), (x + b, y + a)], fill=HATCH)
 
 
-def _digits(d: ImageDraw.ImageDraw, lay: _Layout, x: int, y: int, v: float, fill: RGB,
-            *, shift: float = 0.5) -> None:
+def _digits(
+    d: ImageDraw.ImageDraw, lay: _Layout, x: int, y: int, v: float, fill: RGB, *, shift: float = 0.5
+) -> None:
     """The value centred in its cell (``shift`` < 0.5: up and left, clear of a weight)."""
     text = _cell_text(float(v), lay.fonts[1], lay.px - 3)
     if text:

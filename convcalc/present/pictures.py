@@ -62,13 +62,28 @@ _MIN_TILE = 12  # the narrowest picture in a channel grid, in columns
 _HALF_BLOCK = "▀"
 _LEGEND_BLOCK = "█"
 _DIVERGING = ((59, 76, 192), (141, 176, 254), (221, 221, 221), (244, 154, 123), (180, 4, 38))
-_SEQUENTIAL = ((68, 1, 84), (70, 50, 127), (54, 92, 141), (39, 127, 142), (31, 161, 135),
-               (74, 193, 109), (160, 218, 57), (253, 231, 37))
+_SEQUENTIAL = (
+    (68, 1, 84),
+    (70, 50, 127),
+    (54, 92, 141),
+    (39, 127, 142),
+    (31, 161, 135),
+    (74, 193, 109),
+    (160, 218, 57),
+    (253, 231, 37),
+)
 _LUMA = np.array([0.299, 0.587, 0.114])
 
 
-def show(input: NDArray[Any], output: NDArray[Any], *, width: int, color_system: str | None,
-         input_title: str = "input", output_title: str = "output") -> RenderableType:
+def show(
+    input: NDArray[Any],
+    output: NDArray[Any],
+    *,
+    width: int,
+    color_system: str | None,
+    input_title: str = "input",
+    output_title: str = "output",
+) -> RenderableType:
     """Input and output side by side (or one above the other), fitted to ``width``.
 
     Parameters
@@ -102,8 +117,9 @@ def show(input: NDArray[Any], output: NDArray[Any], *, width: int, color_system:
     return Group(above.renderable, Text(""), below.renderable)
 
 
-def picture(array: NDArray[Any], *, width: int, color_system: str | None,
-            max_rows: int = MAX_ROWS) -> Text:
+def picture(
+    array: NDArray[Any], *, width: int, color_system: str | None, max_rows: int = MAX_ROWS
+) -> Text:
     """An image as text: colour half blocks, or the character ramp without colour.
 
     Parameters
@@ -137,8 +153,11 @@ def picture(array: NDArray[Any], *, width: int, color_system: str | None,
         small = resize(image, rows, cols)
         gray = small @ _LUMA if small.shape[2] == 3 else small[..., 0]
         index = np.rint(gray / 255.0 * (len(RAMP) - 1)).astype(int)
-        return Text("\n".join("".join(RAMP[i] for i in line) for line in index),
-                    no_wrap=True, overflow="crop")
+        return Text(
+            "\n".join("".join(RAMP[i] for i in line) for line in index),
+            no_wrap=True,
+            overflow="crop",
+        )
     pixel_rows = min(2 * rows, max(round(image.shape[0] * cols / image.shape[1]), 1))
     small = np.rint(resize(image, pixel_rows, cols)).astype(int)
     if small.shape[2] == 1:
@@ -167,8 +186,7 @@ def heatmap(matrix: NDArray[Any], title: str) -> RenderableType:
     return Group(Text(title, overflow="fold"), *_heatmap_lines(np.asarray(matrix)))
 
 
-def fit_size(height: int, width: int, *, columns: int,
-             max_rows: int = MAX_ROWS) -> tuple[int, int]:
+def fit_size(height: int, width: int, *, columns: int, max_rows: int = MAX_ROWS) -> tuple[int, int]:
     """The text ``(rows, cols)`` an HxW picture takes within ``columns``.
 
     ``cols = min(W·MAX_ZOOM, columns)`` and ``rows = round(H·cols/W/2)``: a text
@@ -220,8 +238,13 @@ class _Panel:
     cramped: bool = False
 
 
-def _pair(input: NDArray[Any], output: NDArray[Any], titles: tuple[str, str], width: int,
-          color_system: str | None) -> tuple[_Panel, _Panel] | None:
+def _pair(
+    input: NDArray[Any],
+    output: NDArray[Any],
+    titles: tuple[str, str],
+    width: int,
+    color_system: str | None,
+) -> tuple[_Panel, _Panel] | None:
     """Input within half the width, output within the rest; None when too narrow."""
     half = (width - _GAP) // 2
     if half < 1:
@@ -251,8 +274,11 @@ def _panel(array: NDArray[Any], title: str, width: int, color_system: str | None
         body = picture(scaled.array, width=width, color_system=color_system)
         heading = f"{title} {shape} ({scaled.scale} {number(scaled.lo)}…{number(scaled.hi)})"
         body_width = max(len(line) for line in body.plain.split("\n"))
-        return _Panel(Group(Text(heading, overflow="fold"), body),
-                      min(width, max(body_width, len(heading))), cramped)
+        return _Panel(
+            Group(Text(heading, overflow="fold"), body),
+            min(width, max(body_width, len(heading))),
+            cramped,
+        )
     return _picture_grid(image, f"{title} {shape}", width, color_system, cramped)
 
 
@@ -261,16 +287,20 @@ def _heatmap_panel(image: NDArray[Any], title: str, width: int) -> _Panel:
     if image.shape[2] == 1:
         lines = _heatmap_lines(image[..., 0])
         body = max(line.cell_len for line in lines)
-        return _Panel(Group(Text(title, overflow="fold"), *lines),
-                      max(body, min(len(title), width)))
-    tiles = [[Text(f"channel {i}"), *_heatmap_lines(image[..., i])]
-             for i in range(min(image.shape[2], MAX_TILES))]
+        return _Panel(
+            Group(Text(title, overflow="fold"), *lines), max(body, min(len(title), width))
+        )
+    tiles = [
+        [Text(f"channel {i}"), *_heatmap_lines(image[..., i])]
+        for i in range(min(image.shape[2], MAX_TILES))
+    ]
     tile_width = max(line.cell_len for tile in tiles for line in tile)
     return _grid([Group(*tile) for tile in tiles], title, image.shape[2], tile_width, width)
 
 
-def _picture_grid(image: NDArray[Any], title: str, width: int, color_system: str | None,
-                  cramped: bool) -> _Panel:
+def _picture_grid(
+    image: NDArray[Any], title: str, width: int, color_system: str | None, cramped: bool
+) -> _Panel:
     """The channels of HxWxC as small pictures titled ``channel i``."""
     _, w, channels = image.shape
     shown = min(channels, MAX_TILES)
@@ -280,25 +310,34 @@ def _picture_grid(image: NDArray[Any], title: str, width: int, color_system: str
     tiles: list[RenderableType] = []
     scales: set[str] = set()
     for i in range(shown):
-        scaled = to_uint8(image[..., i:i + 1], Scale.AUTO)
+        scaled = to_uint8(image[..., i : i + 1], Scale.AUTO)
         scales.add(str(scaled.scale))
-        tiles.append(Group(Text(f"channel {i}", no_wrap=True, overflow="ellipsis"),
-                           picture(scaled.array, width=tile_width, color_system=color_system,
-                                   max_rows=max(MAX_ROWS // 2, 1))))
+        tiles.append(
+            Group(
+                Text(f"channel {i}", no_wrap=True, overflow="ellipsis"),
+                picture(
+                    scaled.array,
+                    width=tile_width,
+                    color_system=color_system,
+                    max_rows=max(MAX_ROWS // 2, 1),
+                ),
+            )
+        )
     heading = f"{title} ({'/'.join(sorted(scales))} per channel)"
     panel = _grid(tiles, heading, channels, tile_width, width)
     return _Panel(panel.renderable, panel.width, cramped or panel.cramped)
 
 
-def _grid(tiles: Sequence[RenderableType], title: str, channels: int, tile_width: int,
-          width: int) -> _Panel:
+def _grid(
+    tiles: Sequence[RenderableType], title: str, channels: int, tile_width: int, width: int
+) -> _Panel:
     """Tiles of ``tile_width`` columns, as many per row as fit ``width``, under a title."""
     cols = max(1, min(len(tiles), (width + _TILE_GAP) // (tile_width + _TILE_GAP)))
     table = Table.grid(padding=(0, _TILE_GAP, 1, 0), collapse_padding=False)
     for _ in range(cols):
         table.add_column(width=tile_width, no_wrap=True)
     for start in range(0, len(tiles), cols):
-        row = list(tiles[start:start + cols])
+        row = list(tiles[start : start + cols])
         table.add_row(*row, *[""] * (cols - len(row)))
     used = cols * tile_width + (cols - 1) * _TILE_GAP
     parts: list[RenderableType] = [Text(title, overflow="fold"), table]
@@ -343,8 +382,9 @@ def _heatmap_lines(matrix: NDArray[Any]) -> list[Text]:
     return [*lines, legend]
 
 
-def _positions(values: NDArray[np.float64], lo: float, hi: float,
-               diverging: bool) -> NDArray[np.float64]:
+def _positions(
+    values: NDArray[np.float64], lo: float, hi: float, diverging: bool
+) -> NDArray[np.float64]:
     """Where each value falls on its colormap, 0..1 (NaN stays NaN)."""
     if diverging:
         return 0.5 + values / (2 * max(-lo, hi))

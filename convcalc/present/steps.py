@@ -61,8 +61,14 @@ def steps_lines(trace: Trace, width: int) -> list[Text]:
             lines += _pool_lines(trace, step, width)
     if trace.omitted:
         shown = trace.total_positions - trace.omitted
-        lines += [Text(""), Text(f"{shown} of {trace.total_positions} positions shown; use "
-                                 "--at ROW,COL or --limit N for others", style="italic")]
+        lines += [
+            Text(""),
+            Text(
+                f"{shown} of {trace.total_positions} positions shown; use "
+                "--at ROW,COL or --limit N for others",
+                style="italic",
+            ),
+        ]
     return lines
 
 
@@ -87,16 +93,21 @@ def _conv_lines(trace: Trace, step: ConvStep, width: int) -> list[Text]:
         marks = np.where(part.padding, _PADDING, "")
         lines += _side_by_side(
             [("window", part.window, marks), (kernel_label, part.kernel, None)],
-            _dilation(trace), indent, width,
+            _dilation(trace),
+            indent,
+            width,
         )
-        terms = [f"{_factor(a)}×{_factor(b)}" for a, b in
-                 zip(part.window.ravel(), part.kernel.ravel(), strict=True)]
+        terms = [
+            f"{_factor(a)}×{_factor(b)}"
+            for a, b in zip(part.window.ravel(), part.kernel.ravel(), strict=True)
+        ]
         lines += _wrapped("", terms, " + ", f" = {_cell(part.sum)}", indent, width)
     sums = [p.sum for p in step.channels] + ([step.bias] if trace.has_bias else [])
     if not single or trace.has_bias:
         label = ("channels" if not single else "sum") + (" + bias" if trace.has_bias else "")
-        lines += _wrapped(f"{label}: ", [_factor(v) for v in sums], " + ",
-                          f" = {_cell(step.total)}", 2, width)
+        lines += _wrapped(
+            f"{label}: ", [_factor(v) for v in sums], " + ", f" = {_cell(step.total)}", 2, width
+        )
     if trace.activation != Activation.NONE:
         lines.append(Text(f"  {trace.activation}({_cell(step.total)}) = {_cell(step.value)}"))
     return lines
@@ -106,8 +117,11 @@ def _pool_lines(trace: Trace, step: PoolStep, width: int) -> list[Text]:
     title = f"output {_pair(step.position)}"
     if trace.output_shape[2] > 1:
         title += f", channel {step.channel}"
-    where = (f"the whole {step.window.shape[0]}x{step.window.shape[1]} map"
-             if trace.kind == TraceKind.GLOBAL_POOL else _where(trace, step.origin))
+    where = (
+        f"the whole {step.window.shape[0]}x{step.window.shape[1]} map"
+        if trace.kind == TraceKind.GLOBAL_POOL
+        else _where(trace, step.origin)
+    )
     lines = _heading(title, where, width)
     marks = np.where(step.padding, _PADDING, "")
     if step.argmax is not None:
@@ -118,12 +132,19 @@ def _pool_lines(trace: Trace, step: PoolStep, width: int) -> list[Text]:
     if step.op == PoolKind.MAX:
         lines += _wrapped("max(", [_cell(v) for v in values], ", ", f") = {value}", 2, width)
     elif step.op == PoolKind.AVG:
-        lines += _wrapped("(", [_factor(v) for v in values], " + ",
-                          f") / {step.divisor} = {value}", 2, width)
+        lines += _wrapped(
+            "(", [_factor(v) for v in values], " + ", f") / {step.divisor} = {value}", 2, width
+        )
     else:
         squares = _cell(float(np.sum(values * values)))
-        lines += _wrapped("sqrt(", [f"{_factor(v)}²" for v in values], " + ",
-                          f") = sqrt({squares}) = {value}", 2, width)
+        lines += _wrapped(
+            "sqrt(",
+            [f"{_factor(v)}²" for v in values],
+            " + ",
+            f") = sqrt({squares}) = {value}",
+            2,
+            width,
+        )
     return lines
 
 
@@ -137,10 +158,10 @@ def _heading(title: str, where: str, width: int) -> list[Text]:
 
 
 def _header(trace: Trace) -> list[Text]:
-    shape_in, shape_out = ("x".join(map(str, s)) for s in (trace.input_shape,
-                                                           trace.output_shape))
-    lines = [Text(f"layer {trace.layer} ({trace.layer_text}): {shape_in} → {shape_out}",
-                  style="bold")]
+    shape_in, shape_out = ("x".join(map(str, s)) for s in (trace.input_shape, trace.output_shape))
+    lines = [
+        Text(f"layer {trace.layer} ({trace.layer_text}): {shape_in} → {shape_out}", style="bold")
+    ]
     if trace.kind == TraceKind.GLOBAL_POOL:
         lines.append(Text("global pooling: one value per channel from its whole map"))
     else:
@@ -153,12 +174,17 @@ def _facts(trace: Trace) -> list[Text]:
     """Kernel or window size, stride, padding, dilation and activation of the layer."""
     rows, cols = trace.axes
     size = f"{rows.kernel}x{cols.kernel}"
-    pads = per_axis(tuple(f"{a.pad_lo}" if a.pad_lo == a.pad_hi else f"{a.pad_lo}/{a.pad_hi}"
-                            for a in trace.axes))
+    pads = per_axis(
+        tuple(
+            f"{a.pad_lo}" if a.pad_lo == a.pad_hi else f"{a.pad_lo}/{a.pad_hi}" for a in trace.axes
+        )
+    )
     padded = any(a.pad_lo or a.pad_hi for a in trace.axes)
-    facts = [f"kernel {size}" if trace.kind != TraceKind.POOL else f"window {size}",
-             f"stride {per_axis((str(rows.stride), str(cols.stride)))}",
-             f"padding {pads}" if padded else "no padding"]
+    facts = [
+        f"kernel {size}" if trace.kind != TraceKind.POOL else f"window {size}",
+        f"stride {per_axis((str(rows.stride), str(cols.stride)))}",
+        f"padding {pads}" if padded else "no padding",
+    ]
     if trace.kind == TraceKind.CONV and padded:
         facts[-1] += f" ({trace.pad_mode})"
     if _dilation(trace) != (1, 1):
@@ -171,10 +197,14 @@ def _facts(trace: Trace) -> list[Text]:
         borders = [a.span - 1 - a.pad_lo for a in trace.axes]
         border = per_axis(tuple(_cell(b) for b in borders))
         crop = " (a negative count crops)" if min(borders) < 0 else ""
-        lines.append(Text(f"transposed, shown as a stride-1 correlation: the input stretched "
-                          f"with {zeros} zero{'' if zeros == '1' else 's'} between its cells "
-                          f"(cell k at stretched k·s) and padded by {border}{crop}, the kernel "
-                          "rotated by 180°"))
+        lines.append(
+            Text(
+                f"transposed, shown as a stride-1 correlation: the input stretched "
+                f"with {zeros} zero{'' if zeros == '1' else 's'} between its cells "
+                f"(cell k at stretched k·s) and padded by {border}{crop}, the kernel "
+                "rotated by 180°"
+            )
+        )
     return lines
 
 
@@ -182,8 +212,12 @@ def _legend(trace: Trace) -> list[Text]:
     """What the marks in the grids mean, for the marks that appear."""
     legend = []
     if any(_padded(s) for s in trace.steps):
-        legend.append((_PADDING, "padding" + (" and inserted zeros"
-                                              if trace.kind == TraceKind.DECONV else "")))
+        legend.append(
+            (
+                _PADDING,
+                "padding" + (" and inserted zeros" if trace.kind == TraceKind.DECONV else ""),
+            )
+        )
     if _dilation(trace) != (1, 1):
         legend.append((_HOLE, "a cell the dilated window skips"))
     if any(isinstance(s, PoolStep) and s.argmax is not None for s in trace.steps):
@@ -201,8 +235,10 @@ def _padded(step: ConvStep | PoolStep) -> bool:
 
 
 def _side_by_side(
-    grids: Sequence[tuple[str, Array, Array | None]], dilation: tuple[int, int],
-    indent: int, width: int,
+    grids: Sequence[tuple[str, Array, Array | None]],
+    dilation: tuple[int, int],
+    indent: int,
+    width: int,
 ) -> list[Text]:
     """Labelled grids next to each other, or one under another when they do not fit."""
     blocks: list[tuple[str, list[Text]]] = []
@@ -211,8 +247,9 @@ def _side_by_side(
         span = ((values.shape[0] - 1) * dilation[0] + 1, (values.shape[1] - 1) * dilation[1] + 1)
         if max(span) > MAX_GRID or indent + max(len(r) for r in rows) > width:
             shown = "x".join(map(str, span))
-            blocks.append((label, [Text(f"{shown}, too large to draw; --json has every value",
-                                        style="dim")]))
+            blocks.append(
+                (label, [Text(f"{shown}, too large to draw; --json has every value", style="dim")])
+            )
         else:
             blocks.append((label, rows))
     widths = [max(len(label), *(len(r) for r in rows)) for label, rows in blocks]
@@ -222,8 +259,15 @@ def _side_by_side(
         for label, rows in blocks:
             out += [Text(pad + label, style="dim"), *(Text(pad) + r for r in rows)]
         return out
-    lines = [Text(pad + _GAP.join(label.ljust(w) for (label, _), w in
-                                  zip(blocks, widths, strict=True)).rstrip(), style="dim")]
+    lines = [
+        Text(
+            pad
+            + _GAP.join(
+                label.ljust(w) for (label, _), w in zip(blocks, widths, strict=True)
+            ).rstrip(),
+            style="dim",
+        )
+    ]
     for i in range(max(len(rows) for _, rows in blocks)):
         line = Text(pad)
         for k, ((_, rows), w) in enumerate(zip(blocks, widths, strict=True)):
@@ -247,8 +291,9 @@ def _grid(values: Array, marks: Array | None, dilation: tuple[int, int]) -> list
             style = {"": "", _PADDING: "dim", _MAX: "bold"}[mark]
             cells[i * dh][j * dw] = (mark + _cell(values[i, j]), style)
     size = max(len(text) for row in cells for text, _ in row)
-    return [Text(" ").join(Text(text.rjust(size), style=style) for text, style in row)
-            for row in cells]
+    return [
+        Text(" ").join(Text(text.rjust(size), style=style) for text, style in row) for row in cells
+    ]
 
 
 def _wrapped(

@@ -30,8 +30,14 @@ def stack_table(result: NetworkResult, convention: str) -> Group:
     """A stack as a table (layer, output HxWxC, params, MACs, receptive field, memory)."""
     table = Table(box=box.SIMPLE_HEAD, title=f"input {result.input}  ({convention} rules)")
     for name, justify in (
-        ("#", "right"), ("layer", "left"), ("output", "left"), ("params", "right"),
-        ("MACs", "right"), ("RF size", "right"), ("jump", "right"), ("start", "right"),
+        ("#", "right"),
+        ("layer", "left"),
+        ("output", "left"),
+        ("params", "right"),
+        ("MACs", "right"),
+        ("RF size", "right"),
+        ("jump", "right"),
+        ("start", "right"),
         ("memory", "right"),
     ):
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
@@ -39,8 +45,15 @@ def stack_table(result: NetworkResult, convention: str) -> Group:
         size, jump, start = field_text(layer.receptive_field)
         marker = "" if layer.exact else " *"
         table.add_row(
-            str(i), layer.spec, f"{layer.output}{marker}", count(layer.params),
-            si(layer.macs) if layer.macs else "0", size, jump, start, size_bytes(layer.memory),
+            str(i),
+            layer.spec,
+            f"{layer.output}{marker}",
+            count(layer.params),
+            si(layer.macs) if layer.macs else "0",
+            size,
+            jump,
+            start,
+            size_bytes(layer.memory),
         )
     return Group(table, *totals_lines(result))
 
@@ -51,19 +64,26 @@ def totals_lines(result: NetworkResult) -> list[Text]:
     lines = [
         Text(f"output {result.output}"),
         Text(f"parameters (trainable): {count(result.total_params)}"),
-        Text(f"MACs (multiply-accumulates): {count(macs)} = {si(macs)}    "
-             f"FLOPs = 2 × MACs = {si(2 * macs)}"),
-        Text(f"activation memory (float32, all layer outputs): "
-             f"{size_bytes(result.total_memory)}"),
+        Text(
+            f"MACs (multiply-accumulates): {count(macs)} = {si(macs)}    "
+            f"FLOPs = 2 × MACs = {si(2 * macs)}"
+        ),
+        Text(f"activation memory (float32, all layer outputs): {size_bytes(result.total_memory)}"),
     ]
     if result.total_buffers:
-        lines.insert(2, Text(
-            f"running statistics (batch norm, not trainable, not counted above): "
-            f"{count(result.total_buffers)}"
-        ))
+        lines.insert(
+            2,
+            Text(
+                f"running statistics (batch norm, not trainable, not counted above): "
+                f"{count(result.total_buffers)}"
+            ),
+        )
     if not all(layer.exact for layer in result.layers):
-        lines.append(Text("* the windows do not fit the input exactly (--explain says where)",
-                          style="yellow"))
+        lines.append(
+            Text(
+                "* the windows do not fit the input exactly (--explain says where)", style="yellow"
+            )
+        )
     return lines
 
 
@@ -75,8 +95,12 @@ def comparison_table(c: Comparison, title: str) -> Group:
     for key, item in counts(c):
         label = _LABELS[key].format(n=f"{c.unit_count:,}" if c.unit_count else "")
         table.add_row(
-            label, count(item.weights), count(item.biases), count(item.params),
-            ratio_text(ratio(item, c.conv)), count(item.macs),
+            label,
+            count(item.weights),
+            count(item.biases),
+            count(item.params),
+            ratio_text(ratio(item, c.conv)),
+            count(item.macs),
         )
     return Group(table, Text(reading(c)))
 
@@ -89,7 +113,11 @@ def solutions_table(n: int, target: int, solutions: list[Solution], limit: int) 
     for sol in solutions[:limit]:
         pad = str(sol.padding) + (f", op={sol.output_padding}" if sol.output_padding else "")
         table.add_row(
-            solution_spec(sol), str(sol.kernel), str(sol.stride), pad, str(sol.dilation),
+            solution_spec(sol),
+            str(sol.kernel),
+            str(sol.stride),
+            pad,
+            str(sol.dilation),
             "yes" if sol.exact else "no",
         )
     if len(solutions) > limit:
@@ -154,6 +182,11 @@ def bench_table(timings: Sequence[Timing], title: str) -> Table:
         if t.seconds is None or fastest is None:
             table.add_row(str(t.method), "—", "—", "—", t.reason or "")
             continue
-        table.add_row(str(t.method), f"{t.seconds * 1e3:.2f} ms", f"{t.seconds / fastest:.2f}",
-                      f"{t.max_error:.3g}", "")
+        table.add_row(
+            str(t.method),
+            f"{t.seconds * 1e3:.2f} ms",
+            f"{t.seconds / fastest:.2f}",
+            f"{t.max_error:.3g}",
+            "",
+        )
     return table

@@ -205,8 +205,9 @@ def test_find_targets_includes_the_classic_stride_two():
     solutions = find_targets(224, 112, kernels=[3])
     assert any(sol.stride == 2 and sol.padding == 1 and sol.dilation == 1 for sol in solutions)
     for sol in solutions:
-        ax = conv_axis(224, sol.kernel, stride=sol.stride, padding=sol.padding,
-                       dilation=sol.dilation)
+        ax = conv_axis(
+            224, sol.kernel, stride=sol.stride, padding=sol.padding, dilation=sol.dilation
+        )
         assert ax.size == 112
 
 
@@ -215,8 +216,14 @@ def test_find_targets_upsampling_uses_transposed():
     transposed = [sol for sol in solutions if sol.transposed]
     assert transposed
     for sol in transposed:
-        ax = transposed_axis(7, sol.kernel, stride=sol.stride, padding=sol.padding,
-                             dilation=sol.dilation, output_padding=sol.output_padding)
+        ax = transposed_axis(
+            7,
+            sol.kernel,
+            stride=sol.stride,
+            padding=sol.padding,
+            dilation=sol.dilation,
+            output_padding=sol.output_padding,
+        )
         assert ax.size == 14
 
 

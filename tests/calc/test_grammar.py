@@ -65,8 +65,10 @@ def test_shapes_round_trip(numbers):
     [
         ("conv:6,5", Conv(6, (5,))),
         ("conv:64,3,2,1", Conv(64, (3,), (2,), (1,))),
-        ("conv:64,3x5,stride=2,padding=same,dilation=2,groups=2,bias=no",
-         Conv(64, (3, 5), (2,), (PadRule.SAME,), (2,), 2, False)),
+        (
+            "conv:64,3x5,stride=2,padding=same,dilation=2,groups=2,bias=no",
+            Conv(64, (3, 5), (2,), (PadRule.SAME,), (2,), 2, False),
+        ),
         ("conv1d:4,5", Conv(4, (5,), rank=1)),
         ("conv3d:8,3", Conv(8, (3,), rank=3)),
         ("conv:k=sobel-x,s=2", Conv(None, None, (2,), source="sobel-x")),
@@ -146,29 +148,56 @@ def test_looks_like_spec():
 
 _sizes = st.integers(1, 9)
 _dims = st.lists(_sizes, min_size=1, max_size=3).map(tuple)
-_pads = st.one_of(st.sampled_from(list(PadRule)).map(lambda r: (r,)),
-                  st.lists(st.integers(0, 4), min_size=1, max_size=3).map(tuple))
+_pads = st.one_of(
+    st.sampled_from(list(PadRule)).map(lambda r: (r,)),
+    st.lists(st.integers(0, 4), min_size=1, max_size=3).map(tuple),
+)
 _window = {"stride": _dims, "padding": _pads, "dilation": _dims}
 
 LAYERS = st.one_of(
-    st.builds(Conv, out=st.none() | _sizes, kernel=_dims, groups=_sizes, bias=st.booleans(),
-              rank=st.sampled_from([1, 2, 3]), **_window),
-    st.builds(Conv, out=st.none() | _sizes, kernel=st.none(),
-              source=st.sampled_from(["sobel-x", "gauss:sigma=2,size=5", "1,0;0,1"]),
-              **_window),
-    st.builds(Deconv, out=st.none() | _sizes, kernel=_dims, output_padding=_dims.map(
-        lambda d: tuple(v - 1 for v in d)), groups=_sizes, bias=st.booleans(), **_window),
+    st.builds(
+        Conv,
+        out=st.none() | _sizes,
+        kernel=_dims,
+        groups=_sizes,
+        bias=st.booleans(),
+        rank=st.sampled_from([1, 2, 3]),
+        **_window,
+    ),
+    st.builds(
+        Conv,
+        out=st.none() | _sizes,
+        kernel=st.none(),
+        source=st.sampled_from(["sobel-x", "gauss:sigma=2,size=5", "1,0;0,1"]),
+        **_window,
+    ),
+    st.builds(
+        Deconv,
+        out=st.none() | _sizes,
+        kernel=_dims,
+        output_padding=_dims.map(lambda d: tuple(v - 1 for v in d)),
+        groups=_sizes,
+        bias=st.booleans(),
+        **_window,
+    ),
     st.builds(DepthwiseConv, kernel=_dims, multiplier=_sizes, bias=st.booleans(), **_window),
-    st.builds(Pool, kind=st.sampled_from(list(PoolKind)), kernel=_dims,
-              stride=st.none() | _dims, padding=_pads, dilation=_dims, ceil=st.booleans()),
+    st.builds(
+        Pool,
+        kind=st.sampled_from(list(PoolKind)),
+        kernel=_dims,
+        stride=st.none() | _dims,
+        padding=_pads,
+        dilation=_dims,
+        ceil=st.booleans(),
+    ),
     st.builds(GlobalPool, kind=st.sampled_from([PoolKind.AVG, PoolKind.MAX])),
     st.builds(Dense, units=_sizes, bias=st.booleans()),
     st.just(Flatten()),
     st.just(BatchNorm()),
-    st.sampled_from(["relu", "lrelu", "relu6", "sigmoid", "tanh", "softmax", "dropout",
-                     "lrn"]).map(Pointwise),
-    st.builds(ResBlock, kind=st.sampled_from(["basic", "bottleneck"]), width=_sizes,
-              stride=_sizes),
+    st.sampled_from(["relu", "lrelu", "relu6", "sigmoid", "tanh", "softmax", "dropout", "lrn"]).map(
+        Pointwise
+    ),
+    st.builds(ResBlock, kind=st.sampled_from(["basic", "bottleneck"]), width=_sizes, stride=_sizes),
     st.builds(InvertedResidual, out=_sizes, expand=_sizes, stride=_sizes),
 )
 

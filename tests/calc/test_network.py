@@ -143,8 +143,11 @@ def test_three_d_and_one_d_stacks():
 # -- receptive field against a brute-force backward pass ----------------------
 
 layer_st = st.tuples(
-    st.sampled_from(["conv", "pool"]), st.integers(1, 4), st.integers(1, 3),
-    st.integers(0, 2), st.integers(1, 2),
+    st.sampled_from(["conv", "pool"]),
+    st.integers(1, 4),
+    st.integers(1, 3),
+    st.integers(0, 2),
+    st.integers(1, 2),
 )
 
 
@@ -158,10 +161,12 @@ def backward_field(layers, index):
 
 @given(st.lists(layer_st, min_size=1, max_size=4))
 def test_receptive_field_matches_brute_force(layers):
-    layers = [(kind, k, s, min(p, k // 2) if kind == "pool" else p, d)
-              for kind, k, s, p, d in layers]
+    layers = [
+        (kind, k, s, min(p, k // 2) if kind == "pool" else p, d) for kind, k, s, p, d in layers
+    ]
     specs = [
-        Spec("", Conv(1, (k,), (s,), (p,), (d,), rank=1)) if kind == "conv"
+        Spec("", Conv(1, (k,), (s,), (p,), (d,), rank=1))
+        if kind == "conv"
         else Spec("", Pool(PoolKind.MAX, (k,), (s,), (p,), (d,)))
         for kind, k, s, p, d in layers
     ]

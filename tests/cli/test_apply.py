@@ -38,8 +38,20 @@ def test_photo_to_png_and_npy(tmp_path):
     with Image.open(out) as im:
         assert im.size == (254, 254) and im.mode == "RGB"
     npy = tmp_path / "edges.npy"
-    assert run("apply", str(SAMPLES / "photo.png"), "-k", "sobel-x", "-p", "same",
-               "--gray", "-o", str(npy)).exit_code == 0
+    assert (
+        run(
+            "apply",
+            str(SAMPLES / "photo.png"),
+            "-k",
+            "sobel-x",
+            "-p",
+            "same",
+            "--gray",
+            "-o",
+            str(npy),
+        ).exit_code
+        == 0
+    )
     assert np.load(npy).shape == (256, 256)
 
 
@@ -62,8 +74,16 @@ def test_an_8bit_image_is_what_the_float_result_rounds_to(tmp_path, kernel):
 
 def test_pipeline_form(tmp_path):
     out = tmp_path / "out.npy"
-    result = run("apply", str(SAMPLES / "photo.png"), "--gray", "conv:k=sobel-x", "relu",
-                 "maxpool:2", "-o", str(out))
+    result = run(
+        "apply",
+        str(SAMPLES / "photo.png"),
+        "--gray",
+        "conv:k=sobel-x",
+        "relu",
+        "maxpool:2",
+        "-o",
+        str(out),
+    )
     assert result.exit_code == 0, result.output
     values = np.load(out)
     assert values.shape == (127, 127)
@@ -73,8 +93,17 @@ def test_pipeline_form(tmp_path):
 def test_several_inputs_into_a_folder(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
-    result = run("apply", str(SAMPLES / "ufldl_5x5.txt"), str(SAMPLES / "edge_6x6.txt"),
-                 "-k", "box3", "-o", f"{out}/", "-j", "1")
+    result = run(
+        "apply",
+        str(SAMPLES / "ufldl_5x5.txt"),
+        str(SAMPLES / "edge_6x6.txt"),
+        "-k",
+        "box3",
+        "-o",
+        f"{out}/",
+        "-j",
+        "1",
+    )
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in out.iterdir()) == ["edge_6x6.txt", "ufldl_5x5.txt"]
 
@@ -95,8 +124,11 @@ def test_output_equal_to_input_is_refused(tmp_path):
         (["apply", str(SAMPLES / "ufldl_5x5.txt")], "no kernel", 2),
         (["apply", str(SAMPLES / "ufldl_5x5.txt"), "-k", "box3", "-o", "x.xyz"], "xyz", 2),
         (["apply", str(SAMPLES / "ufldl_5x5.txt"), "conv:6,3"], "kernel's values", 2),
-        (["apply", str(SAMPLES / "ufldl_5x5.txt"), "-k", "box3", "--bias", "1,2"],
-         "2 values for 1 filters", 2),
+        (
+            ["apply", str(SAMPLES / "ufldl_5x5.txt"), "-k", "box3", "--bias", "1,2"],
+            "2 values for 1 filters",
+            2,
+        ),
     ],
 )
 def test_apply_errors(args, fragment, status):
@@ -122,15 +154,22 @@ def test_stdin_to_stdout_png():
 
 
 def test_inline_kernel_in_a_pipeline_spec():
-    result = run("apply", str(SAMPLES / "ufldl_5x5.txt"), "conv:k=1,0,1;0,1,0;1,0,1,s=2",
-                 "--json")
+    result = run("apply", str(SAMPLES / "ufldl_5x5.txt"), "conv:k=1,0,1;0,1,0;1,0,1,s=2", "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["output"] == [[[4], [4]], [[2], [4]]]
 
 
 def test_transposed_upsamples_like_the_formula():
-    result = run("apply", str(SAMPLES / "maxpool_4x4.txt"), "--transposed", "-k", "1,1;1,1",
-                 "-s", "2", "--json")
+    result = run(
+        "apply",
+        str(SAMPLES / "maxpool_4x4.txt"),
+        "--transposed",
+        "-k",
+        "1,1;1,1",
+        "-s",
+        "2",
+        "--json",
+    )
     doc = json.loads(result.stdout)
     assert doc["output_shape"] == [8, 8, 1]
     assert doc["output"][0][0] == [1] and doc["output"][1][1] == [1]  # each value spreads 2x2
@@ -138,8 +177,12 @@ def test_transposed_upsamples_like_the_formula():
 
 def test_channels_sum_gives_one_output_channel(tmp_path):
     out = tmp_path / "sum.npy"
-    assert run("apply", str(SAMPLES / "photo.png"), "-k", "box3", "--channels", "sum", "-o",
-               str(out)).exit_code == 0
+    assert (
+        run(
+            "apply", str(SAMPLES / "photo.png"), "-k", "box3", "--channels", "sum", "-o", str(out)
+        ).exit_code
+        == 0
+    )
     values = np.load(out)
     photo = np.asarray(Image.open(SAMPLES / "photo.png"), dtype=float)
     assert values.shape == (254, 254)
@@ -168,15 +211,24 @@ def test_verbose_names_the_method():
 
 @pytest.mark.parametrize("method", ["direct", "im2col", "fft", "winograd"])
 def test_every_method_gives_the_textbook_answer(method):
-    result = run("apply", str(SAMPLES / "ufldl_5x5.txt"), "-k", "1,0,1;0,1,0;1,0,1",
-                 "--method", method, "--json")
-    assert json.loads(result.stdout)["output"] == [[[4], [3], [4]], [[2], [4], [3]],
-                                                   [[2], [3], [4]]]
+    result = run(
+        "apply",
+        str(SAMPLES / "ufldl_5x5.txt"),
+        "-k",
+        "1,0,1;0,1,0;1,0,1",
+        "--method",
+        method,
+        "--json",
+    )
+    assert json.loads(result.stdout)["output"] == [
+        [[4], [3], [4]],
+        [[2], [4], [3]],
+        [[2], [3], [4]],
+    ]
 
 
 def test_bench_reports_every_method():
-    result = run("bench", str(SAMPLES / "ufldl_5x5.txt"), "-k", "box3", "--repeat", "1",
-                 "--json")
+    result = run("bench", str(SAMPLES / "ufldl_5x5.txt"), "-k", "box3", "--repeat", "1", "--json")
     assert result.exit_code == 0, result.output
     rows = {row["method"]: row for row in json.loads(result.stdout)["methods"]}
     assert set(rows) == {"direct", "im2col", "fft", "winograd"}
@@ -200,8 +252,20 @@ def test_a_folder_on_two_worker_processes(tmp_path):
 
 
 def test_steps_json_values_equal_the_feature_map():
-    args = ["apply", str(SAMPLES / "cs231n_5x5x3.txt"), "-k", str(SAMPLES / "cs231n_w0.txt"),
-            "-k", str(SAMPLES / "cs231n_w1.txt"), "--bias", "1,0", "-p", "1", "-s", "2"]
+    args = [
+        "apply",
+        str(SAMPLES / "cs231n_5x5x3.txt"),
+        "-k",
+        str(SAMPLES / "cs231n_w0.txt"),
+        "-k",
+        str(SAMPLES / "cs231n_w1.txt"),
+        "--bias",
+        "1,0",
+        "-p",
+        "1",
+        "-s",
+        "2",
+    ]
     values = json.loads(run(*args, "--json").stdout)["output"]
     doc = json.loads(run(*args, "--steps", "--json").stdout)
     assert doc["output_shape"] == [3, 3, 2]
@@ -215,8 +279,9 @@ def test_steps_json_values_equal_the_feature_map():
 
 
 def test_steps_table_writes_the_products_out():
-    result = run("apply", str(SAMPLES / "ufldl_5x5.txt"), "-k", "1,0,1;0,1,0;1,0,1",
-                 "--steps", "--at", "0,0")
+    result = run(
+        "apply", str(SAMPLES / "ufldl_5x5.txt"), "-k", "1,0,1;0,1,0;1,0,1", "--steps", "--at", "0,0"
+    )
     assert result.exit_code == 0, result.output
     assert "1×1 + 1×0 + 1×1 + 0×0 + 1×1 + 1×0 + 0×1 + 0×0 + 1×1 = 4" in result.stdout
 
@@ -234,7 +299,8 @@ def test_steps_layer_and_bad_positions():
 @pytest.mark.parametrize("width", ["50", "120"])
 def test_show_never_exceeds_the_terminal_width(width):
     result = CliRunner(env={"COLUMNS": width}).invoke(
-        cli, ["apply", str(SAMPLES / "photo.png"), "-k", "sobel-x", "--show"])
+        cli, ["apply", str(SAMPLES / "photo.png"), "-k", "sobel-x", "--show"]
+    )
     assert result.exit_code == 0, result.output
     assert max(len(line) for line in result.stdout.splitlines()) <= int(width)
     assert "input 256x256x3" in result.stdout
@@ -242,41 +308,81 @@ def test_show_never_exceeds_the_terminal_width(width):
 
 def test_animate_writes_one_frame_per_position_and_a_final_one(tmp_path):
     out = tmp_path / "slide.gif"
-    result = run("animate", str(SAMPLES / "ufldl_5x5.txt"), "-k", "1,0,1;0,1,0;1,0,1",
-                 "-o", str(out), "--cell", "16")
+    result = run(
+        "animate",
+        str(SAMPLES / "ufldl_5x5.txt"),
+        "-k",
+        "1,0,1;0,1,0;1,0,1",
+        "-o",
+        str(out),
+        "--cell",
+        "16",
+    )
     assert result.exit_code == 0, result.output
     with Image.open(out) as gif:
         assert gif.n_frames == 9 + 1
         small = gif.size
     bigger = tmp_path / "big.gif"
-    assert run("animate", str(SAMPLES / "ufldl_5x5.txt"), "-k", "box3", "-o", str(bigger),
-               "--cell", "32").exit_code == 0
+    assert (
+        run(
+            "animate",
+            str(SAMPLES / "ufldl_5x5.txt"),
+            "-k",
+            "box3",
+            "-o",
+            str(bigger),
+            "--cell",
+            "32",
+        ).exit_code
+        == 0
+    )
     with Image.open(bigger) as gif:
         assert gif.size[0] > small[0] and gif.size[1] > small[1]
 
 
 def test_animate_pooling_and_transposed(tmp_path):
     pool = tmp_path / "pool.gif"
-    assert run("animate", str(SAMPLES / "maxpool_4x4.txt"), "--pool", "max", "-k", "2",
-               "-o", str(pool)).exit_code == 0
+    assert (
+        run(
+            "animate", str(SAMPLES / "maxpool_4x4.txt"), "--pool", "max", "-k", "2", "-o", str(pool)
+        ).exit_code
+        == 0
+    )
     with Image.open(pool) as gif:
         assert gif.n_frames == 4 + 1
     up = tmp_path / "up.gif"
-    assert run("animate", str(SAMPLES / "maxpool_4x4.txt"), "--transposed", "-k", "1,1;1,1",
-               "-s", "2", "-o", str(up)).exit_code == 0
+    assert (
+        run(
+            "animate",
+            str(SAMPLES / "maxpool_4x4.txt"),
+            "--transposed",
+            "-k",
+            "1,1;1,1",
+            "-s",
+            "2",
+            "-o",
+            str(up),
+        ).exit_code
+        == 0
+    )
     with Image.open(up) as gif:
         assert gif.n_frames == 16 + 1
 
 
 @pytest.mark.parametrize(
     ("args", "fragment"),
-    [(["-k", "box3", "-o", "x.png"], "GIF"), (["-k", "box3", "-o", "x.gif", "--cell", "1"],
-                                              "cell"),
-     (["-k", "9x9", "-o", "x.gif"], "kernel")],
+    [
+        (["-k", "box3", "-o", "x.png"], "GIF"),
+        (["-k", "box3", "-o", "x.gif", "--cell", "1"], "cell"),
+        (["-k", "9x9", "-o", "x.gif"], "kernel"),
+    ],
 )
 def test_animate_errors(tmp_path, args, fragment):
-    result = run("animate", str(SAMPLES / "ufldl_5x5.txt"),
-                 *[str(tmp_path / a) if a.endswith((".png", ".gif")) else a for a in args])
+    result = run(
+        "animate",
+        str(SAMPLES / "ufldl_5x5.txt"),
+        *[str(tmp_path / a) if a.endswith((".png", ".gif")) else a for a in args],
+    )
     assert result.exit_code == 2, result.output
     assert fragment in result.stderr
 
@@ -285,8 +391,9 @@ def test_kernel_files_read_like_inputs(tmp_path):
     np.save(tmp_path / "k.npy", np.array([[1.0, 0, 1], [0, 1, 0], [1, 0, 1]]))
     (tmp_path / "k.txt").write_text("1 0 1\n0 1 0\n1 0 1\n")
     for kernel in (tmp_path / "k.npy", tmp_path / "k.txt"):
-        doc = json.loads(run("apply", str(SAMPLES / "ufldl_5x5.txt"), "-k", str(kernel),
-                             "--json").stdout)
+        doc = json.loads(
+            run("apply", str(SAMPLES / "ufldl_5x5.txt"), "-k", str(kernel), "--json").stdout
+        )
         assert doc["output"][0] == [[4], [3], [4]]
     missing = run("apply", str(SAMPLES / "ufldl_5x5.txt"), "-k", str(tmp_path / "no.npy"))
     assert missing.exit_code == 2 and "not found" in missing.stderr
@@ -294,14 +401,24 @@ def test_kernel_files_read_like_inputs(tmp_path):
 
 def test_animate_json_describes_the_gif(tmp_path):
     out = tmp_path / "a.gif"
-    result = run("animate", str(SAMPLES / "maxpool_4x4.txt"), "--pool", "max", "-k", "2",
-                 "-o", str(out), "--json")
+    result = run(
+        "animate",
+        str(SAMPLES / "maxpool_4x4.txt"),
+        "--pool",
+        "max",
+        "-k",
+        "2",
+        "-o",
+        str(out),
+        "--json",
+    )
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
     with Image.open(out) as gif:
         assert (doc["frames"], doc["width"], doc["height"]) == (gif.n_frames, *gif.size)
-    clash = run("animate", str(SAMPLES / "maxpool_4x4.txt"), "--pool", "max", "-k", "2",
-                "-o", "-", "--json")
+    clash = run(
+        "animate", str(SAMPLES / "maxpool_4x4.txt"), "--pool", "max", "-k", "2", "-o", "-", "--json"
+    )
     assert clash.exit_code == 2 and "stdout" in clash.stderr
 
 
@@ -309,8 +426,7 @@ def test_png_compression_level(tmp_path):
     sizes, hints = {}, {}
     for level, options in ((1, []), (0, ["--compress", "0"]), (9, ["--compress", "9"])):
         out = tmp_path / f"o{level}.png"
-        result = run("apply", str(SAMPLES / "photo.png"), "-k", "gauss5", "-o", str(out),
-                     *options)
+        result = run("apply", str(SAMPLES / "photo.png"), "-k", "gauss5", "-o", str(out), *options)
         assert result.exit_code == 0, result.output
         data = out.read_bytes()
         sizes[level] = len(data)

@@ -78,17 +78,49 @@ def test_single_layer_json_keys():
 
 
 def test_pooling_ceil_and_transposed_options():
-    assert run("shape", "5", "-k", "2", "-s", "3", "-p", "1", "--pool", "max", "--ceil",
-               "-q").stdout == "2\n"
-    assert run("shape", "3", "-k", "3", "-s", "2", "-p", "1", "--transposed",
-               "--output-padding", "1", "-q").stdout == "6\n"
+    assert (
+        run("shape", "5", "-k", "2", "-s", "3", "-p", "1", "--pool", "max", "--ceil", "-q").stdout
+        == "2\n"
+    )
+    assert (
+        run(
+            "shape",
+            "3",
+            "-k",
+            "3",
+            "-s",
+            "2",
+            "-p",
+            "1",
+            "--transposed",
+            "--output-padding",
+            "1",
+            "-q",
+        ).stdout
+        == "6\n"
+    )
 
 
 def test_stack_json_has_one_entry_per_layer():
-    doc = run_json("shape", "32x32x3", "conv:6,5", "maxpool:2", "conv:16,5", "maxpool:2",
-                   "fc:120", "fc:84", "fc:10")
+    doc = run_json(
+        "shape",
+        "32x32x3",
+        "conv:6,5",
+        "maxpool:2",
+        "conv:16,5",
+        "maxpool:2",
+        "fc:120",
+        "fc:84",
+        "fc:10",
+    )
     assert [layer["output_shape"] for layer in doc["layers"]] == [
-        [28, 28, 6], [14, 14, 6], [10, 10, 16], [5, 5, 16], [120], [84], [10]
+        [28, 28, 6],
+        [14, 14, 6],
+        [10, 10, 16],
+        [5, 5, 16],
+        [120],
+        [84],
+        [10],
     ]
     assert [layer["op"] for layer in doc["layers"]][:2] == ["conv", "maxpool"]
     assert doc["total_params"] == sum(layer["params"] for layer in doc["layers"])
@@ -127,8 +159,15 @@ def test_strict_fails_with_exit_2():
 
 def test_target_search():
     doc = run_json("shape", "224", "--target", "112", "-k", "3")
-    assert {"transposed": False, "kernel": 3, "stride": 2, "padding": "1", "dilation": 1,
-            "output_padding": 0, "exact": False} in doc["solutions"]
+    assert {
+        "transposed": False,
+        "kernel": 3,
+        "stride": 2,
+        "padding": "1",
+        "dilation": 1,
+        "output_padding": 0,
+        "exact": False,
+    } in doc["solutions"]
     quiet = run("shape", "224", "--target", "112", "-k", "3", "-q").stdout.splitlines()
     assert "conv:_,3,s=2,p=1" in quiet
 
@@ -153,8 +192,9 @@ def test_params_side_by_side():
 
 
 def test_params_with_units_and_no_bias():
-    doc = run_json("params", "100x100x3", "-k", "10", "--filters", "10", "--units", "100",
-                   "--no-bias")
+    doc = run_json(
+        "params", "100x100x3", "-k", "10", "--filters", "10", "--units", "100", "--no-bias"
+    )
     assert doc["output_shape"] == [91, 91, 10]
     assert doc["conv_params"] == 3000
     assert doc["units_params"] == 3_000_000
@@ -202,8 +242,7 @@ def test_params_groups():
         (["shape", "32x32x3"], "nothing to compute"),
         (["params", "32x32x3", "-k", "3", "--groups", "2", "--filters", "4"], "groups 2"),
         (["shape", "7", "-k", "2", "--pool", "max", "-p", "2"], "pooling padding 2"),
-        (["shape", "3", "-k", "3", "--transposed", "--output-padding", "1"],
-         "output_padding 1"),
+        (["shape", "3", "-k", "3", "--transposed", "--output-padding", "1"], "output_padding 1"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(args, fragment):
@@ -254,8 +293,15 @@ def test_apply_on_arrays_does_not_load_pillow_or_rich(tmp_path):
     assert (tmp_path / "out.npy").exists()
 
 
-@pytest.mark.parametrize("args", [["-k", "3", "-s", "2"], ["--kernel", "3", "--stride", "2"],
-                                  ["-k3", "-s2"], ["--kernel=3", "-s", "2"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["-k", "3", "-s", "2"],
+        ["--kernel", "3", "--stride", "2"],
+        ["-k3", "-s2"],
+        ["--kernel=3", "-s", "2"],
+    ],
+)
 def test_short_and_long_options_parse_alike(args):
     result = CliRunner().invoke(cli, ["shape", "224", *args, "-q"])
     assert result.exit_code == 0, result.output

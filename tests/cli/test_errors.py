@@ -19,7 +19,6 @@ from tests.conftest import SAMPLES, run
 UFLDL = str(SAMPLES / "ufldl_5x5.txt")
 
 
-
 @pytest.fixture
 def bad_files(tmp_path):
     (tmp_path / "empty.txt").write_text("")
@@ -75,7 +74,7 @@ CASES = [
     (["shape", "7x7", "--net", "nosuchnet"], 2, "unknown network 'nosuchnet'"),
     (["shape", "7x7", "--net", "/no/such/net.txt"], 1, "not found"),
     # kernels
-    ([ "apply", UFLDL, "-k", "1,2;3"], 2, "row 2 has 1 value"),
+    (["apply", UFLDL, "-k", "1,2;3"], 2, "row 2 has 1 value"),
     (["apply", UFLDL, "-k", "nan,1"], 2, "not finite"),
     (["apply", UFLDL, "-k", "inf"], 2, "not finite"),
     (["apply", UFLDL, "-k", ""], 2, "empty"),
@@ -134,8 +133,11 @@ def test_bad_input_files(bad_files, name, status, fragment):
 
 @pytest.mark.parametrize(
     ("name", "status", "fragment"),
-    [("net_bad.txt", 2, "net_bad.txt:3"), ("net_empty.txt", 2, "holds no layer specs"),
-     ("folder", 1, "is a directory")],
+    [
+        ("net_bad.txt", 2, "net_bad.txt:3"),
+        ("net_empty.txt", 2, "holds no layer specs"),
+        ("folder", 1, "is a directory"),
+    ],
 )
 def test_bad_network_files(bad_files, name, status, fragment):
     result = run("shape", "32x32x3", "--net", str(bad_files / name))
@@ -216,8 +218,7 @@ def test_internal_errors_are_one_line_unless_debug(monkeypatch):
     assert "internal error: RuntimeError: boom" in result.stderr
     assert "Traceback" not in result.stderr
     with pytest.raises(RuntimeError):
-        CliRunner().invoke(cli, ["--debug", "apply", UFLDL, "-k", "box3"],
-                           catch_exceptions=False)
+        CliRunner().invoke(cli, ["--debug", "apply", UFLDL, "-k", "box3"], catch_exceptions=False)
 
 
 # -- fuzzing: a valid result or a clean error, never an exception -------------
@@ -237,11 +238,15 @@ def test_grammar_and_shapes_never_raise_anything_but_convcalc_errors(spec, shape
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.sampled_from(["conv", "maxpool", "avgpool", "deconv", "dwconv", "fc", "conv1d"]),
-       st.lists(st.integers(-3, 12).map(str) | st.sampled_from(["same", "valid", "full", "x"]),
-                max_size=4),
-       st.lists(st.sampled_from(["s", "p", "d", "g", "op", "m"]), max_size=2),
-       st.integers(1, 20), st.integers(1, 6))
+@given(
+    st.sampled_from(["conv", "maxpool", "avgpool", "deconv", "dwconv", "fc", "conv1d"]),
+    st.lists(
+        st.integers(-3, 12).map(str) | st.sampled_from(["same", "valid", "full", "x"]), max_size=4
+    ),
+    st.lists(st.sampled_from(["s", "p", "d", "g", "op", "m"]), max_size=2),
+    st.integers(1, 20),
+    st.integers(1, 6),
+)
 def test_structured_specs_never_crash(op, args, keys, n, c):
     text = op + ":" + ",".join(args + [f"{k}={a}" for k, a in zip(keys, args, strict=False)])
     try:

@@ -17,9 +17,12 @@ def test_uint8_output_never_holds_a_float_copy_of_the_result() -> None:
     bank = np.broadcast_to(g[:, :, None, None], (5, 5, 1, 3)).astype(np.float32)
     tracemalloc.start()
     try:
-        out = correlate_direct(PaddedInput(x, [(2, 2), (2, 2)], PadMode.REPLICATE,
-                                           dtype=np.float32), bank, groups=3,
-                               out_dtype=np.uint8)
+        out = correlate_direct(
+            PaddedInput(x, [(2, 2), (2, 2)], PadMode.REPLICATE, dtype=np.float32),
+            bank,
+            groups=3,
+            out_dtype=np.uint8,
+        )
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()

@@ -20,8 +20,11 @@ from tests.reference import brute_correlate
 
 
 def scipy_correlate(
-    x: NDArray[Any], w: NDArray[Any], stride: tuple[int, int] = (1, 1),
-    dilation: tuple[int, int] = (1, 1), groups: int = 1,
+    x: NDArray[Any],
+    w: NDArray[Any],
+    stride: tuple[int, int] = (1, 1),
+    dilation: tuple[int, int] = (1, 1),
+    groups: int = 1,
 ) -> NDArray[np.float64]:
     """scipy.signal.correlate per (input channel, filter) pair in float64, the kernel
     dilated with zeros, summed over each group's channels, taken at the stride."""
@@ -30,8 +33,15 @@ def scipy_correlate(
     dilated = np.zeros((dilation[0] * (kh - 1) + 1, dilation[1] * (kw - 1) + 1, cg, f))
     dilated[:: dilation[0], :: dilation[1]] = w
     planes = [
-        sum(signal.correlate(x[:, :, o // fg * cg + k].astype(np.float64), dilated[:, :, k, o],
-                             mode="valid", method="direct") for k in range(cg))
+        sum(
+            signal.correlate(
+                x[:, :, o // fg * cg + k].astype(np.float64),
+                dilated[:, :, k, o],
+                mode="valid",
+                method="direct",
+            )
+            for k in range(cg)
+        )
         for o in range(f)
     ]
     return np.stack(planes, axis=-1)[:: stride[0], :: stride[1]]
@@ -43,11 +53,21 @@ def tiny_tiles(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(fftconv, "TILE_BYTES", 1)
 
 
-def _problem(seed: int, h: int, w: int, c: int, k: tuple[int, int], f: int, groups: int,
-             dtype: type[np.floating[Any]]) -> tuple[NDArray[Any], NDArray[Any]]:
+def _problem(
+    seed: int,
+    h: int,
+    w: int,
+    c: int,
+    k: tuple[int, int],
+    f: int,
+    groups: int,
+    dtype: type[np.floating[Any]],
+) -> tuple[NDArray[Any], NDArray[Any]]:
     rng = np.random.default_rng(seed)
-    return (rng.normal(size=(h, w, c)).astype(dtype),
-            rng.normal(size=(*k, c // groups, f)).astype(dtype))
+    return (
+        rng.normal(size=(h, w, c)).astype(dtype),
+        rng.normal(size=(*k, c // groups, f)).astype(dtype),
+    )
 
 
 CASES = [
@@ -68,35 +88,44 @@ CASES = [
 @pytest.mark.parametrize(("shape", "k", "f", "stride", "dilation", "groups"), CASES)
 @pytest.mark.usefixtures("tiny_tiles")
 def test_many_tiles_agree_with_scipy(
-    shape: tuple[int, int, int], k: tuple[int, int], f: int, stride: tuple[int, int],
-    dilation: tuple[int, int], groups: int, dtype: type[np.floating[Any]],
+    shape: tuple[int, int, int],
+    k: tuple[int, int],
+    f: int,
+    stride: tuple[int, int],
+    dilation: tuple[int, int],
+    groups: int,
+    dtype: type[np.floating[Any]],
 ) -> None:
     x, w = _problem(1, *shape, k, f, groups, dtype)
     got = correlate_fft(x, w, stride=stride, dilation=dilation, groups=groups)
     assert got.dtype == dtype
     tolerance = 2e-4 if dtype == np.float32 else 1e-10
-    np.testing.assert_allclose(got, scipy_correlate(x, w, stride, dilation, groups),
-                               rtol=tolerance, atol=tolerance)
+    np.testing.assert_allclose(
+        got, scipy_correlate(x, w, stride, dilation, groups), rtol=tolerance, atol=tolerance
+    )
 
 
 @pytest.mark.parametrize("extra", [0, 1, 2, 5])
 @pytest.mark.parametrize("stride", [(1, 1), (2, 3), (3, 2)])
-def test_tiles_barely_larger_than_the_kernel(monkeypatch: pytest.MonkeyPatch, extra: int,
-                                             stride: tuple[int, int]) -> None:
+def test_tiles_barely_larger_than_the_kernel(
+    monkeypatch: pytest.MonkeyPatch, extra: int, stride: tuple[int, int]
+) -> None:
     """Below the size the module would pick: a tile ``extra`` wider than the kernel's
     span gives ``extra // stride + 1`` outputs per axis (odd sizes too)."""
     x, w = _problem(2, 37, 43, 2, (6, 5), 2, 1, np.float64)
     monkeypatch.setattr(fftconv, "_tile_size", lambda _out, span, _stride, _edge: span + extra)
-    np.testing.assert_allclose(correlate_fft(x, w, stride=stride),
-                               brute_correlate(x, w, stride, (1, 1), 1), atol=1e-10)
+    np.testing.assert_allclose(
+        correlate_fft(x, w, stride=stride), brute_correlate(x, w, stride, (1, 1), 1), atol=1e-10
+    )
 
 
 @pytest.mark.usefixtures("tiny_tiles")
 def test_filter_blocks_of_one_equal_all_filters() -> None:
     x, w = _problem(3, 30, 26, 4, (3, 4), 6, 2, np.float64)
     whole = correlate_fft(x, w, groups=2, stride=(1, 2))
-    np.testing.assert_allclose(correlate_fft(x, w, groups=2, stride=(1, 2), chunk_bytes=1),
-                               whole, atol=1e-12)
+    np.testing.assert_allclose(
+        correlate_fft(x, w, groups=2, stride=(1, 2), chunk_bytes=1), whole, atol=1e-12
+    )
     np.testing.assert_allclose(whole, scipy_correlate(x, w, (1, 2), (1, 1), 2), atol=1e-10)
 
 
@@ -134,11 +163,17 @@ def problems(draw: st.DrawFn) -> dict[str, Any]:
     span = (dilation[0] * (kh - 1) + 1, dilation[1] * (kw - 1) + 1)
     h, w = draw(st.integers(span[0], span[0] + 30)), draw(st.integers(span[1], span[1] + 30))
     dtype = draw(st.sampled_from([np.float32, np.float64]))
-    x, bank = _problem(draw(st.integers(0, 2**16)), h, w, groups * cg, (kh, kw), groups * fg,
-                       groups, dtype)
-    return {"x": x, "w": bank, "groups": groups, "dilation": dilation,
-            "stride": (draw(st.integers(1, 3)), draw(st.integers(1, 3))),
-            "tile_bytes": draw(st.sampled_from([1, 2**12, fftconv.TILE_BYTES]))}
+    x, bank = _problem(
+        draw(st.integers(0, 2**16)), h, w, groups * cg, (kh, kw), groups * fg, groups, dtype
+    )
+    return {
+        "x": x,
+        "w": bank,
+        "groups": groups,
+        "dilation": dilation,
+        "stride": (draw(st.integers(1, 3)), draw(st.integers(1, 3))),
+        "tile_bytes": draw(st.sampled_from([1, 2**12, fftconv.TILE_BYTES])),
+    }
 
 
 @settings(max_examples=60, deadline=None)
@@ -146,12 +181,16 @@ def problems(draw: st.DrawFn) -> dict[str, Any]:
 def test_tiled_equals_scipy_on_random_shapes(p: dict[str, Any]) -> None:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(fftconv, "TILE_BYTES", p["tile_bytes"])
-        got = correlate_fft(p["x"], p["w"], stride=p["stride"], dilation=p["dilation"],
-                            groups=p["groups"])
+        got = correlate_fft(
+            p["x"], p["w"], stride=p["stride"], dilation=p["dilation"], groups=p["groups"]
+        )
     tolerance = 2e-4 if p["x"].dtype == np.float32 else 1e-10
-    np.testing.assert_allclose(got, scipy_correlate(p["x"], p["w"], p["stride"], p["dilation"],
-                                                    p["groups"]),
-                               rtol=tolerance, atol=tolerance)
+    np.testing.assert_allclose(
+        got,
+        scipy_correlate(p["x"], p["w"], p["stride"], p["dilation"], p["groups"]),
+        rtol=tolerance,
+        atol=tolerance,
+    )
 
 
 def test_tile_size_splits_the_outputs_evenly() -> None:

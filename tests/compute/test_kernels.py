@@ -41,8 +41,19 @@ CLASSIC = {
 }
 BLURS = ["box3", "box5", "gauss3", "gauss5", "motion"]
 RANK_ONE = [
-    "identity", "box3", "box5", "gauss3", "gauss5", "edge-v", "edge-h", "sobel-x",
-    "sobel-y", "prewitt-x", "prewitt-y", "scharr-x", "scharr-y",
+    "identity",
+    "box3",
+    "box5",
+    "gauss3",
+    "gauss5",
+    "edge-v",
+    "edge-h",
+    "sobel-x",
+    "sobel-y",
+    "prewitt-x",
+    "prewitt-y",
+    "scharr-x",
+    "scharr-y",
 ]
 NOT_RANK_ONE = ["sharpen", "laplace4", "laplace8", "emboss", "outline", "motion"]
 
@@ -97,7 +108,6 @@ def test_edge_h_is_the_transposed_detector():
 def test_describe_unknown_name():
     with pytest.raises(ConvcalcError, match="did you mean 'sobel-x'"):
         describe("sobelx")
-
 
 
 # --- parameterised kernels ---------------------------------------------------------

@@ -62,7 +62,11 @@ def _tolerance(p: dict[str, Any]) -> float:
 
 def _run(method: Method, p: dict[str, Any]) -> NDArray[Any]:
     return correlate_padded(
-        p["x"], p["w"], stride=p["stride"], dilation=p["dilation"], groups=p["groups"],
+        p["x"],
+        p["w"],
+        stride=p["stride"],
+        dilation=p["dilation"],
+        groups=p["groups"],
         method=method,
     )
 
@@ -70,8 +74,13 @@ def _run(method: Method, p: dict[str, Any]) -> NDArray[Any]:
 @settings(max_examples=60, deadline=None)
 @given(problems())
 def test_methods_agree_with_each_other_and_the_defining_sum(p: dict[str, Any]) -> None:
-    expected = brute_correlate(p["x"].astype(np.float64), p["w"].astype(np.float64), p["stride"],
-                     p["dilation"], p["groups"])
+    expected = brute_correlate(
+        p["x"].astype(np.float64),
+        p["w"].astype(np.float64),
+        p["stride"],
+        p["dilation"],
+        p["groups"],
+    )
     for method in (Method.DIRECT, Method.IM2COL, Method.FFT, Method.AUTO):
         got = _run(method, p)
         assert got.dtype == p["x"].dtype, method
@@ -95,12 +104,12 @@ def test_integer_textbook_example_is_exact(method: Method) -> None:
 
 
 def test_fft_rounds_integer_results_to_exact() -> None:
-    np.testing.assert_array_equal(correlate_padded(UFLDL, X_KERNEL, method=Method.FFT),
-                                  UFLDL_OUT)
+    np.testing.assert_array_equal(correlate_padded(UFLDL, X_KERNEL, method=Method.FFT), UFLDL_OUT)
     x = np.random.default_rng(13).integers(0, 256, size=(97, 131, 2))
     w = np.random.default_rng(14).integers(-9, 10, size=(6, 5, 2, 3))
-    np.testing.assert_array_equal(correlate_fft(x, w, stride=(2, 1)),
-                                  correlate_direct(x, w, stride=(2, 1)))
+    np.testing.assert_array_equal(
+        correlate_fft(x, w, stride=(2, 1)), correlate_direct(x, w, stride=(2, 1))
+    )
     halves = correlate_fft(x, w / 2)  # not integers: left as computed
     np.testing.assert_allclose(halves, correlate_direct(x, w / 2), atol=1e-8)
     assert not np.array_equal(halves, np.rint(halves))
@@ -118,14 +127,24 @@ def test_separable_threaded_strips_equal_plain_path() -> None:
     assert methods.is_separable(w)
     plain = correlate_direct(x, w, groups=3, separable=False, tile_rows=10**6, workers=1)
     for stride, dilation in [((1, 1), (1, 1)), ((2, 1), (1, 2))]:
-        plain = correlate_direct(x, w, stride=stride, dilation=dilation, groups=3,
-                                 separable=False, tile_rows=10**6, workers=1)
+        plain = correlate_direct(
+            x,
+            w,
+            stride=stride,
+            dilation=dilation,
+            groups=3,
+            separable=False,
+            tile_rows=10**6,
+            workers=1,
+        )
         assert plain.shape[0] * plain.shape[1] >= methods.SEPARABLE_MIN_PIXELS
-        fast = correlate_direct(x, w, stride=stride, dilation=dilation, groups=3,
-                                tile_rows=16, workers=2)
+        fast = correlate_direct(
+            x, w, stride=stride, dilation=dilation, groups=3, tile_rows=16, workers=2
+        )
         np.testing.assert_allclose(fast, plain, rtol=1e-12, atol=1e-12)
-        np.testing.assert_allclose(fast, correlate_fft(x, w, stride=stride, dilation=dilation,
-                                                       groups=3), atol=1e-10)
+        np.testing.assert_allclose(
+            fast, correlate_fft(x, w, stride=stride, dilation=dilation, groups=3), atol=1e-10
+        )
 
 
 def test_separable_integer_kernel_is_exact() -> None:
@@ -151,8 +170,9 @@ def test_chunked_im2col_fft_winograd_equal_unchunked(groups: int) -> None:
     for fn in (correlate_im2col, correlate_fft, correlate_winograd):
         whole = fn(x, w, groups=groups)
         np.testing.assert_allclose(fn(x, w, groups=groups, chunk_bytes=1), whole, atol=1e-12)
-    np.testing.assert_allclose(correlate_im2col(x, w, groups=groups),
-                               correlate_direct(x, w, groups=groups), atol=1e-12)
+    np.testing.assert_allclose(
+        correlate_im2col(x, w, groups=groups), correlate_direct(x, w, groups=groups), atol=1e-12
+    )
 
 
 @pytest.mark.parametrize(
@@ -167,10 +187,16 @@ def test_chunked_im2col_fft_winograd_equal_unchunked(groups: int) -> None:
 def test_winograd_refuses_other_kernels(
     shape: tuple[int, ...], stride: tuple[int, int], dilation: tuple[int, int], got: str
 ) -> None:
-    with pytest.raises(ConvcalcError, match="winograd needs a 3x3 kernel with stride 1 and "
-                                            f"dilation 1; {got}"):
-        correlate_padded(np.ones((12, 12, 1)), np.ones(shape), stride=stride,
-                         dilation=dilation, method=Method.WINOGRAD)
+    with pytest.raises(
+        ConvcalcError, match=f"winograd needs a 3x3 kernel with stride 1 and dilation 1; {got}"
+    ):
+        correlate_padded(
+            np.ones((12, 12, 1)),
+            np.ones(shape),
+            stride=stride,
+            dilation=dilation,
+            method=Method.WINOGRAD,
+        )
 
 
 def test_choose_method_rules() -> None:
@@ -199,8 +225,7 @@ def test_is_separable() -> None:
     # float32 rounding leaves a Gaussian rank 1 to float32's precision only
     gauss = np.outer(np.hanning(11)[1:-1], np.hanning(11)[1:-1])[:, :, None, None]
     assert methods.is_separable(gauss.astype(np.float32))
-    assert not methods.is_separable((gauss + 1e-6 * np.eye(9)[:, :, None, None]).astype(
-        np.float64))
+    assert not methods.is_separable((gauss + 1e-6 * np.eye(9)[:, :, None, None]).astype(np.float64))
 
 
 @pytest.mark.parametrize(
@@ -227,5 +252,11 @@ def test_complex_input_is_refused() -> None:
 
 def test_next_smooth() -> None:
     assert [fftconv._next_smooth(n) for n in (1, 7, 11, 13, 17, 97, 121)] == [
-        1, 8, 12, 15, 18, 100, 125,
+        1,
+        8,
+        12,
+        15,
+        18,
+        100,
+        125,
     ]

@@ -42,17 +42,27 @@ def rng(seed: int = 0) -> np.random.Generator:
 
 
 def brute_conv(
-    x: NDArray[Any], w: NDArray[Any], stride: tuple[int, int], pads: tuple[tuple[int, int], ...],
-    dilation: tuple[int, int], groups: int, bias: NDArray[Any] | None = None,
+    x: NDArray[Any],
+    w: NDArray[Any],
+    stride: tuple[int, int],
+    pads: tuple[tuple[int, int], ...],
+    dilation: tuple[int, int],
+    groups: int,
+    bias: NDArray[Any] | None = None,
 ) -> NDArray[np.float64]:
     """Zero-pad, then the defining sum one output value at a time, then the bias."""
-    out = brute_correlate(np.pad(x.astype(float), (*pads, (0, 0))), w, stride, dilation,
-                          groups)
+    out = brute_correlate(np.pad(x.astype(float), (*pads, (0, 0))), w, stride, dilation, groups)
     return out if bias is None else out + bias
 
 
 def brute_pool(
-    x: NDArray[Any], kind: PoolKind, k: int, s: int, p: int, d: int, ceil: bool,
+    x: NDArray[Any],
+    kind: PoolKind,
+    k: int,
+    s: int,
+    p: int,
+    d: int,
+    ceil: bool,
     exclude_pad: bool,
 ) -> NDArray[np.float64] | None:
     """Square windows, PyTorch's rules, one output value at a time (sizes as torch).
@@ -136,8 +146,9 @@ def test_bad_pads_raise(pads: list[tuple[int, int]], mode: PadMode, message: str
 
 def test_reflect_too_large_through_correlate() -> None:
     with pytest.raises(ConvcalcError, match="reflect padding 2 is not smaller than the 2 rows"):
-        correlate(np.ones((2, 9)), np.ones((5, 1)), padding=(PadRule.SAME, 0),
-                  pad_mode=PadMode.REFLECT)
+        correlate(
+            np.ones((2, 9)), np.ones((5, 1)), padding=(PadRule.SAME, 0), pad_mode=PadMode.REFLECT
+        )
 
 
 # -- convolution against brute force ---------------------------------------------
@@ -160,7 +171,10 @@ def conv_cases(draw: st.DrawFn) -> dict[str, Any]:
         "x": r.integers(-5, 6, size=(*size, groups * cg)),
         "w": r.integers(-3, 4, size=(*k, cg, groups * fg)).astype(float),
         "bias": r.integers(-3, 4, size=groups * fg).astype(float),
-        "stride": stride, "dilation": dilation, "pads": pads, "groups": groups,
+        "stride": stride,
+        "dilation": dilation,
+        "pads": pads,
+        "groups": groups,
         "method": draw(st.sampled_from([Method.AUTO, Method.DIRECT, Method.IM2COL])),
     }
 
@@ -170,12 +184,24 @@ def conv_cases(draw: st.DrawFn) -> dict[str, Any]:
 def test_correlate_matches_brute_force(case: dict[str, Any]) -> None:
     """Stride, dilation, asymmetric padding, groups, channel sums and bias, exactly."""
     got = correlate(
-        case["x"], case["w"], stride=case["stride"], padding=case["pads"],
-        dilation=case["dilation"], groups=case["groups"], bias=list(case["bias"]),
+        case["x"],
+        case["w"],
+        stride=case["stride"],
+        padding=case["pads"],
+        dilation=case["dilation"],
+        groups=case["groups"],
+        bias=list(case["bias"]),
         method=case["method"],
     )
-    expected = brute_conv(case["x"], case["w"], case["stride"], case["pads"],
-                          case["dilation"], case["groups"], case["bias"])
+    expected = brute_conv(
+        case["x"],
+        case["w"],
+        case["stride"],
+        case["pads"],
+        case["dilation"],
+        case["groups"],
+        case["bias"],
+    )
     assert got.dtype == np.float64
     np.testing.assert_array_equal(got, expected)
 
@@ -184,12 +210,15 @@ def test_depthwise_multichannel_and_dense_sum() -> None:
     x = rng(4).normal(size=(7, 6, 4))
     w = rng(5).normal(size=(3, 3, 1, 8))  # depthwise, multiplier 2
     got = correlate(x, w, groups=4, padding=(1, (0, 2)))
-    np.testing.assert_allclose(got, brute_conv(x, w, (1, 1), ((1, 1), (0, 2)), (1, 1), 4),
-                               atol=1e-12)
+    np.testing.assert_allclose(
+        got, brute_conv(x, w, (1, 1), ((1, 1), (0, 2)), (1, 1), 4), atol=1e-12
+    )
     dense = rng(6).normal(size=(2, 3, 4, 3))
-    np.testing.assert_allclose(correlate(x, dense, stride=(2, 1)),
-                               brute_conv(x, dense, (2, 1), ((0, 0), (0, 0)), (1, 1), 1),
-                               atol=1e-12)
+    np.testing.assert_allclose(
+        correlate(x, dense, stride=(2, 1)),
+        brute_conv(x, dense, (2, 1), ((0, 0), (0, 0)), (1, 1), 1),
+        atol=1e-12,
+    )
 
 
 @pytest.mark.parametrize("method", [Method.DIRECT, Method.IM2COL, Method.FFT])
@@ -236,16 +265,20 @@ def test_vertical_edge_example() -> None:
 def test_dtype_policy() -> None:
     ints = np.arange(36, dtype=np.int32).reshape(6, 6)
     for result in (
-        correlate(ints, np.ones((3, 3), int)), pool(ints, PoolKind.AVG, (2, 2)),
-        conv_transpose(ints, np.ones((2, 2), int)), activate(ints, Activation.RELU),
-        global_pool(ints, PoolKind.MAX), pad(ints.astype(float), [(1, 1)]),
+        correlate(ints, np.ones((3, 3), int)),
+        pool(ints, PoolKind.AVG, (2, 2)),
+        conv_transpose(ints, np.ones((2, 2), int)),
+        activate(ints, Activation.RELU),
+        global_pool(ints, PoolKind.MAX),
+        pad(ints.astype(float), [(1, 1)]),
     ):
         assert result.dtype == np.float64
     assert correlate(ints, np.ones((3, 3)))[0, 0, 0] == sum(range(0, 3)) * 3 + 6 * 3 * 3
     pixels = ints.astype(np.uint8)  # 8-bit images compute in float32, exactly here
     assert correlate(pixels, np.ones((3, 3), int)).dtype == np.float32
-    assert np.array_equal(correlate(pixels, np.ones((3, 3), int)),
-                          correlate(ints, np.ones((3, 3), int)))
+    assert np.array_equal(
+        correlate(pixels, np.ones((3, 3), int)), correlate(ints, np.ones((3, 3), int))
+    )
     f32 = ints.astype(np.float32)
     for method in Method:
         if method != Method.WINOGRAD:
@@ -293,8 +326,9 @@ def test_transposed_full_size_is_the_output_and_its_cropped_padding() -> None:
     # output_padding asks for a row past the last tap: the full output holds it too
     ax = transposed_axis(2, 1, stride=2, output_padding=1)
     assert (transposed_full_size(ax), ax.size) == (4, 4)
-    assert conv_transpose(np.ones((2, 2)), np.ones((1, 1)), stride=(2, 2),
-                          output_padding=(1, 1)).shape == (4, 4, 1)
+    assert conv_transpose(
+        np.ones((2, 2)), np.ones((1, 1)), stride=(2, 2), output_padding=(1, 1)
+    ).shape == (4, 4, 1)
 
 
 # -- pooling ------------------------------------------------------------------------
@@ -302,13 +336,26 @@ def test_transposed_full_size_is_the_output_and_its_cropped_padding() -> None:
 
 @settings(max_examples=50, deadline=None)
 @given(
-    kind=st.sampled_from(list(PoolKind)), k=st.integers(1, 4), s=st.integers(1, 3),
-    d=st.integers(1, 2), ceil=st.booleans(), exclude=st.booleans(), extra=st.integers(0, 5),
-    seed=st.integers(0, 2**32 - 1), data=st.data(),
+    kind=st.sampled_from(list(PoolKind)),
+    k=st.integers(1, 4),
+    s=st.integers(1, 3),
+    d=st.integers(1, 2),
+    ceil=st.booleans(),
+    exclude=st.booleans(),
+    extra=st.integers(0, 5),
+    seed=st.integers(0, 2**32 - 1),
+    data=st.data(),
 )
 def test_pool_matches_brute_force(
-    kind: PoolKind, k: int, s: int, d: int, ceil: bool, exclude: bool, extra: int,
-    seed: int, data: st.DataObject,
+    kind: PoolKind,
+    k: int,
+    s: int,
+    d: int,
+    ceil: bool,
+    exclude: bool,
+    extra: int,
+    seed: int,
+    data: st.DataObject,
 ) -> None:
     p = data.draw(st.integers(0, k // 2))
     n = max(1, d * (k - 1) + 1 - 2 * p - (s - 1 if ceil else 0)) + extra  # ceil may overhang
@@ -318,8 +365,16 @@ def test_pool_matches_brute_force(
         with pytest.raises(ConvcalcError, match="covers only padding"):
             pool(x, kind, (k, k), stride=(s, s), padding=(p, p), dilation=(d, d), ceil=ceil)
         return
-    got = pool(x, kind, (k, k), stride=(s, s), padding=(p, p), dilation=(d, d), ceil=ceil,
-               exclude_pad=exclude)
+    got = pool(
+        x,
+        kind,
+        (k, k),
+        stride=(s, s),
+        padding=(p, p),
+        dilation=(d, d),
+        ceil=ceil,
+        exclude_pad=exclude,
+    )
     np.testing.assert_allclose(got, expected, atol=1e-12)
 
 
@@ -377,11 +432,13 @@ def test_tf_same_average_excludes_padding() -> None:
 
 def test_max_pool_ignores_padding_and_l2_counts_it_zero() -> None:
     x = -np.ones((2, 2))
-    np.testing.assert_array_equal(pool(x, PoolKind.MAX, (2, 2), stride=(1, 1), padding=(1, 1)),
-                                  -np.ones((3, 3, 1)))
+    np.testing.assert_array_equal(
+        pool(x, PoolKind.MAX, (2, 2), stride=(1, 1), padding=(1, 1)), -np.ones((3, 3, 1))
+    )
     l2 = pool(np.full((2, 2), 2.0), PoolKind.L2, (2, 2), stride=(1, 1), padding=(1, 1))
-    np.testing.assert_array_equal(l2[..., 0], [[2, np.sqrt(8), 2], [np.sqrt(8), 4, np.sqrt(8)],
-                                               [2, np.sqrt(8), 2]])
+    np.testing.assert_array_equal(
+        l2[..., 0], [[2, np.sqrt(8), 2], [np.sqrt(8), 4, np.sqrt(8)], [2, np.sqrt(8), 2]]
+    )
 
 
 def test_pool_padding_over_half_kernel_raises() -> None:
@@ -392,33 +449,39 @@ def test_pool_padding_over_half_kernel_raises() -> None:
 def test_dilated_pool_window_of_only_padding_raises() -> None:
     """n=1, k=2, d=2, p=1: the only window reads the two padding cells (torch gives -inf)."""
     with pytest.raises(ConvcalcError, match="window of 2 rows with dilation 2 covers only"):
-        pool(np.ones((1, 3)), PoolKind.MAX, (2, 1), stride=(1, 1), padding=(1, 0),
-             dilation=(2, 1))
+        pool(np.ones((1, 3)), PoolKind.MAX, (2, 1), stride=(1, 1), padding=(1, 0), dilation=(2, 1))
 
 
 def test_global_pool() -> None:
     x = rng(9).normal(size=(4, 5, 3))
     np.testing.assert_allclose(global_pool(x, PoolKind.MAX), x.max(axis=(0, 1))[None, None])
     np.testing.assert_allclose(global_pool(x, PoolKind.AVG), x.mean(axis=(0, 1))[None, None])
-    np.testing.assert_allclose(global_pool(x, PoolKind.L2),
-                               np.sqrt((x**2).sum(axis=(0, 1)))[None, None])
+    np.testing.assert_allclose(
+        global_pool(x, PoolKind.L2), np.sqrt((x**2).sum(axis=(0, 1)))[None, None]
+    )
     assert global_pool(x, PoolKind.AVG).shape == (1, 1, 3)
-    np.testing.assert_allclose(global_pool(x, PoolKind.AVG),
-                               pool(x, PoolKind.AVG, (4, 5)))
+    np.testing.assert_allclose(global_pool(x, PoolKind.AVG), pool(x, PoolKind.AVG, (4, 5)))
 
 
 # -- transposed convolution --------------------------------------------------------
 
 
 def brute_transpose(
-    x: NDArray[Any], w: NDArray[Any], s: tuple[int, int], p: tuple[int, int],
-    d: tuple[int, int], op: tuple[int, int], groups: int,
+    x: NDArray[Any],
+    w: NDArray[Any],
+    s: tuple[int, int],
+    p: tuple[int, int],
+    d: tuple[int, int],
+    op: tuple[int, int],
+    groups: int,
 ) -> NDArray[np.float64]:
     """Scatter every input value, then crop p from the start (PyTorch's definition)."""
     (h, wd, c), (kh, kw, _, fg) = x.shape, w.shape
     cg = c // groups
-    size = [(n - 1) * s[a] - 2 * p[a] + d[a] * (k - 1) + op[a] + 1
-            for a, (n, k) in enumerate([(h, kh), (wd, kw)])]
+    size = [
+        (n - 1) * s[a] - 2 * p[a] + d[a] * (k - 1) + op[a] + 1
+        for a, (n, k) in enumerate([(h, kh), (wd, kw)])
+    ]
     full = np.zeros((size[0] + 2 * p[0] + 10, size[1] + 2 * p[1] + 10, fg * groups))
     for r in range(h):
         for q in range(wd):
@@ -435,8 +498,13 @@ def brute_transpose(
 
 @settings(max_examples=40, deadline=None)
 @given(
-    groups=st.sampled_from([1, 2]), k=st.integers(1, 3), s=st.integers(1, 3),
-    d=st.integers(1, 2), p=st.integers(0, 2), n=st.integers(1, 4), data=st.data(),
+    groups=st.sampled_from([1, 2]),
+    k=st.integers(1, 3),
+    s=st.integers(1, 3),
+    d=st.integers(1, 2),
+    p=st.integers(0, 2),
+    n=st.integers(1, 4),
+    data=st.data(),
     seed=st.integers(0, 2**32 - 1),
 )
 def test_conv_transpose_matches_scatter(
@@ -448,8 +516,9 @@ def test_conv_transpose_matches_scatter(
     r = rng(seed)
     x = r.integers(-4, 5, size=(n, n + 1, 2 * groups))
     w = r.integers(-3, 4, size=(k, k + 1, 2 * groups, 2)).astype(float)
-    got = conv_transpose(x, w, stride=(s, s), padding=(p, p), dilation=(d, d),
-                         output_padding=(op, op), groups=groups)
+    got = conv_transpose(
+        x, w, stride=(s, s), padding=(p, p), dilation=(d, d), output_padding=(op, op), groups=groups
+    )
     expected = brute_transpose(x, w, (s, s), (p, p), (d, d), (op, op), groups)
     np.testing.assert_array_equal(got, expected)
 
@@ -462,8 +531,14 @@ def test_conv_transpose_is_adjoint_of_correlate(groups: int, n: int, p: int) -> 
     y_shape = correlate(x, w, stride=(2, 2), padding=(p, p), groups=groups).shape
     y = rng(12).normal(size=y_shape)
     ops = tuple((n + a + 2 * p - k) % 2 for a, k in ((0, 3), (1, 4)))
-    back = conv_transpose(y, w.swapaxes(2, 3), stride=(2, 2), padding=(p, p),
-                          output_padding=(ops[0], ops[1]), groups=groups)
+    back = conv_transpose(
+        y,
+        w.swapaxes(2, 3),
+        stride=(2, 2),
+        padding=(p, p),
+        output_padding=(ops[0], ops[1]),
+        groups=groups,
+    )
     assert back.shape == x.shape
     lhs = np.vdot(correlate(x, w, stride=(2, 2), padding=(p, p), groups=groups), y)
     np.testing.assert_allclose(lhs, np.vdot(x, back), rtol=1e-12)
@@ -486,21 +561,31 @@ def test_activations() -> None:
     np.testing.assert_array_equal(activate(x, Activation.NONE), x)
     np.testing.assert_array_equal(activate(x, Activation.RELU), [0, 0, 0, 2, 1000])
     np.testing.assert_allclose(activate(x, Activation.LRELU), [-10, -0.01, 0, 2, 1000])
-    np.testing.assert_allclose(activate(x, Activation.SIGMOID),
-                               [0, 1 / (1 + np.e), 0.5, 1 / (1 + np.exp(-2)), 1])
+    np.testing.assert_allclose(
+        activate(x, Activation.SIGMOID), [0, 1 / (1 + np.e), 0.5, 1 / (1 + np.exp(-2)), 1]
+    )
     np.testing.assert_allclose(activate(x, Activation.TANH), np.tanh(x))
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.integers(1, 6), st.integers(1, 6), st.integers(1, 3),
-       st.lists(st.tuples(st.integers(0, 5), st.integers(0, 5)), min_size=2, max_size=2),
-       st.sampled_from(list(PadMode)))
+@given(
+    st.integers(1, 6),
+    st.integers(1, 6),
+    st.integers(1, 3),
+    st.lists(st.tuples(st.integers(0, 5), st.integers(0, 5)), min_size=2, max_size=2),
+    st.sampled_from(list(PadMode)),
+)
 def test_pad_in_another_dtype_equals_numpy_pad(h, w, c, widths, mode):
-    names = {PadMode.ZERO: "constant", PadMode.REFLECT: "reflect", PadMode.REPLICATE: "edge",
-             PadMode.WRAP: "wrap"}
+    names = {
+        PadMode.ZERO: "constant",
+        PadMode.REFLECT: "reflect",
+        PadMode.REPLICATE: "edge",
+        PadMode.WRAP: "wrap",
+    }
     if mode == PadMode.REFLECT:
-        widths = [(min(lo, n - 1), min(hi, n - 1))
-                  for (lo, hi), n in zip(widths, (h, w), strict=True)]
+        widths = [
+            (min(lo, n - 1), min(hi, n - 1)) for (lo, hi), n in zip(widths, (h, w), strict=True)
+        ]
     x = np.arange(h * w * c, dtype=np.uint8).reshape(h, w, c)
     got = pad(x, widths, mode, dtype=np.float32)
     want = np.pad(x.astype(np.float32), [*widths, (0, 0)], mode=names[mode])
@@ -509,16 +594,26 @@ def test_pad_in_another_dtype_equals_numpy_pad(h, w, c, widths, mode):
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.integers(1, 7), st.integers(1, 7), st.integers(0, 4), st.integers(0, 4),
-       st.integers(0, 4), st.integers(0, 4), st.sampled_from(
-           [PadMode.ZERO, PadMode.REFLECT, PadMode.REPLICATE]), st.data())
-def test_padded_bands_equal_rows_of_the_padded_array(h, w, top, bottom, left, right, mode,
-                                                     data):
+@given(
+    st.integers(1, 7),
+    st.integers(1, 7),
+    st.integers(0, 4),
+    st.integers(0, 4),
+    st.integers(0, 4),
+    st.integers(0, 4),
+    st.sampled_from([PadMode.ZERO, PadMode.REFLECT, PadMode.REPLICATE]),
+    st.data(),
+)
+def test_padded_bands_equal_rows_of_the_padded_array(h, w, top, bottom, left, right, mode, data):
     from convcalc.compute.padding import PaddedInput
 
     if mode == PadMode.REFLECT:
-        top, bottom, left, right = (min(top, h - 1), min(bottom, h - 1), min(left, w - 1),
-                                    min(right, w - 1))
+        top, bottom, left, right = (
+            min(top, h - 1),
+            min(bottom, h - 1),
+            min(left, w - 1),
+            min(right, w - 1),
+        )
     x = np.arange(h * w * 2, dtype=np.uint8).reshape(h, w, 2)
     pads = [(top, bottom), (left, right)]
     whole = pad(x, pads, mode, value=0.0, dtype=np.float32)
@@ -530,8 +625,15 @@ def test_padded_bands_equal_rows_of_the_padded_array(h, w, top, bottom, left, ri
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.integers(2, 9), st.integers(2, 9), st.integers(1, 3), st.integers(1, 3),
-       st.integers(1, 3), st.floats(-5, 5), st.data())
+@given(
+    st.integers(2, 9),
+    st.integers(2, 9),
+    st.integers(1, 3),
+    st.integers(1, 3),
+    st.integers(1, 3),
+    st.floats(-5, 5),
+    st.data(),
+)
 def test_pooling_invariants(h, w, c, k, s, shift, data):
     """On the same windows: l2 >= max >= avg >= min for non-negative values; max and
     avg move with a constant shift; global pooling is pooling with the whole map."""
@@ -542,12 +644,18 @@ def test_pooling_invariants(h, w, c, k, s, shift, data):
     av = pool(nonneg, PoolKind.AVG, (k, k), stride=(s, s))
     l2 = pool(nonneg, PoolKind.L2, (k, k), stride=(s, s))
     assert np.all(l2 >= mx - 1e-12) and np.all(mx >= av - 1e-12)
-    np.testing.assert_allclose(pool(x + shift, PoolKind.MAX, (k, k), stride=(s, s)),
-                               pool(x, PoolKind.MAX, (k, k), stride=(s, s)) + shift)
-    np.testing.assert_allclose(pool(x + shift, PoolKind.AVG, (k, k), stride=(s, s)),
-                               pool(x, PoolKind.AVG, (k, k), stride=(s, s)) + shift, atol=1e-12)
-    np.testing.assert_allclose(global_pool(x, PoolKind.AVG),
-                               pool(x, PoolKind.AVG, (h, w)), atol=1e-12)
+    np.testing.assert_allclose(
+        pool(x + shift, PoolKind.MAX, (k, k), stride=(s, s)),
+        pool(x, PoolKind.MAX, (k, k), stride=(s, s)) + shift,
+    )
+    np.testing.assert_allclose(
+        pool(x + shift, PoolKind.AVG, (k, k), stride=(s, s)),
+        pool(x, PoolKind.AVG, (k, k), stride=(s, s)) + shift,
+        atol=1e-12,
+    )
+    np.testing.assert_allclose(
+        global_pool(x, PoolKind.AVG), pool(x, PoolKind.AVG, (h, w)), atol=1e-12
+    )
     np.testing.assert_array_equal(global_pool(x, PoolKind.MAX), pool(x, PoolKind.MAX, (h, w)))
 
 
@@ -579,8 +687,9 @@ def test_integer_out_dtype_rounds_and_saturates_the_float_result(
     }[kernel]
     bank = w if w.ndim == 4 else np.broadcast_to(w[:, :, None, None], (*w.shape, 1, 3))
     groups = 1 if kernel == "depth3" else 3
-    options: dict[str, Any] = dict(padding=("same", "same"), pad_mode=pad_mode, groups=groups,
-                                   method=method)
+    options: dict[str, Any] = dict(
+        padding=("same", "same"), pad_mode=pad_mode, groups=groups, method=method
+    )
     y = correlate(x, bank, out_dtype=np.uint8, **options)
     assert y.dtype == np.uint8
     np.testing.assert_array_equal(y, saturated(correlate(x, bank, **options), np.uint8))
@@ -592,8 +701,9 @@ def test_integer_out_dtype_applies_bias_and_activation_first() -> None:
     x = rng(3).integers(0, 256, (40, 30, 1), dtype=np.uint8)
     k = np.ones((3, 3)) / 9
     y = correlate(x, k, bias=[-100.0], activation=Activation.RELU, out_dtype=np.uint16)
-    expected = saturated(np.maximum(ndimage.correlate(x[..., 0] / 1.0, k)[1:-1, 1:-1] - 100,
-                                    0), np.uint16)
+    expected = saturated(
+        np.maximum(ndimage.correlate(x[..., 0] / 1.0, k)[1:-1, 1:-1] - 100, 0), np.uint16
+    )
     np.testing.assert_array_equal(y[..., 0], expected)
 
 
@@ -602,8 +712,9 @@ def test_uint8_blur_equals_opencv_filter2d() -> None:
     x = rng(4).integers(0, 256, (300, 280, 3), dtype=np.uint8)
     g = np.outer([1, 4, 6, 4, 1], [1, 4, 6, 4, 1]) / 256
     bank = np.broadcast_to(g[:, :, None, None], (5, 5, 1, 3))
-    ours = correlate(x, bank, padding=("same", "same"), pad_mode=PadMode.REPLICATE, groups=3,
-                     out_dtype=np.uint8)
+    ours = correlate(
+        x, bank, padding=("same", "same"), pad_mode=PadMode.REPLICATE, groups=3, out_dtype=np.uint8
+    )
     theirs = cv2.filter2D(x, -1, g, borderType=cv2.BORDER_REPLICATE)
     np.testing.assert_array_equal(ours, theirs)
 
@@ -618,17 +729,19 @@ def test_uint8_blur_equals_opencv_filter2d() -> None:
     channels=st.integers(1, 4),
 )
 def test_one_kernel_shared_by_every_channel_matches_brute_force(
-    size: tuple[int, int], k: tuple[int, int], stride: tuple[int, int],
-    dilation: tuple[int, int], rank_one: bool, channels: int,
+    size: tuple[int, int],
+    k: tuple[int, int],
+    stride: tuple[int, int],
+    dilation: tuple[int, int],
+    rank_one: bool,
+    channels: int,
 ) -> None:
     # direct runs these on the HxWxC layout (column stride 1), separably when rank 1
     r = rng(sum(size))
     x = r.integers(0, 256, (*size, channels)).astype(np.float32)
-    kernel = np.outer(r.normal(size=k[0]), r.normal(size=k[1])) if rank_one else r.normal(
-        size=k)
+    kernel = np.outer(r.normal(size=k[0]), r.normal(size=k[1])) if rank_one else r.normal(size=k)
     bank = np.broadcast_to(kernel[:, :, None, None], (*k, 1, channels)).astype(np.float32)
-    y = correlate(x, bank, stride=stride, dilation=dilation, groups=channels,
-                  method=Method.DIRECT)
+    y = correlate(x, bank, stride=stride, dilation=dilation, groups=channels, method=Method.DIRECT)
     expected = brute_correlate(x.astype(float), bank.astype(float), stride, dilation, channels)
     np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-3 * np.abs(expected).max())
 

@@ -12,13 +12,15 @@ from convcalc.compute.kernels import get_preset
 from convcalc.compute.pipeline import Settings, Stage, filter_major, kernel_bank, run
 from convcalc.errors import ConvcalcError
 
-UFLDL = np.array([[1, 1, 1, 0, 0], [0, 1, 1, 1, 0], [0, 0, 1, 1, 1], [0, 0, 1, 1, 0],
-                  [0, 1, 1, 0, 0]])
+UFLDL = np.array(
+    [[1, 1, 1, 0, 0], [0, 1, 1, 1, 0], [0, 0, 1, 1, 1], [0, 0, 1, 1, 0], [0, 1, 1, 0, 0]]
+)
 
 
 def conv_stage(*kernels, bias=None, **layer):
-    return Stage(Spec("conv", Conv(None, None, **layer)), tuple(np.asarray(k, float)
-                                                               for k in kernels), bias)
+    return Stage(
+        Spec("conv", Conv(None, None, **layer)), tuple(np.asarray(k, float) for k in kernels), bias
+    )
 
 
 def test_textbook_ufldl_example():
@@ -54,8 +56,7 @@ def test_sum_mode_and_matching_depth_sum_over_channels():
     k = rng.normal(size=(3, 3))
     summed = run(x, [conv_stage(k)], Settings(channels=ChannelMode.SUM)).output
     deep = run(x, [conv_stage(np.repeat(k[:, :, None], 3, axis=2))]).output
-    expected = sum(ndimage.correlate(x[:, :, c], k, mode="constant")[1:-1, 1:-1]
-                   for c in range(3))
+    expected = sum(ndimage.correlate(x[:, :, c], k, mode="constant")[1:-1, 1:-1] for c in range(3))
     np.testing.assert_allclose(summed[:, :, 0], expected, atol=1e-12)
     np.testing.assert_allclose(deep, summed, atol=1e-12)
 
@@ -134,8 +135,9 @@ def preset_stage(text):
     return Stage(spec, (get_preset(source),) if source else ())
 
 
-@pytest.mark.parametrize("specs", [["conv:k=gauss5,p=same"], ["conv:k=sharpen", "maxpool:2"],
-                                   ["maxpool:2"], ["relu"]])
+@pytest.mark.parametrize(
+    "specs", [["conv:k=gauss5,p=same"], ["conv:k=sharpen", "maxpool:2"], ["maxpool:2"], ["relu"]]
+)
 def test_run_with_out_dtype_saturates_the_float_result(specs):
     x = np.random.default_rng(5).integers(0, 256, (60, 50, 3), dtype=np.uint8)
     stages = [preset_stage(text) for text in specs]

@@ -29,9 +29,9 @@ def chunks(data: bytes) -> list[tuple[bytes, bytes]]:
     assert data[:8] == SIGNATURE
     found, pos = [], 8
     while pos < len(data):
-        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
-        body = data[pos + 8:pos + 8 + length]
-        (crc,) = struct.unpack(">I", data[pos + 8 + length:pos + 12 + length])
+        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
+        body = data[pos + 8 : pos + 8 + length]
+        (crc,) = struct.unpack(">I", data[pos + 8 + length : pos + 12 + length])
         assert crc == zlib.crc32(kind + body), f"bad CRC in {kind!r}"
         found.append((kind, body))
         pos += 12 + length
@@ -54,7 +54,7 @@ def decode(data: bytes) -> tuple[NDArray[Any], list[int]]:
     assert len(raw) == height * (1 + stride)
     rows, filters, prior = bytearray(), [], [0] * stride
     for y in range(height):
-        line = raw[y * (1 + stride):(y + 1) * (1 + stride)]
+        line = raw[y * (1 + stride) : (y + 1) * (1 + stride)]
         filters.append(line[0])
         row = list(line[1:])
         for i in range(stride):
@@ -138,13 +138,13 @@ def test_every_level_round_trips_with_zlibs_header(level: int) -> None:
         assert len(stream) > 40 * (1 + 50 * 3)
 
 
-@pytest.mark.parametrize("shape", [(1, 1), (1, 1, 4), (1, 37, 3), (41, 1, 2), (5, 13, 1),
-                                   (3, 127, 3)])
+@pytest.mark.parametrize(
+    "shape", [(1, 1), (1, 1, 4), (1, 37, 3), (41, 1, 2), (5, 13, 1), (3, 127, 3)]
+)
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
 def test_odd_sizes(shape: tuple[int, ...], dtype: Any) -> None:
     image = pixels(shape, dtype)
-    for data in (encode_png(image), png._encode(png._as_image(image), 1, 2,
-                                                     band_bytes=16)):
+    for data in (encode_png(image), png._encode(png._as_image(image), 1, 2, band_bytes=16)):
         assert np.array_equal(decode(data)[0].reshape(shape), image)
 
 
@@ -178,8 +178,7 @@ def test_bands_come_in_whole_rounds_of_workers() -> None:
 def test_adler32_combine_matches_zlib(split: int) -> None:
     data = bytes(range(256)) * 1000 + b"\xff" * 100_000  # sums wrap the modulus
     first, second = data[:split], data[split:]
-    combined = png._adler32_combine(zlib.adler32(first), zlib.adler32(second),
-                                         len(second))
+    combined = png._adler32_combine(zlib.adler32(first), zlib.adler32(second), len(second))
     assert combined == zlib.adler32(data)
 
 
@@ -201,32 +200,50 @@ def test_any_strides_and_byte_order() -> None:
     assert np.array_equal(decode(encode_png(image.astype(">u2")))[0], image)
 
 
-@pytest.mark.parametrize("bad", [
-    np.zeros((4, 4), np.float64), np.zeros((4, 4), np.int16), np.zeros((4, 4), bool),
-    np.zeros((4, 4), np.uint32), np.zeros(4, np.uint8), np.zeros((4, 4, 5), np.uint8),
-    np.zeros((0, 4), np.uint8), np.zeros((4, 0, 3), np.uint8), np.zeros((2, 2, 2, 2), np.uint8),
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        np.zeros((4, 4), np.float64),
+        np.zeros((4, 4), np.int16),
+        np.zeros((4, 4), bool),
+        np.zeros((4, 4), np.uint32),
+        np.zeros(4, np.uint8),
+        np.zeros((4, 4, 5), np.uint8),
+        np.zeros((0, 4), np.uint8),
+        np.zeros((4, 0, 3), np.uint8),
+        np.zeros((2, 2, 2, 2), np.uint8),
+    ],
+)
 def test_bad_pixels_are_refused(bad: NDArray[Any]) -> None:
     with pytest.raises(ValueError, match=rf"{bad.dtype} array of shape \({bad.shape[0]},.*valid"):
         encode_png(bad)
 
 
-@pytest.mark.parametrize(("options", "message"), [
-    ({"level": -1}, "level -1 is not valid; valid: 0-9"),
-    ({"level": 10}, "level 10 is not valid"),
-    ({"workers": 0}, "0 workers is not valid; valid: 1 or more"),
-])
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"level": -1}, "level -1 is not valid; valid: 0-9"),
+        ({"level": 10}, "level 10 is not valid"),
+        ({"workers": 0}, "0 workers is not valid; valid: 1 or more"),
+    ],
+)
 def test_bad_options_are_refused(options: dict[str, int], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         encode_png(np.zeros((2, 2), np.uint8), **options)
 
 
 @settings(max_examples=60, deadline=None)
-@given(image=hnp.arrays(st.sampled_from([np.uint8, np.uint16]),
-                        st.tuples(st.integers(1, 9), st.integers(1, 9), st.integers(1, 4))),
-       level=st.integers(0, 9), workers=st.integers(1, 3),
-       band_bytes=st.sampled_from([8, 64, 2**20]))
-def test_random_images_round_trip(image: NDArray[Any], level: int, workers: int,
-                                  band_bytes: int) -> None:
+@given(
+    image=hnp.arrays(
+        st.sampled_from([np.uint8, np.uint16]),
+        st.tuples(st.integers(1, 9), st.integers(1, 9), st.integers(1, 4)),
+    ),
+    level=st.integers(0, 9),
+    workers=st.integers(1, 3),
+    band_bytes=st.sampled_from([8, 64, 2**20]),
+)
+def test_random_images_round_trip(
+    image: NDArray[Any], level: int, workers: int, band_bytes: int
+) -> None:
     data = png._encode(image, level, workers, band_bytes)
     assert np.array_equal(decode(data)[0], image)

@@ -166,9 +166,16 @@ def smooth_rgb() -> NDArray[np.uint8]:
     return np.stack([x * 5, y * 7, (x + y) * 3], axis=-1).astype(np.uint8)
 
 
-@pytest.mark.parametrize(("name", "tolerance"), [
-    ("a.png", 0), ("a.bmp", 0), ("a.tif", 0), ("a.jpg", 4.0), ("a.webp", 6.0),
-])
+@pytest.mark.parametrize(
+    ("name", "tolerance"),
+    [
+        ("a.png", 0),
+        ("a.bmp", 0),
+        ("a.tif", 0),
+        ("a.jpg", 4.0),
+        ("a.webp", 6.0),
+    ],
+)
 def test_each_format_reads_back(tmp_path: Path, name: str, tolerance: float) -> None:
     array = smooth_rgb()
     loaded = read_input(save(tmp_path, name, Image.fromarray(array)))
@@ -256,7 +263,8 @@ def test_decompression_bomb_warning_and_error(monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_missing_directory_and_unreadable_are_runtime_failures(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with pytest.raises(RuntimeFailure, match="no such file") as info:
         read_input(str(tmp_path / "nope.png"))
     assert "nope.png" in str(info.value)
@@ -271,15 +279,19 @@ def test_missing_directory_and_unreadable_are_runtime_failures(
         read_input(str(tmp_path / "secret.png"))
 
 
-@pytest.mark.parametrize(("name", "content", "message"), [
-    ("empty.png", b"", "empty input"),
-    ("text.png", b"hello, I am not a picture", "not an image Pillow can read"),
-    ("bad.npy", b"\x93NUMPY garbage", "bad.npy"),
-    ("bad.csv", b"1,2\n3\n", "bad.csv"),
-    ("latin.csv", b"1,2\xe9\n", "not UTF-8"),
-])
-def test_bad_content_is_an_input_error(tmp_path: Path, name: str, content: bytes,
-                                       message: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("empty.png", b"", "empty input"),
+        ("text.png", b"hello, I am not a picture", "not an image Pillow can read"),
+        ("bad.npy", b"\x93NUMPY garbage", "bad.npy"),
+        ("bad.csv", b"1,2\n3\n", "bad.csv"),
+        ("latin.csv", b"1,2\xe9\n", "not UTF-8"),
+    ],
+)
+def test_bad_content_is_an_input_error(
+    tmp_path: Path, name: str, content: bytes, message: str
+) -> None:
     path = tmp_path / name
     path.write_bytes(content)
     with pytest.raises(ConvcalcError, match=message) as info:
@@ -319,9 +331,16 @@ def test_png_write_is_exact_for_8bit_values(tmp_path: Path) -> None:
     np.testing.assert_array_equal(pixels(tmp_path / "o.png"), array)
 
 
-@pytest.mark.parametrize(("name", "tolerance"), [
-    ("o.jpg", 4.0), ("o.jpeg", 4.0), ("o.webp", 4.0), ("o.bmp", 0), ("o.tiff", 0),
-])
+@pytest.mark.parametrize(
+    ("name", "tolerance"),
+    [
+        ("o.jpg", 4.0),
+        ("o.jpeg", 4.0),
+        ("o.webp", 4.0),
+        ("o.bmp", 0),
+        ("o.tiff", 0),
+    ],
+)
 def test_write_each_image_format(tmp_path: Path, name: str, tolerance: float) -> None:
     array = smooth_rgb().astype(np.float64)
     write_output(str(tmp_path / name), array)
@@ -371,7 +390,8 @@ def test_text_output_round_trips(tmp_path: Path, name: str) -> None:
     write_output(str(tmp_path / name), values)
     np.testing.assert_array_equal(read_input(str(tmp_path / name)).data, values)
     assert (",", "\t", " ")[("m.csv", "m.tsv", "m.txt").index(name)] in (
-        (tmp_path / name).read_text().splitlines()[0])
+        (tmp_path / name).read_text().splitlines()[0]
+    )
 
 
 def test_other_channel_counts_become_separate_files(tmp_path: Path) -> None:
@@ -455,11 +475,16 @@ def _fail_after_half(error: BaseException) -> Any:
     return write_all
 
 
-@pytest.mark.parametrize("error", [
-    OSError(errno.ENOSPC, "No space left on device"), KeyboardInterrupt(),
-])
+@pytest.mark.parametrize(
+    "error",
+    [
+        OSError(errno.ENOSPC, "No space left on device"),
+        KeyboardInterrupt(),
+    ],
+)
 def test_failed_write_leaves_the_old_file_intact(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: BaseException) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: BaseException
+) -> None:
     path = tmp_path / "out.png"
     path.write_bytes(b"old contents")
     monkeypatch.setattr(writing, "_write_all", _fail_after_half(error))
@@ -473,7 +498,8 @@ def test_failed_write_leaves_the_old_file_intact(
 
 
 def test_failed_channel_write_leaves_no_file_at_all(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     calls: list[int] = []
     real = writing._write_all
 
@@ -499,7 +525,8 @@ def test_written_file_gets_umask_permissions(tmp_path: Path) -> None:
 
 
 def test_every_file_is_fsynced_before_any_rename(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     synced: list[int] = []
     real = os.fsync
 

@@ -58,8 +58,7 @@ def test_non_finite_values() -> None:
 
 
 @settings(max_examples=50, deadline=None)
-@given(hnp.arrays(np.float64, st.integers(1, 30),
-                  elements=st.floats(-1e6, 1e6, allow_nan=False)))
+@given(hnp.arrays(np.float64, st.integers(1, 30), elements=st.floats(-1e6, 1e6, allow_nan=False)))
 def test_minmax_preserves_order_and_spans_the_range(values: NDArray[np.float64]) -> None:
     out = to_uint8(values, Scale.MINMAX).array.astype(int)
     order = np.argsort(values, kind="stable")
@@ -83,5 +82,4 @@ def test_8bit_values_to_an_8bit_image_are_kept_as_they_are() -> None:
         assert scaled.array is values  # no copy
         assert (scaled.scale, scaled.lo, scaled.hi, scaled.notes) == (Scale.CLIP, 0, 255, ())
     assert to_uint8(values, Scale.MINMAX).array.tolist() == [[0, 7, 255]]
-    assert to_uint8(np.array([[0, 7, 28]], np.uint8), Scale.MINMAX).array.tolist() == [
-        [0, 64, 255]]
+    assert to_uint8(np.array([[0, 7, 28]], np.uint8), Scale.MINMAX).array.tolist() == [[0, 64, 255]]

@@ -13,8 +13,9 @@ from convcalc.compute import ops
 from convcalc.errors import ConvcalcError
 from convcalc.present.frames import AnimationRequest, plan, states
 
-UFLDL = np.array([[1, 1, 1, 0, 0], [0, 1, 1, 1, 0], [0, 0, 1, 1, 1], [0, 0, 1, 1, 0],
-                  [0, 1, 1, 0, 0]])
+UFLDL = np.array(
+    [[1, 1, 1, 0, 0], [0, 1, 1, 1, 0], [0, 0, 1, 1, 1], [0, 0, 1, 1, 0], [0, 1, 1, 0, 0]]
+)
 CROSS = np.array([[1, 0, 1], [0, 1, 0], [1, 0, 1]])
 SOBEL = np.array([[1, 0, -1], [2, 0, -2], [1, 0, -1]])
 
@@ -52,20 +53,25 @@ def test_captions_add_up_to_the_output_of_ops() -> None:
         found = re.fullmatch(r"(out\[\d,\d\]) = (.*) = (-?\d+)", step.caption)
         assert found is not None
         lhs, terms, result = found.groups()
-        products = [a * b for a, b in (map(float, re.findall(r"-?\d+", t)) for t in
-                                       terms.split(" + "))]
+        products = [
+            a * b for a, b in (map(float, re.findall(r"-?\d+", t)) for t in terms.split(" + "))
+        ]
         assert lhs == "out[{},{}]".format(*step.position)
         assert sum(products) == float(result) == expected[step.position]
     assert p.steps[0].caption == (
-        "out[0,0] = 0·1 + 0·0 + 0·(-1) + 0·2 + 1·0 + 1·(-2) + 0·1 + 0·0 + 1·(-1) = -3")
+        "out[0,0] = 0·1 + 0·0 + 0·(-1) + 0·2 + 1·0 + 1·(-2) + 0·1 + 0·0 + 1·(-1) = -3"
+    )
 
 
 def test_pooling_captions() -> None:
     x = np.array([[1, 3, 2, 1], [2, 9, 1, 1], [1, 3, 2, 3], [5, 6, 1, 2]])
     p = plan(AnimationRequest(x, (2, 2), kind=AnimKind.POOL_MAX))
     assert [s.caption for s in p.steps] == [
-        "out[0,0] = max(1, 3, 2, 9) = 9", "out[0,1] = max(2, 1, 1, 1) = 2",
-        "out[1,0] = max(1, 3, 5, 6) = 6", "out[1,1] = max(2, 3, 1, 2) = 3"]
+        "out[0,0] = max(1, 3, 2, 9) = 9",
+        "out[0,1] = max(2, 1, 1, 1) = 2",
+        "out[1,0] = max(1, 3, 5, 6) = 6",
+        "out[1,1] = max(2, 3, 1, 2) = 3",
+    ]
     padded = plan(AnimationRequest(x, (2, 2), kind=AnimKind.POOL_MAX, padding=(1, 1)))
     assert padded.steps[0].caption == "out[0,0] = max(1) = 1"  # padding never wins
     avg = plan(AnimationRequest(x, (2, 2), kind=AnimKind.POOL_AVG, padding=(1, 1)))
@@ -75,11 +81,19 @@ def test_pooling_captions() -> None:
 
 def test_transposed_accumulates_to_the_output_of_ops() -> None:
     x, w = np.array([[1, 2, 0], [3, -1, 2]]), np.array([[1, 2], [0, -1]])
-    request = AnimationRequest(x, w, kind=AnimKind.TRANSPOSED, stride=(2, 2), padding=(1, 1),
-                               dilation=(2, 1), output_padding=(1, 0))
+    request = AnimationRequest(
+        x,
+        w,
+        kind=AnimKind.TRANSPOSED,
+        stride=(2, 2),
+        padding=(1, 1),
+        dilation=(2, 1),
+        output_padding=(1, 0),
+    )
     p = plan(request)
-    expected = ops.conv_transpose(x, w, stride=(2, 2), padding=(1, 1), dilation=(2, 1),
-                                  output_padding=(1, 0))[..., 0]
+    expected = ops.conv_transpose(
+        x, w, stride=(2, 2), padding=(1, 1), dilation=(2, 1), output_padding=(1, 0)
+    )[..., 0]
     *_, (last, accumulated, touched) = states(p)
     top, left, h, wd = p.right_box
     np.testing.assert_array_equal(accumulated[top : top + h, left : left + wd], expected)
@@ -98,12 +112,18 @@ def test_colour_input_animates_the_channel_mean() -> None:
 
 
 def test_same_padding_and_reflect_mode_are_in_the_title() -> None:
-    p = plan(AnimationRequest(UFLDL, CROSS, padding=(PadRule.SAME, PadRule.SAME),
-                              pad_mode=PadMode.REFLECT))
+    p = plan(
+        AnimationRequest(
+            UFLDL, CROSS, padding=(PadRule.SAME, PadRule.SAME), pad_mode=PadMode.REFLECT
+        )
+    )
     assert p.title == "conv 3x3 · stride 1 · reflect padding same 1"
     assert p.left[0, 0] == UFLDL[1, 1]
-    pooled = plan(AnimationRequest(UFLDL, (2, 2), kind=AnimKind.POOL_AVG, padding=(1, 1),
-                                   pad_mode=PadMode.REFLECT))
+    pooled = plan(
+        AnimationRequest(
+            UFLDL, (2, 2), kind=AnimKind.POOL_AVG, padding=(1, 1), pad_mode=PadMode.REFLECT
+        )
+    )
     assert pooled.title == "avg pool 2x2 · stride 2 · padding 1"
     assert any("reflect does not apply to pooling" in n for n in pooled.notes)
 
@@ -118,10 +138,14 @@ def test_same_padding_and_reflect_mode_are_in_the_title() -> None:
         (lambda: plan(AnimationRequest(UFLDL, np.ones((3, 3, 2)))), "KHxKW"),
         (lambda: plan(AnimationRequest(UFLDL, CROSS), max_frames=2), "max frames 2"),
         (lambda: plan(AnimationRequest(np.zeros((300, 4)), CROSS)), "at most 256"),
-        (lambda: plan(AnimationRequest(UFLDL, np.ones((2, 2, 2)), kind=AnimKind.POOL_MAX)),
-         "window"),
-        (lambda: plan(AnimationRequest(UFLDL, CROSS, kind="blur")),  # type: ignore[arg-type]
-         "kind 'blur' .*conv, pool-max"),
+        (
+            lambda: plan(AnimationRequest(UFLDL, np.ones((2, 2, 2)), kind=AnimKind.POOL_MAX)),
+            "window",
+        ),
+        (
+            lambda: plan(AnimationRequest(UFLDL, CROSS, kind="blur")),  # type: ignore[arg-type]
+            "kind 'blur' .*conv, pool-max",
+        ),
     ],
 )
 def test_bad_values_raise_convcalc_errors(call: Any, message: str) -> None:

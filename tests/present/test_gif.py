@@ -16,8 +16,9 @@ from convcalc.present import gif
 from convcalc.present.frames import AnimationRequest, plan
 from convcalc.present.gif import frames, gif_bytes
 
-UFLDL = np.array([[1, 1, 1, 0, 0], [0, 1, 1, 1, 0], [0, 0, 1, 1, 1], [0, 0, 1, 1, 0],
-                  [0, 1, 1, 0, 0]])
+UFLDL = np.array(
+    [[1, 1, 1, 0, 0], [0, 1, 1, 1, 0], [0, 0, 1, 1, 1], [0, 0, 1, 1, 0], [0, 1, 1, 0, 0]]
+)
 CROSS = np.array([[1, 0, 1], [0, 1, 0], [1, 0, 1]])
 
 
@@ -47,10 +48,16 @@ def dark_pixels(im: Image.Image, box: tuple[int, int, int, int]) -> int:
         (AnimationRequest(UFLDL, CROSS, stride=(2, 2), padding=(1, 1)), 9 + 1),
         (AnimationRequest(UFLDL, CROSS, dilation=(2, 2)), 1 + 1),
         (AnimationRequest(UFLDL, (2, 2), kind=AnimKind.POOL_MAX), 4 + 1),
-        (AnimationRequest(UFLDL, (3, 3), kind=AnimKind.POOL_AVG, stride=(1, 1),
-                          padding=(1, 1)), 25 + 1),
-        (AnimationRequest(np.array([[1, 2], [3, 4]]), np.ones((2, 2)),
-                          kind=AnimKind.TRANSPOSED, stride=(2, 2)), 4 + 1),
+        (
+            AnimationRequest(UFLDL, (3, 3), kind=AnimKind.POOL_AVG, stride=(1, 1), padding=(1, 1)),
+            25 + 1,
+        ),
+        (
+            AnimationRequest(
+                np.array([[1, 2], [3, 4]]), np.ones((2, 2)), kind=AnimKind.TRANSPOSED, stride=(2, 2)
+            ),
+            4 + 1,
+        ),
     ],
 )
 def test_one_frame_per_position_and_a_final_one(request_: AnimationRequest, count: int) -> None:
@@ -155,8 +162,10 @@ def test_gif_decodes_with_every_frame_and_the_last_held_longer() -> None:
             durations.append(decoded.info["duration"])
             if i == 0:
                 x, y = corner(request, 20, "left", 0, 0)
-                assert max(abs(a - b) for a, b in zip(rgb(decoded, x, y), gif.HOT_FILL,
-                                                      strict=True)) <= 8
+                assert (
+                    max(abs(a - b) for a, b in zip(rgb(decoded, x, y), gif.HOT_FILL, strict=True))
+                    <= 8
+                )
         assert durations == [100] * 4 + [300]
         assert decoded.info.get("loop") == 0
 

@@ -36,16 +36,16 @@ def segments(renderable: RenderableType, width: int = 80) -> list[list[Segment]]
 
 def gradient(height: int, width: int) -> NDArray[np.uint8]:
     y, x = np.mgrid[0:height, 0:width]
-    return np.stack([x * 255 // max(width - 1, 1), y * 255 // max(height - 1, 1),
-                     np.full_like(x, 90)], axis=2).astype(np.uint8)
+    return np.stack(
+        [x * 255 // max(width - 1, 1), y * 255 // max(height - 1, 1), np.full_like(x, 90)], axis=2
+    ).astype(np.uint8)
 
 
 PAIRS: dict[str, tuple[NDArray[Any], NDArray[Any]]] = {
     "colour pictures": (gradient(200, 256), (gradient(198, 254) - 100.0) * 3),
     "gray to grid": (gradient(64, 64)[..., :1], RNG.normal(size=(62, 62, 10))),
     "heatmaps": (RNG.integers(-9, 10, size=(5, 5, 1)), RNG.normal(size=(3, 3, 1))),
-    "heatmap grids": (RNG.integers(-300, 300, size=(5, 5, 3)),
-                      RNG.integers(0, 50, size=(3, 3, 4))),
+    "heatmap grids": (RNG.integers(-300, 300, size=(5, 5, 3)), RNG.integers(0, 50, size=(3, 3, 4))),
     "wide heatmap": (RNG.integers(-9999, 9999, size=(16, 16, 1)), gradient(30, 30)),
     "tall and wide": (gradient(1000, 30), gradient(30, 1000)),
     "many channels": (gradient(20, 20), RNG.normal(size=(18, 18, 100))),
@@ -55,18 +55,17 @@ PAIRS: dict[str, tuple[NDArray[Any], NDArray[Any]]] = {
 @pytest.mark.parametrize("name", PAIRS)
 @pytest.mark.parametrize("color_system", [None, "truecolor", "256"])
 @pytest.mark.parametrize("width", [40, 80, 120])
-def test_no_line_is_wider_than_the_width(name: str, color_system: ColorSystem,
-                                         width: int) -> None:
+def test_no_line_is_wider_than_the_width(name: str, color_system: ColorSystem, width: int) -> None:
     before, after = PAIRS[name]
-    text = render(show(before, after, width=width, color_system=color_system), width,
-                  color_system)
+    text = render(show(before, after, width=width, color_system=color_system), width, color_system)
     assert max(len(line) for line in text.splitlines()) <= width
     assert "input" in text and "output" in text
 
 
 def test_the_width_given_rules_even_on_a_wider_console() -> None:
-    text = render(show(gradient(100, 300), gradient(100, 300), width=50, color_system=None),
-                  200, None)
+    text = render(
+        show(gradient(100, 300), gradient(100, 300), width=50, color_system=None), 200, None
+    )
     assert max(len(line.rstrip()) for line in text.splitlines()) <= 50
 
 
@@ -81,10 +80,17 @@ def test_half_blocks_show_the_upper_pixel_in_front_and_the_lower_behind() -> Non
     for line in lines:
         cells = [(seg.text, seg.style) for seg in line if seg.text]
         assert [text for text, _ in cells] == ["▀"] * 4
-        colours = [(s.color.get_truecolor(), s.bgcolor.get_truecolor()) for _, s in cells
-                   if s is not None and s.color and s.bgcolor]
+        colours = [
+            (s.color.get_truecolor(), s.bgcolor.get_truecolor())
+            for _, s in cells
+            if s is not None and s.color and s.bgcolor
+        ]
         assert [(tuple(fg), tuple(bg)) for fg, bg in colours] == [
-            (RED, BLUE), (RED, BLUE), (BLUE, RED), (BLUE, RED)]
+            (RED, BLUE),
+            (RED, BLUE),
+            (BLUE, RED),
+            (BLUE, RED),
+        ]
 
 
 def test_an_odd_last_pixel_row_has_no_background() -> None:
@@ -158,8 +164,7 @@ def test_small_arrays_are_heatmaps_and_large_ones_pictures() -> None:
     small = np.arange(9).reshape(3, 3, 1)
     text = render(show(small, small * 2, width=80, color_system=None), 80, None)
     assert "16" in text and "input 3x3" in text and "output 3x3" in text
-    big = render(show(gradient(40, 40), gradient(38, 38), width=80, color_system=None),
-                 80, None)
+    big = render(show(gradient(40, 40), gradient(38, 38), width=80, color_system=None), 80, None)
     assert "input 40x40x3 (clip 0…255)" in big
 
 
@@ -197,8 +202,11 @@ def test_small_channels_make_a_grid_of_heatmaps() -> None:
 
 
 def test_a_grid_says_how_many_channels_it_left_out() -> None:
-    text = render(show(gradient(20, 20), RNG.normal(size=(18, 18, 100)), width=120,
-                       color_system=None), 120, None)
+    text = render(
+        show(gradient(20, 20), RNG.normal(size=(18, 18, 100)), width=120, color_system=None),
+        120,
+        None,
+    )
     assert "channel 63" in text and "channel 64" not in text
     assert "36 more channels not shown" in text
 
@@ -206,15 +214,17 @@ def test_a_grid_says_how_many_channels_it_left_out() -> None:
 def test_a_256_square_at_width_40_is_40_wide_and_20_rows() -> None:
     assert fit_size(256, 256, columns=40) == (20, 40)
     for color_system in (None, "truecolor"):
-        lines = render(picture(gradient(256, 256), width=40, color_system=color_system), 40,
-                       color_system).splitlines()
+        lines = render(
+            picture(gradient(256, 256), width=40, color_system=color_system), 40, color_system
+        ).splitlines()
         assert len(lines) == 20
         assert max(len(line) for line in lines) == 40
 
 
 def test_show_keeps_the_aspect_ratio_of_a_big_square() -> None:
-    text = render(show(gradient(256, 256), gradient(256, 256), width=40, color_system=None),
-                  40, None)
+    text = render(
+        show(gradient(256, 256), gradient(256, 256), width=40, color_system=None), 40, None
+    )
     body = [line for line in text.splitlines() if not any(ch.isalnum() for ch in line)]
     assert max(len(line) for line in body) <= 40
     # side by side: the input gets half of 40 minus the gap, 18 columns, and a text cell
@@ -225,13 +235,16 @@ def test_show_keeps_the_aspect_ratio_of_a_big_square() -> None:
     assert ({len(line) for line in right}, len(right)) == ({19}, 10)
 
 
-@pytest.mark.parametrize(("shape", "columns", "expected"), [
-    ((100, 300), 60, (10, 60)),  # rows = H·cols/W/2
-    ((5, 20), 200, (10, 80)),  # enlarged at most MAX_ZOOM = 4 times
-    ((1000, 30), 80, (33, 2)),  # at most MAX_ROWS rows, narrower to keep the ratio
-    ((1, 1), 80, (2, 4)),
-    ((3, 10_000), 40, (1, 40)),  # never fewer than one row
-])
+@pytest.mark.parametrize(
+    ("shape", "columns", "expected"),
+    [
+        ((100, 300), 60, (10, 60)),  # rows = H·cols/W/2
+        ((5, 20), 200, (10, 80)),  # enlarged at most MAX_ZOOM = 4 times
+        ((1000, 30), 80, (33, 2)),  # at most MAX_ROWS rows, narrower to keep the ratio
+        ((1, 1), 80, (2, 4)),
+        ((3, 10_000), 40, (1, 40)),  # never fewer than one row
+    ],
+)
 def test_fit_size(shape: tuple[int, int], columns: int, expected: tuple[int, int]) -> None:
     assert fit_size(*shape, columns=columns) == expected
 
@@ -239,15 +252,16 @@ def test_fit_size(shape: tuple[int, int], columns: int, expected: tuple[int, int
 def test_resize_averages_areas_and_repeats_on_enlarging() -> None:
     image = np.arange(16, dtype=float).reshape(4, 4, 1)
     assert resize(image, 2, 2)[..., 0].tolist() == [[2.5, 4.5], [10.5, 12.5]]
-    assert resize(image, 8, 8)[..., 0].tolist() == np.repeat(np.repeat(image[..., 0], 2, 0),
-                                                             2, 1).tolist()
+    assert (
+        resize(image, 8, 8)[..., 0].tolist()
+        == np.repeat(np.repeat(image[..., 0], 2, 0), 2, 1).tolist()
+    )
     odd = RNG.normal(size=(7, 5, 3))
     assert resize(odd, 3, 2).mean(axis=(0, 1)) == pytest.approx(odd.mean(axis=(0, 1)))
 
 
 def test_an_empty_array_is_named_not_drawn() -> None:
-    text = render(show(np.zeros((0, 4)), np.ones((2, 2)), width=40, color_system=None), 40,
-                  None)
+    text = render(show(np.zeros((0, 4)), np.ones((2, 2)), width=40, color_system=None), 40, None)
     assert "input 0x4 (empty)" in text
 
 

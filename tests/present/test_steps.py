@@ -22,23 +22,33 @@ from convcalc.errors import ConvcalcError
 from convcalc.present.steps import steps_renderable
 
 # The classic two-filter example (CS231n): 5x5x3 input, two 3x3x3 filters, pad 1, stride 2.
-CS231N_X = np.stack([
-    [[2, 0, 2, 0, 1], [0, 0, 1, 1, 1], [2, 0, 1, 0, 0], [0, 0, 1, 0, 0], [1, 0, 1, 0, 0]],
-    [[0, 0, 1, 0, 1], [2, 0, 2, 1, 0], [2, 0, 2, 2, 2], [0, 2, 0, 2, 0], [1, 1, 2, 1, 0]],
-    [[0, 2, 0, 1, 0], [2, 1, 1, 1, 2], [2, 1, 2, 0, 2], [0, 1, 1, 1, 2], [0, 1, 2, 1, 1]],
-], axis=2)
-CS231N_W0 = np.stack([
-    [[1, 0, 1], [-1, 1, 1], [1, 0, 0]],
-    [[-1, -1, 1], [1, 1, 1], [0, 1, 1]],
-    [[1, 0, 0], [-1, 0, -1], [-1, 0, 0]],
-], axis=2).astype(float)
-CS231N_W1 = np.stack([
-    [[0, 1, 0], [-1, 0, 0], [1, 1, -1]],
-    [[-1, 1, 1], [0, 0, 1], [-1, -1, 0]],
-    [[-1, -1, -1], [0, -1, -1], [-1, 1, 1]],
-], axis=2).astype(float)
-UFLDL = np.array([[1, 1, 1, 0, 0], [0, 1, 1, 1, 0], [0, 0, 1, 1, 1], [0, 0, 1, 1, 0],
-                  [0, 1, 1, 0, 0]])[:, :, None]
+CS231N_X = np.stack(
+    [
+        [[2, 0, 2, 0, 1], [0, 0, 1, 1, 1], [2, 0, 1, 0, 0], [0, 0, 1, 0, 0], [1, 0, 1, 0, 0]],
+        [[0, 0, 1, 0, 1], [2, 0, 2, 1, 0], [2, 0, 2, 2, 2], [0, 2, 0, 2, 0], [1, 1, 2, 1, 0]],
+        [[0, 2, 0, 1, 0], [2, 1, 1, 1, 2], [2, 1, 2, 0, 2], [0, 1, 1, 1, 2], [0, 1, 2, 1, 1]],
+    ],
+    axis=2,
+)
+CS231N_W0 = np.stack(
+    [
+        [[1, 0, 1], [-1, 1, 1], [1, 0, 0]],
+        [[-1, -1, 1], [1, 1, 1], [0, 1, 1]],
+        [[1, 0, 0], [-1, 0, -1], [-1, 0, 0]],
+    ],
+    axis=2,
+).astype(float)
+CS231N_W1 = np.stack(
+    [
+        [[0, 1, 0], [-1, 0, 0], [1, 1, -1]],
+        [[-1, 1, 1], [0, 0, 1], [-1, -1, 0]],
+        [[-1, -1, -1], [0, -1, -1], [-1, 1, 1]],
+    ],
+    axis=2,
+).astype(float)
+UFLDL = np.array(
+    [[1, 1, 1, 0, 0], [0, 1, 1, 1, 0], [0, 0, 1, 1, 1], [0, 0, 1, 1, 0], [0, 1, 1, 0, 0]]
+)[:, :, None]
 MAXPOOL = np.array([[1, 3, 2, 1], [2, 9, 1, 1], [1, 3, 2, 3], [5, 6, 1, 2]])[:, :, None]
 EDGE = np.array([[10] * 3 + [0] * 3] * 6)[:, :, None]
 
@@ -50,8 +60,13 @@ def stage(text, *kernels, bias=None, activation=Activation.NONE, layer=None):
 
 
 def cs231n_stage():
-    return stage("conv:k=cs231n_w0.txt,k=cs231n_w1.txt,s=2,p=1", CS231N_W0, CS231N_W1,
-                 bias=(1.0, 0.0), layer=Conv(None, None, (2,), (1,)))
+    return stage(
+        "conv:k=cs231n_w0.txt,k=cs231n_w1.txt,s=2,p=1",
+        CS231N_W0,
+        CS231N_W1,
+        bias=(1.0, 0.0),
+        layer=Conv(None, None, (2,), (1,)),
+    )
 
 
 def render(t, width=100):
@@ -71,8 +86,9 @@ def assert_matches_run(x, stages, config=None, layer=1, exact=True, **kw):
     for s, d in zip(t.steps, doc["steps"], strict=True):
         channel = s.output_channel if isinstance(s, ConvStep) else s.channel
         expected = out[(*s.position, channel)]
-        assert d["value"] == pytest.approx(float(expected), rel=1e-6 if not exact else 1e-12,
-                                           abs=1e-9)
+        assert d["value"] == pytest.approx(
+            float(expected), rel=1e-6 if not exact else 1e-12, abs=1e-9
+        )
         if exact:
             assert d["value"] == expected
         if isinstance(s, ConvStep):
@@ -86,8 +102,16 @@ def assert_matches_run(x, stages, config=None, layer=1, exact=True, **kw):
 
 GOLDEN_CASES = {
     "cs231n": (CS231N_X, [cs231n_stage()]),
-    "ufldl": (UFLDL, [stage("conv:k=1,0,1;0,1,0;1,0,1", [[1, 0, 1], [0, 1, 0], [1, 0, 1]],
-                            layer=Conv(None, None))]),
+    "ufldl": (
+        UFLDL,
+        [
+            stage(
+                "conv:k=1,0,1;0,1,0;1,0,1",
+                [[1, 0, 1], [0, 1, 0], [1, 0, 1]],
+                layer=Conv(None, None),
+            )
+        ],
+    ),
     "maxpool": (MAXPOOL, [Stage(parse_spec("maxpool:2"))]),
     "edge": (EDGE, [stage("conv:k=edge-v", get_preset("edge-v"))]),
 }
@@ -111,8 +135,11 @@ def test_cs231n_first_output_is_three_as_published():
 
 def test_padding_mask_marks_exactly_the_padding():
     t = trace(CS231N_X, [cs231n_stage()], Settings(), at=[(0, 0), (2, 2), (1, 1)])
-    masks = {s.position: s.channels[0].padding.tolist() for s in t.steps
-             if isinstance(s, ConvStep) and s.filter == 0}
+    masks = {
+        s.position: s.channels[0].padding.tolist()
+        for s in t.steps
+        if isinstance(s, ConvStep) and s.filter == 0
+    }
     assert masks[(0, 0)] == [[True] * 3, [True, False, False], [True, False, False]]
     assert masks[(2, 2)] == [[False, False, True], [False, False, True], [True] * 3]
     assert masks[(1, 1)] == [[False] * 3] * 3
@@ -121,8 +148,12 @@ def test_padding_mask_marks_exactly_the_padding():
 
 def test_reflect_padding_shows_the_mirrored_values():
     x = np.arange(16).reshape(4, 4, 1)
-    t = assert_matches_run(x, [stage("conv:k=box3,p=1", np.ones((3, 3)))],
-                           Settings(pad_mode=PadMode.REFLECT), at=[(0, 0)])
+    t = assert_matches_run(
+        x,
+        [stage("conv:k=box3,p=1", np.ones((3, 3)))],
+        Settings(pad_mode=PadMode.REFLECT),
+        at=[(0, 0)],
+    )
     window = t.steps[0].channels[0].window
     assert window.tolist() == [[5, 4, 5], [1, 0, 1], [5, 4, 5]]
     assert t.steps[0].channels[0].padding[0].all()
@@ -131,45 +162,103 @@ def test_reflect_padding_shows_the_mirrored_values():
 # -- values equal the computed feature map ---------------------------------------
 
 CONFIGS = [
-    ("padding", UFLDL, [stage("conv:k=x,p=1", [[1, 0, -1], [2, 0, -2], [1, 0, -1]])],
-     Settings()),
+    ("padding", UFLDL, [stage("conv:k=x,p=1", [[1, 0, -1], [2, 0, -2], [1, 0, -1]])], Settings()),
     ("stride 2, same", UFLDL, [stage("conv:k=x,s=2,p=same", np.ones((2, 2)))], Settings()),
-    ("dilation 2", np.arange(49).reshape(7, 7, 1) % 5,
-     [stage("conv:k=x,d=2,p=1", [[1, 2, 0], [0, -1, 3], [1, 1, 1]])], Settings()),
-    ("reflect", np.arange(30).reshape(5, 6, 1),
-     [stage("conv:k=x,p=2", np.arange(9).reshape(3, 3) - 4)], Settings(pad_mode=PadMode.REFLECT)),
-    ("replicate, wrap", np.arange(30).reshape(5, 6, 1),
-     [stage("conv:k=x,p=2", np.eye(3))], Settings(pad_mode=PadMode.WRAP)),
+    (
+        "dilation 2",
+        np.arange(49).reshape(7, 7, 1) % 5,
+        [stage("conv:k=x,d=2,p=1", [[1, 2, 0], [0, -1, 3], [1, 1, 1]])],
+        Settings(),
+    ),
+    (
+        "reflect",
+        np.arange(30).reshape(5, 6, 1),
+        [stage("conv:k=x,p=2", np.arange(9).reshape(3, 3) - 4)],
+        Settings(pad_mode=PadMode.REFLECT),
+    ),
+    (
+        "replicate, wrap",
+        np.arange(30).reshape(5, 6, 1),
+        [stage("conv:k=x,p=2", np.eye(3))],
+        Settings(pad_mode=PadMode.WRAP),
+    ),
     ("cs231n", CS231N_X, [cs231n_stage()], Settings()),
-    ("each, two filters, bias", CS231N_X,
-     [stage("conv:k=a,k=b,p=1", [[1, 0], [0, -1]], [[2, 1], [1, 0]], bias=(1.0, -2.0),
-            layer=Conv(None, None, padding=(1,)))],
-     Settings()),
-    ("sum mode, flip, relu", CS231N_X,
-     [stage("conv:k=a,p=1", [[1, 2, 3], [0, 0, 0], [-1, -2, -5]], bias=(-3.0,),
-            activation=Activation.RELU)], Settings(channels=ChannelMode.SUM, flip=True)),
-    ("max pool, ceil, padding", np.arange(35).reshape(5, 7, 1) % 11,
-     [Stage(parse_spec("maxpool:3,s=2,p=1,ceil"))], Settings()),
-    ("avg pool, ceil", np.arange(35).reshape(5, 7, 1) % 11,
-     [Stage(parse_spec("avgpool:2,s=3,p=1,ceil"))], Settings()),
-    ("avg pool, exclude pad", np.arange(35).reshape(5, 7, 1) % 11,
-     [Stage(parse_spec("avgpool:3,s=2,p=1"))], Settings(exclude_pad=True)),
-    ("avg pool, tf same", np.arange(36).reshape(6, 6, 1) % 7,
-     [Stage(parse_spec("avgpool:3,s=2,p=same"))], Settings(convention=Convention.TF)),
+    (
+        "each, two filters, bias",
+        CS231N_X,
+        [
+            stage(
+                "conv:k=a,k=b,p=1",
+                [[1, 0], [0, -1]],
+                [[2, 1], [1, 0]],
+                bias=(1.0, -2.0),
+                layer=Conv(None, None, padding=(1,)),
+            )
+        ],
+        Settings(),
+    ),
+    (
+        "sum mode, flip, relu",
+        CS231N_X,
+        [
+            stage(
+                "conv:k=a,p=1",
+                [[1, 2, 3], [0, 0, 0], [-1, -2, -5]],
+                bias=(-3.0,),
+                activation=Activation.RELU,
+            )
+        ],
+        Settings(channels=ChannelMode.SUM, flip=True),
+    ),
+    (
+        "max pool, ceil, padding",
+        np.arange(35).reshape(5, 7, 1) % 11,
+        [Stage(parse_spec("maxpool:3,s=2,p=1,ceil"))],
+        Settings(),
+    ),
+    (
+        "avg pool, ceil",
+        np.arange(35).reshape(5, 7, 1) % 11,
+        [Stage(parse_spec("avgpool:2,s=3,p=1,ceil"))],
+        Settings(),
+    ),
+    (
+        "avg pool, exclude pad",
+        np.arange(35).reshape(5, 7, 1) % 11,
+        [Stage(parse_spec("avgpool:3,s=2,p=1"))],
+        Settings(exclude_pad=True),
+    ),
+    (
+        "avg pool, tf same",
+        np.arange(36).reshape(6, 6, 1) % 7,
+        [Stage(parse_spec("avgpool:3,s=2,p=same"))],
+        Settings(convention=Convention.TF),
+    ),
     ("l2 pool", MAXPOOL, [Stage(parse_spec("l2pool:2"))], Settings()),
     ("global", CS231N_X, [Stage(parse_spec("gap"))], Settings()),
     ("global max", CS231N_X, [Stage(parse_spec("gmp"))], Settings()),
-    ("deconv", np.arange(6).reshape(2, 3, 1) + 1,
-     [stage("deconv:k=x,s=2,p=1,op=1", np.arange(9).reshape(3, 3) - 2)], Settings()),
-    ("deconv, each, dilation", CS231N_X[:3, :3],
-     [stage("deconv:k=x,s=2,d=2", [[1, -1], [2, 3]], bias=(0.5,))], Settings()),
-    ("deconv, depth, flip", CS231N_X[:3, :4],
-     [stage("deconv:k=x,s=3", CS231N_W0)], Settings(flip=True)),
+    (
+        "deconv",
+        np.arange(6).reshape(2, 3, 1) + 1,
+        [stage("deconv:k=x,s=2,p=1,op=1", np.arange(9).reshape(3, 3) - 2)],
+        Settings(),
+    ),
+    (
+        "deconv, each, dilation",
+        CS231N_X[:3, :3],
+        [stage("deconv:k=x,s=2,d=2", [[1, -1], [2, 3]], bias=(0.5,))],
+        Settings(),
+    ),
+    (
+        "deconv, depth, flip",
+        CS231N_X[:3, :4],
+        [stage("deconv:k=x,s=3", CS231N_W0)],
+        Settings(flip=True),
+    ),
 ]
 
 
-@pytest.mark.parametrize(("name", "x", "stages", "config"), CONFIGS,
-                         ids=[c[0] for c in CONFIGS])
+@pytest.mark.parametrize(("name", "x", "stages", "config"), CONFIGS, ids=[c[0] for c in CONFIGS])
 def test_step_values_equal_the_feature_map(name, x, stages, config):
     out = run(x, stages, config).output
     every = [(r, c) for r in range(out.shape[0]) for c in range(out.shape[1])]
@@ -178,8 +267,11 @@ def test_step_values_equal_the_feature_map(name, x, stages, config):
 
 
 def test_pipeline_layer_traces_the_output_of_the_layers_before():
-    stages = [stage("conv:k=sobel-x,p=1", get_preset("sobel-x")), Stage(parse_spec("relu")),
-              Stage(parse_spec("maxpool:2"))]
+    stages = [
+        stage("conv:k=sobel-x,p=1", get_preset("sobel-x")),
+        Stage(parse_spec("relu")),
+        Stage(parse_spec("maxpool:2")),
+    ]
     x = np.arange(64).reshape(8, 8, 1) % 7
     t = assert_matches_run(x, stages, layer=3, at=[(r, c) for r in range(4) for c in range(4)])
     assert t.layer == 3 and t.input_shape == (8, 8, 1)
@@ -209,19 +301,39 @@ def conv_configs(draw):
     filters = draw(st.integers(1, 2))
     deep = draw(st.booleans()) and c > 1
     values = st.integers(-3, 3)
-    kernels = [np.array(draw(st.lists(values, min_size=k * k * (c if deep else 1),
-                                      max_size=k * k * (c if deep else 1))), float)
-               .reshape((k, k, c) if deep else (k, k)) for _ in range(filters)]
+    kernels = [
+        np.array(
+            draw(
+                st.lists(
+                    values, min_size=k * k * (c if deep else 1), max_size=k * k * (c if deep else 1)
+                )
+            ),
+            float,
+        ).reshape((k, k, c) if deep else (k, k))
+        for _ in range(filters)
+    ]
     bias = tuple(float(draw(values)) for _ in range(filters)) if draw(st.booleans()) else None
     x = np.array(draw(st.lists(values, min_size=h * w * c, max_size=h * w * c))).reshape(h, w, c)
-    stages = [stage(f"conv:k=x,s={s},p={p},d={d}", *kernels, bias=bias,
-                    activation=draw(st.sampled_from([Activation.NONE, Activation.RELU])),
-                    layer=Conv(None, None, (s,), (p,), (d,)))]
+    stages = [
+        stage(
+            f"conv:k=x,s={s},p={p},d={d}",
+            *kernels,
+            bias=bias,
+            activation=draw(st.sampled_from([Activation.NONE, Activation.RELU])),
+            layer=Conv(None, None, (s,), (p,), (d,)),
+        )
+    ]
     if draw(st.booleans()):
-        stages.append(Stage(parse_spec(draw(st.sampled_from(
-            ["maxpool:2,ceil", "avgpool:2,s=1,p=1", "l2pool:2"])))))
-    config = Settings(pad_mode=mode, channels=draw(st.sampled_from(list(ChannelMode))),
-                      flip=draw(st.booleans()))
+        stages.append(
+            Stage(
+                parse_spec(
+                    draw(st.sampled_from(["maxpool:2,ceil", "avgpool:2,s=1,p=1", "l2pool:2"]))
+                )
+            )
+        )
+    config = Settings(
+        pad_mode=mode, channels=draw(st.sampled_from(list(ChannelMode))), flip=draw(st.booleans())
+    )
     return x, stages, config
 
 
@@ -245,8 +357,11 @@ def test_random_configs_agree_with_the_pipeline(config, data):
 
 
 def test_position_out_of_range_names_it_and_the_valid_range():
-    with pytest.raises(ConvcalcError, match=r"position \(3, 0\) is outside the 3x3 output; "
-                                            r"valid: rows 0 to 2, columns 0 to 2"):
+    with pytest.raises(
+        ConvcalcError,
+        match=r"position \(3, 0\) is outside the 3x3 output; "
+        r"valid: rows 0 to 2, columns 0 to 2",
+    ):
         trace(UFLDL, GOLDEN_CASES["ufldl"][1], Settings(), at=[(0, 0), (3, 0)])
     with pytest.raises(ConvcalcError, match=r"position \(0, -1\)"):
         trace(UFLDL, GOLDEN_CASES["ufldl"][1], Settings(), at=[(0, -1)])
@@ -277,15 +392,23 @@ def test_json_shape_and_integers():
     assert set(first) >= {"position", "filter", "channels", "bias", "value"}
     assert first["position"] == [0, 0] and first["filter"] == 0
     assert first["channels"][0] == {
-        "channel": 0, "window": [[0, 0, 0], [0, 2, 0], [0, 0, 0]],
-        "kernel": [[1, 0, 1], [-1, 1, 1], [1, 0, 0]], "sum": 2,
+        "channel": 0,
+        "window": [[0, 0, 0], [0, 2, 0], [0, 0, 0]],
+        "kernel": [[1, 0, 1], [-1, 1, 1], [1, 0, 0]],
+        "sum": 2,
         "padding_mask": [[True] * 3, [True, False, False], [True, False, False]],
     }
     assert type(first["value"]) is int and first["value"] == 3 and first["bias"] == 1
     pooled = trace_json(trace(MAXPOOL, [Stage(parse_spec("avgpool:2"))], Settings()))
     assert pooled["steps"][0] | {"padding_mask": None} == {
-        "position": [0, 0], "channel": 0, "origin": [0, 0], "window": [[1, 3], [2, 9]],
-        "op": "avg", "value": 3.75, "divisor": 4, "padding_mask": None,
+        "position": [0, 0],
+        "channel": 0,
+        "origin": [0, 0],
+        "window": [[1, 3], [2, 9]],
+        "op": "avg",
+        "value": 3.75,
+        "divisor": 4,
+        "padding_mask": None,
     }
     floats = trace_json(trace(UFLDL * 0.5, GOLDEN_CASES["ufldl"][1], Settings()))
     assert type(floats["steps"][0]["value"]) is float
@@ -305,9 +428,13 @@ def test_dilated_kernels_show_their_holes():
     channel = t.steps[0].channels[0]
     assert channel.window.tolist() == [[9, 12], [30, 33]]  # only the tapped cells
     lines = render(t).splitlines()
-    grid = lines[lines.index("  window         kernel") + 1:][:4]
-    assert grid == ["   9  ∘  ∘ 12    1 ∘ ∘ 2", "   ∘  ∘  ∘  ∘    ∘ ∘ ∘ ∘",
-                    "   ∘  ∘  ∘  ∘    ∘ ∘ ∘ ∘", "  30  ∘  ∘ 33    3 ∘ ∘ 4"]
+    grid = lines[lines.index("  window         kernel") + 1 :][:4]
+    assert grid == [
+        "   9  ∘  ∘ 12    1 ∘ ∘ 2",
+        "   ∘  ∘  ∘  ∘    ∘ ∘ ∘ ∘",
+        "   ∘  ∘  ∘  ∘    ∘ ∘ ∘ ∘",
+        "  30  ∘  ∘ 33    3 ∘ ∘ 4",
+    ]
     assert "rows 1..4 every 3, columns 2..5 every 3" in render(t)
 
 
