@@ -33,7 +33,7 @@ from convcalc.calc.choices import Activation, PadMode, PoolKind, TraceKind
 from convcalc.calc.geometry import Axis
 from convcalc.calc.layers import Conv, Deconv, GlobalPool, Pool
 from convcalc.calc.network import two_axes
-from convcalc.compute import ops
+from convcalc.compute import ops, windows
 from convcalc.compute.pipeline import (
     Settings,
     Stage,
@@ -315,7 +315,7 @@ def _layout(xa: Array, stage: Stage, settings: Settings) -> _Layout | None:
 
 def _conv_layout(layer: Conv, xa: Array, stage: Stage, settings: Settings) -> _Layout:
     bank, each = _bank(layer, xa, stage, settings)
-    axes = ops.conv_axes(
+    axes = windows.conv_axes(
         xa.shape,
         bank.shape,
         stride=two_axes(layer.stride, "stride"),
@@ -328,7 +328,7 @@ def _conv_layout(layer: Conv, xa: Array, stage: Stage, settings: Settings) -> _L
 
 def _deconv_layout(layer: Deconv, xa: Array, stage: Stage, settings: Settings) -> _Layout:
     bank, each = _bank(layer, xa, stage, settings)
-    axes = ops.transposed_axes(
+    axes = windows.transposed_axes(
         xa.shape,
         bank.shape,
         stride=two_axes(layer.stride, "stride"),
@@ -392,7 +392,7 @@ def _pool_layout(
     size = two_axes(layer.kernel, "kernel")
     stride = size if layer.stride is None else two_axes(layer.stride, "stride")
     padding, dilation = two_axes(layer.padding, "padding"), two_axes(layer.dilation, "dilation")
-    rows, cols = axes = ops.pool_axes(
+    rows, cols = axes = windows.pool_axes(
         xa.shape,
         size,
         stride=stride,
@@ -401,7 +401,7 @@ def _pool_layout(
         ceil=layer.ceil,
         convention=settings.convention,
     )
-    divisors = ops.avg_counts(
+    divisors = windows.avg_counts(
         axes, exclude_pad=settings.exclude_pad, convention=settings.convention
     )
     fill = -np.inf if layer.kind == PoolKind.MAX else 0.0

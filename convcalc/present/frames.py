@@ -26,7 +26,7 @@ from numpy.typing import NDArray
 
 from convcalc.calc.choices import AnimKind, PadMode, PadRule, PoolKind
 from convcalc.calc.geometry import Axis, Padding, conv_axis, pool_axis, transposed_axis
-from convcalc.compute import ops
+from convcalc.compute import ops, windows
 from convcalc.compute.methods import working_array
 from convcalc.errors import ConvcalcError
 from convcalc.present.numbers import number
@@ -314,7 +314,7 @@ def _transposed_plan(request: AnimationRequest, x: Array, notes: list[str]) -> P
         dilation=request.dilation,
         output_padding=request.output_padding,
     )
-    full = np.zeros([ops.transposed_full_size(a) for a in axes])
+    full = np.zeros([windows.transposed_full_size(a) for a in axes])
     box = (rows.pad_lo, cols.pad_lo, rows.size, cols.size)
     full[box[0] : box[0] + box[2], box[1] : box[1] + box[3]] = out[..., 0]
     _ignored(request, "a transposed convolution", notes)

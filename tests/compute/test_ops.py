@@ -16,15 +16,13 @@ from convcalc.calc.geometry import transposed_axis
 from convcalc.compute.ops import (
     activate,
     auto_method,
-    avg_counts,
     conv_transpose,
     correlate,
     global_pool,
     pad,
     pool,
-    pool_axes,
-    transposed_full_size,
 )
+from convcalc.compute.windows import avg_counts, pool_axes, transposed_full_size
 from convcalc.errors import ConvcalcError
 from tests.reference import brute_correlate
 
