@@ -241,14 +241,14 @@ def apply(items: tuple[str, ...], **kwargs: Any) -> None:
             f"--steps-layer {report.steps_layer} is past the last layer; valid: 1 to {len(stages)}"
         )
     settings = Settings(
-        PadMode(how.pad_mode),
-        Method(how.method),
-        ChannelMode(how.channels),
-        how.flip,
-        how.exclude_pad,
-        Convention(how.convention),
+        pad_mode=PadMode(how.pad_mode),
+        method=Method(how.method),
+        channels=ChannelMode(how.channels),
+        flip=how.flip,
+        exclude_pad=how.exclude_pad,
+        convention=Convention(how.convention),
     )
-    run = Run(stages, settings, kwargs.pop("gray"), out, report)
+    run = Run(stages=stages, settings=settings, gray=kwargs.pop("gray"), out=out, report=report)
     files = _expand_inputs(inputs)
     if len(files) > 1:
         if report.steps or report.show:
@@ -287,14 +287,14 @@ def _stages(spec_texts: Sequence[str], choices: LayerChoices) -> list[Any]:
         return [_stage_from_spec(spec) for spec in parse_specs(spec_texts)]
     layer = _option_layer(choices)
     if isinstance(layer, Pool | GlobalPool):
-        return [Stage(Spec(format_layer(layer), layer))]
+        return [Stage(spec=Spec(text=format_layer(layer), layer=layer))]
     bias = None if choices.bias is None else _numbers(choices.bias, "--bias")
     return [
         Stage(
-            Spec(format_layer(layer, choices.kernels), layer),
-            read_kernels(choices.kernels),
-            bias,
-            Activation(choices.activation),
+            spec=Spec(text=format_layer(layer, choices.kernels), layer=layer),
+            kernels=read_kernels(choices.kernels),
+            bias=bias,
+            activation=Activation(choices.activation),
         )
     ]
 
@@ -308,16 +308,16 @@ def _option_layer(choices: LayerChoices) -> Layer:
         if choices.global_pool:
             if kind == PoolKind.L2:
                 raise ConvcalcError("--global works with --pool max or avg, not l2")
-            return GlobalPool(kind)
+            return GlobalPool(kind=kind)
         if len(choices.kernels) != 1:
             raise ConvcalcError("--pool needs one window size: -k 2 or -k 3x3")
         return Pool(
-            kind,
-            parse_dims(choices.kernels[0], "pool size"),
-            stride,
-            padding,
-            dilation,
-            choices.ceil,
+            kind=kind,
+            kernel=parse_dims(choices.kernels[0], "pool size"),
+            stride=stride,
+            padding=padding,
+            dilation=dilation,
+            ceil=choices.ceil,
         )
     if not choices.kernels:
         raise ConvcalcError(
@@ -326,8 +326,15 @@ def _option_layer(choices: LayerChoices) -> Layer:
         )
     if choices.transposed:
         output_padding = parse_counts(choices.output_padding, "output padding")
-        return Deconv(None, None, stride or (1,), padding, dilation, output_padding)
-    return Conv(None, None, stride or (1,), padding, dilation)
+        return Deconv(
+            out=None,
+            kernel=None,
+            stride=stride or (1,),
+            padding=padding,
+            dilation=dilation,
+            output_padding=output_padding,
+        )
+    return Conv(out=None, kernel=None, stride=stride or (1,), padding=padding, dilation=dilation)
 
 
 def _stage_from_spec(spec: Spec) -> Any:
@@ -341,8 +348,8 @@ def _stage_from_spec(spec: Spec) -> Any:
                 f"{spec.where} ({spec.text}): apply needs the kernel's values; "
                 "write conv:k=PRESET|MATRIX|FILE, e.g. conv:k=sobel-x"
             )
-        return Stage(spec, read_kernels((layer.source,)))
-    return Stage(spec)
+        return Stage(spec=spec, kernels=read_kernels((layer.source,)))
+    return Stage(spec=spec)
 
 
 def _numbers(text: str, what: str) -> tuple[float, ...]:

@@ -139,7 +139,7 @@ def _single_network(input_text: str, opts: LayerOptions) -> tuple[Shape, list[Sp
     shape = parse_shape(input_text, kernel_axes if kernel_axes > 1 else None)
     if isinstance(layer, Conv | Deconv):
         layer = replace(layer, rank=len(shape.spatial))
-    return shape, [Spec(text, layer, "")]
+    return shape, [Spec(text=text, layer=layer)]
 
 
 def _single_layer(opts: LayerOptions) -> Layer:
@@ -149,19 +149,31 @@ def _single_layer(opts: LayerOptions) -> Layer:
     padding = parse_padding(opts.padding or "0")
     dilation = parse_dims(opts.dilation or "1", "dilation")
     if opts.pool:
-        return Pool(PoolKind(opts.pool), kernel, stride, padding, dilation, opts.ceil)
+        return Pool(
+            kind=PoolKind(opts.pool),
+            kernel=kernel,
+            stride=stride,
+            padding=padding,
+            dilation=dilation,
+            ceil=opts.ceil,
+        )
     if opts.transposed:
-        output_padding = parse_counts(opts.output_padding, "output padding")
         return Deconv(
-            opts.filters,
-            kernel,
-            stride or (1,),
-            padding,
-            dilation,
-            output_padding,
-            opts.groups,
-            not opts.no_bias,
+            out=opts.filters,
+            kernel=kernel,
+            stride=stride or (1,),
+            padding=padding,
+            dilation=dilation,
+            output_padding=parse_counts(opts.output_padding, "output padding"),
+            groups=opts.groups,
+            bias=not opts.no_bias,
         )
     return Conv(
-        opts.filters, kernel, stride or (1,), padding, dilation, opts.groups, not opts.no_bias, 2
+        out=opts.filters,
+        kernel=kernel,
+        stride=stride or (1,),
+        padding=padding,
+        dilation=dilation,
+        groups=opts.groups,
+        bias=not opts.no_bias,
     )
