@@ -1,0 +1,180 @@
+"""`convcalc apply` on one input: read it, run the layers, show or write the result."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from convcalc.calc.choices import Scale
+from convcalc.cli.apply_options import OutputOptions, ReportOptions, Run
+from convcalc.cli.output import busy, emit_json, print_rich, say
+from convcalc.errors import ConvcalcError
+
+SMALL_CELLS = 400
+"""Results with at most this many values per channel print as a table without -o."""
+
+
+def apply_one(path: str, run: Run) -> None:
+    from convcalc.compute.pipeline import estimate_bytes
+    from convcalc.compute.pipeline import run as run_pipeline
+    from convcalc.io.reading import read_input
+    from convcalc.io.writing import check_output
+
+    out, report = run.out, run.report
+    if out.output and out.output != "-":
+        check_output(out.output, inputs=[path], force=out.force, sheet=out.sheet)
+    loaded = read_input(path, gray=run.gray)
+    _check_memory(loaded.data, run, estimate_bytes)
+    out_dtype = "uint8" if _writes_8bit(loaded.data, run) else None
+    with busy(
+        f"applying {len(run.stages)} layer(s) to {shape_text(loaded.data)}", loaded.data.size
+    ):
+        outcome = run_pipeline(loaded.data, run.stages, run.settings, out_dtype=out_dtype)
+    result = outcome.output
+    notes = list(loaded.notes) + [n for n in outcome.notes if report.verbose or "auto" not in n]
+    if report.steps:
+        _print_steps(loaded.data, run)
+    if report.show:
+        _print_show(loaded.data, result)
+    if out.output:
+        say([*notes, *_write(path, loaded, result, out)])
+        return
+    _print_result(result, loaded.data.shape, report, notes)
+
+
+def _write(path: str, loaded: Any, result: Any, out: OutputOptions) -> list[str]:
+    """Write the result where -o says; the notes to print about it."""
+    from convcalc.io.writing import write_output
+
+    assert out.output is not None
+    notes = []
+    alpha = loaded.alpha
+    if alpha is not None and alpha.shape != result.shape[:2]:
+        notes.append("alpha dropped: the output size differs from the input's")
+        alpha = None
+    written = write_output(
+        out.output,
+        result,
+        scale=Scale(out.scale),
+        alpha=alpha,
+        max_value=loaded.max_value or 255.0,
+        inputs=[path],
+        force=out.force,
+        compress_level=out.compress,
+        sheet=out.sheet,
+    )
+    notes += list(written.notes)
+    if written.scale is not None and written.value_range is not None:
+        lo, hi = written.value_range
+        notes.append(
+            f"scaled with {written.scale}: [{lo:.6g}, {hi:.6g}] → [0, "
+            f"{2 ** (written.bits or 8) - 1}]"
+        )
+    where = "PNG to stdout" if out.output == "-" else ", ".join(written.paths)
+    return [*notes, f"wrote {where} ({shape_text(result)})"]
+
+
+def _writes_8bit(data: Any, run: Run) -> bool:
+    """True when the result goes to an 8-bit image unchanged, so it can be made as uint8."""
+    from convcalc.compute.pipeline import stays_8bit
+    from convcalc.io.writing import writes_8bit_image
+
+    return (
+        run.out.output is not None
+        and writes_8bit_image(run.out.output, Scale(run.out.scale))
+        and stays_8bit(data, run.stages, run.settings)
+    )
+
+
+def _check_memory(data: Any, run: Run, estimate_bytes: Any) -> None:
+    """Refuse, before any work, a run that would not fit in the memory available now."""
+    from convcalc.compute.memory import require_memory
+
+    itemsize = 4 if data.dtype == "float32" else 8
+    require_memory(
+        estimate_bytes(data.shape, run.stages, run.settings, itemsize),
+        "try a smaller input, --gray, or fewer filters",
+    )
+
+
+def _print_steps(data: Any, run: Run) -> None:
+    from convcalc.compute.traces import trace, trace_json
+    from convcalc.present.steps import steps_renderable
+
+    report = run.report
+    traced = trace(
+        data,
+        run.stages,
+        run.settings,
+        layer=report.steps_layer,
+        at=[_position(text) for text in report.at],
+        limit=report.limit,
+    )
+    if report.as_json:
+        emit_json(trace_json(traced))
+    else:
+        print_rich(steps_renderable(traced))
+
+
+def _position(text: str) -> tuple[int, int]:
+    parts = text.replace(" ", "").split(",")
+    if len(parts) != 2 or not all(p.lstrip("-").isdigit() for p in parts):
+        raise ConvcalcError(f"--at '{text}' is not a position; valid: ROW,COL such as 0,1")
+    return int(parts[0]), int(parts[1])
+
+
+def _print_show(data: Any, result: Any) -> None:
+    from rich.console import Console
+
+    from convcalc.present.pictures import show
+
+    console = Console(highlight=False)
+    console.print(show(data, result, width=console.width, color_system=console.color_system))
+
+
+def _print_result(
+    result: Any, input_shape: tuple[int, ...], report: ReportOptions, notes: list[str]
+) -> None:
+    from convcalc.present.tables import matrix_table
+
+    small = result.shape[0] * result.shape[1] <= SMALL_CELLS and result.shape[1] <= 24
+    say(notes)
+    if report.as_json and report.steps:
+        return
+    if report.as_json:
+        doc: dict[str, Any] = {"input_shape": list(input_shape), "output_shape": list(result.shape)}
+        doc |= {"output": _plain(result)} if small else _stats(result)
+        emit_json(doc)
+    elif small:
+        for c in range(result.shape[2]):
+            title = f"output {shape_text(result)}" + (
+                f", channel {c}" if result.shape[2] > 1 else ""
+            )
+            print_rich(matrix_table(result[:, :, c], title))
+    else:
+        stats = _stats(result)
+        click.echo(
+            f"output {shape_text(result)}: min {stats['min']:.6g}, max {stats['max']:.6g}, "
+            f"mean {stats['mean']:.6g}"
+        )
+        say(["too large to print; save it with -o out.png (picture) or -o out.npy (values)"])
+
+
+def shape_text(array: Any) -> str:
+    """HxWxC, or HxW for one channel."""
+    dims = array.shape[:2] if array.ndim == 3 and array.shape[2] == 1 else array.shape
+    return "x".join(map(str, dims))
+
+
+def _plain(array: Any) -> Any:
+    """Nested lists of plain numbers, ints where the values are whole."""
+    import numpy as np
+
+    if np.all(np.isfinite(array)) and np.all(array == np.round(array)):
+        return array.astype(np.int64).tolist()
+    return array.tolist()
+
+
+def _stats(array: Any) -> dict[str, float]:
+    return {"min": float(array.min()), "max": float(array.max()), "mean": float(array.mean())}
