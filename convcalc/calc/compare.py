@@ -14,6 +14,7 @@ a dense layer does one per weight.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from convcalc.calc.layers import Conv, DepthwiseConv, Shape
@@ -86,6 +87,36 @@ def compare(
     )
 
 
+@dataclass(frozen=True)
+class Totals:
+    """Every compared convolution of a network, each way of building it added up."""
+
+    layers: int
+    conv: Count
+    local: Count
+    dense: Count
+    units: Count | None = None
+
+
+def totals(comparisons: Sequence[Comparison]) -> Totals:
+    """Add up the comparisons of a network's convolutions, way by way.
+
+    Examples
+    --------
+    >>> c = compare(Conv(10, (5,), padding=(2,)), Shape((32, 32), 3), Shape((32, 32), 10))
+    >>> totals([c, c]).conv.params
+    1520
+    """
+    units = [c.units for c in comparisons if c.units is not None]
+    return Totals(
+        len(comparisons),
+        _added([c.conv for c in comparisons]),
+        _added([c.local for c in comparisons]),
+        _added([c.dense for c in comparisons]),
+        _added(units) if units else None,
+    )
+
+
 def reading(comparison: Comparison) -> str:
     """One plain sentence saying what the ratios mean."""
     c = comparison
@@ -111,6 +142,12 @@ def ratio(count: Count, base: Count) -> float:
 def ratio_text(value: float) -> str:
     """A ratio as people read it: whole above 100, three significant digits below."""
     return f"{value:,.0f}" if value >= 100 else f"{value:,.3g}"
+
+
+def _added(items: Sequence[Count]) -> Count:
+    return Count(
+        sum(c.weights for c in items), sum(c.biases for c in items), sum(c.macs for c in items)
+    )
 
 
 def _times(count: Count, base: Count) -> str:

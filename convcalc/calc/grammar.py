@@ -42,8 +42,9 @@ def parse_shape(text: str, rank: int | None = None) -> Shape:
 
     With ``rank`` (the number of spatial axes the layers work on), a shape of
     ``rank`` numbers has no channel count and one of ``rank + 1`` ends with the
-    channels; a single number is every spatial axis. Without it, 1-2 numbers are
-    spatial, 3 are HxWxC and 4 are DxHxWxC.
+    channels. Without it, 1-2 numbers are spatial, 3 are HxWxC and 4 are DxHxWxC.
+    A single number is always one axis (a signal, or a flat vector for ``fc``):
+    never silently a square.
 
     Examples
     --------
@@ -55,8 +56,13 @@ def parse_shape(text: str, rank: int | None = None) -> Shape:
     numbers = parse_dims(text, "input shape")
     if rank is None:
         rank = len(numbers) if len(numbers) <= 2 else len(numbers) - 1
-    if len(numbers) == 1:
-        return Shape(numbers * rank)
+    if len(numbers) == 1 and rank > 1:
+        square = "x".join([text.strip()] * rank)
+        raise ConvcalcError(
+            f"input shape '{text}' is one axis but the layers work on {rank} spatial axes; "
+            f"valid: {square} or {square}xC (channels last), or {rank}-D layers replaced "
+            "by 1-D ones (conv1d)"
+        )
     if len(numbers) == rank:
         return Shape(numbers)
     if len(numbers) == rank + 1:

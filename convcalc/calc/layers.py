@@ -232,12 +232,15 @@ RANKED = (Conv, DepthwiseConv, Deconv)
 """Layers whose rank (1-D, 2-D, 3-D) fixes how an input shape is read."""
 
 
-def network_rank(layers: list[Layer], default: int = 2) -> int:
-    """The number of spatial axes a stack works on: that of its first ranked layer."""
+def network_rank(layers: list[Layer]) -> int | None:
+    """The number of spatial axes a stack works on: that of its first ranked layer
+    (a ResNet or MobileNet block is 2-D), or None when no layer fixes it."""
     for layer in layers:
         if isinstance(layer, RANKED):
             return layer.rank
-    return default
+        if isinstance(layer, ResBlock | InvertedResidual):
+            return 2
+    return None
 
 
 @dataclass(repr=False, eq=False)

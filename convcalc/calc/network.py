@@ -24,6 +24,7 @@ from typing import Any, NamedTuple
 from convcalc.calc.axes import axis_names, singular
 from convcalc.calc.choices import Convention, Rounding
 from convcalc.calc.geometry import Axis, Padding, conv_axis, pool_axis, transposed_axis
+from convcalc.calc.grammar import format_layer
 from convcalc.calc.layers import (
     BatchNorm,
     Conv,
@@ -66,6 +67,10 @@ class LayerResult(NamedTuple):
     axes: tuple[Axis, ...] = ()
     notes: tuple[str, ...] = ()
     exact: bool = True
+    inner: tuple[Placed, ...] = ()
+    """A block's own layers (a ResNet or MobileNet block), in order, shortcut last."""
+    merges: bool = False
+    """True when the block's output is a new tensor (the sum of its paths)."""
 
     @property
     def op(self) -> str:
@@ -74,8 +79,21 @@ class LayerResult(NamedTuple):
 
     @property
     def memory(self) -> int:
-        """Bytes of the layer's output activations (float32)."""
-        return self.output.volume * BYTES_PER_VALUE
+        """Bytes of the activations the layer produces (float32): its output, or for a
+        block every tensor inside it (expanded ones included) and the sum it ends in."""
+        if not self.inner:
+            return self.output.volume * BYTES_PER_VALUE
+        own = self.output.volume * BYTES_PER_VALUE if self.merges else 0
+        return own + sum(placed.result.memory for placed in self.inner)
+
+
+class Placed(NamedTuple):
+    """A layer where it sits in a network: as written, its input, its result."""
+
+    text: str
+    layer: Layer
+    input: Shape
+    result: LayerResult
 
 
 class NetworkResult(NamedTuple):
@@ -141,6 +159,19 @@ def evaluate(
         results.append(result._replace(spec=spec.text))
         shape, rf = result.output, result.receptive_field
     return NetworkResult(input_shape, tuple(results))
+
+
+def placed_layers(specs: Sequence[Spec], result: NetworkResult) -> list[Placed]:
+    """Every layer of an evaluated network in order, each block opened into its own
+    layers (written ``bottleneck:64 › conv:64,1,bias=no``)."""
+    placed = []
+    inputs = [result.input] + [layer.output for layer in result.layers[:-1]]
+    for spec, shape, layer in zip(specs, inputs, result.layers, strict=True):
+        if not layer.inner:
+            placed.append(Placed(spec.text, spec.layer, shape, layer))
+        for inner in layer.inner:
+            placed.append(inner._replace(text=f"{spec.text} › {inner.text}"))
+    return placed
 
 
 def per_axis(values: tuple[Any, ...], rank: int, what: str) -> tuple[Any, ...]:
@@ -324,7 +355,8 @@ def _inverted_residual(
         _conv1(layer.out, 1),
         BatchNorm(),
     ]
-    return _branches(main, [], shape, rf, ctx)
+    residual = layer.stride == 1 and shape.c == layer.out
+    return _branches(main, [] if residual else None, shape, rf, ctx)
 
 
 _STEPS: dict[type, _Step] = {
@@ -439,23 +471,30 @@ def _fit_notes(axes: tuple[Axis, ...]) -> list[str]:
 
 def _branches(
     main: list[Layer],
-    shortcut: list[Layer],
+    shortcut: list[Layer] | None,
     shape: Shape,
     rf: ReceptiveField | None,
     ctx: _Context,
 ) -> LayerResult:
-    """A residual block: the main path's output, the sum of both paths' counts."""
-    steps = []
+    """A block: the main path, then the shortcut (None: no shortcut at all; empty: the
+    identity), summed. Counts are both paths'; the receptive field is the main path's."""
+    inner: list[Placed] = []
     out_shape, out_rf = shape, rf
     for layer in main:
-        steps.append(_step(layer, out_shape, out_rf, ctx))
-        out_shape, out_rf = steps[-1].output, steps[-1].receptive_field
-    notes = [note for step in steps for note in step.notes]
+        step = _step(layer, out_shape, out_rf, ctx)
+        inner.append(Placed(format_layer(layer), layer, out_shape, step))
+        out_shape, out_rf = step.output, step.receptive_field
     side = shape
-    for layer in shortcut:
-        steps.append(_step(layer, side, None, ctx))
-        side = steps[-1].output
-        notes += [f"shortcut {note}" for note in steps[-1].notes]
+    for layer in shortcut or []:
+        step = _step(layer, side, None, ctx)
+        inner.append(Placed(f"shortcut {format_layer(layer)}", layer, side, step))
+        side = step.output
+    steps = [placed.result for placed in inner]
+    notes = [
+        f"shortcut {note}" if placed.text.startswith("shortcut") else note
+        for placed in inner
+        for note in placed.result.notes
+    ]
     return LayerResult(
         "",
         out_shape,
@@ -466,6 +505,8 @@ def _branches(
         (),
         tuple(dict.fromkeys(notes)),
         all(step.exact for step in steps),
+        tuple(inner),
+        shortcut is not None,
     )
 
 

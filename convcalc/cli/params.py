@@ -9,13 +9,13 @@ import click
 
 from convcalc.calc.choices import Convention
 from convcalc.calc.layers import Conv, DepthwiseConv, Layer
-from convcalc.calc.network import evaluate
+from convcalc.calc.network import evaluate, placed_layers
 from convcalc.cli.command import ConvcalcCommand
 from convcalc.cli.layer_options import LayerOptions, layer_options, network_of
 from convcalc.cli.output import emit_json, print_rich
 from convcalc.cli.records import take
 from convcalc.errors import ConvcalcError
-from convcalc.present.formatting import comparison_json
+from convcalc.present.formatting import comparison_json, totals_json, totals_lines
 
 
 @click.command(cls=ConvcalcCommand)
@@ -36,7 +36,7 @@ def params(input_shape: str, layers: tuple[str, ...], **kwargs: Any) -> None:
       convcalc params 100x100x3 -k 10 --filters 10 --units 100
       convcalc params 32x32x3 --net lenet5
     """
-    from convcalc.calc.compare import compare
+    from convcalc.calc.compare import compare, totals
 
     units, as_json = kwargs.pop("units"), kwargs.pop("as_json")
     opts = take(LayerOptions, kwargs)
@@ -46,21 +46,24 @@ def params(input_shape: str, layers: tuple[str, ...], **kwargs: Any) -> None:
     result = evaluate(specs, shape_in, convention=Convention(opts.convention), strict=opts.strict)
     if opts.no_bias:
         specs = [replace(s, layer=_without_bias(s.layer)) for s in specs]
-    inputs = [result.input] + [layer.output for layer in result.layers[:-1]]
+        result = evaluate(specs, shape_in, convention=Convention(opts.convention))
     found = [
-        (spec, compare(spec.layer, shape_before, layer.output, units=units))
-        for spec, shape_before, layer in zip(specs, inputs, result.layers, strict=True)
-        if isinstance(spec.layer, Conv | DepthwiseConv)
+        (placed.text, compare(placed.layer, placed.input, placed.result.output, units=units))
+        for placed in placed_layers(specs, result)
+        if isinstance(placed.layer, Conv | DepthwiseConv)
     ]
     if not found:
         raise ConvcalcError("no convolution to compare: params needs conv or dwconv layers")
     if as_json:
-        docs = [comparison_json(c) | {"layer": spec.text} for spec, c in found]
-        emit_json(docs[0] if opts.single else {"layers": docs})
+        docs = [comparison_json(c) | {"layer": text} for text, c in found]
+        total = totals_json(totals([c for _, c in found]))
+        emit_json(docs[0] if opts.single else {"layers": docs, "total": total})
         return
     from convcalc.present.tables import comparison_table
 
-    print_rich(*(comparison_table(c, f"{spec.text}: {c.input} → {c.output}") for spec, c in found))
+    tables = [comparison_table(c, f"{text}: {c.input} → {c.output}") for text, c in found]
+    summary = [] if opts.single else ["\n".join(totals_lines(totals([c for _, c in found])))]
+    print_rich(*tables, *summary)
 
 
 def _without_bias(layer: Layer) -> Layer:

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from convcalc.calc.axes import axis_names
+from convcalc.calc.compare import Comparison, Count, Totals, ratio, ratio_text
 from convcalc.calc.geometry import Axis, Solution
 from convcalc.calc.grammar import format_layer
 from convcalc.calc.layers import Conv, Deconv
 from convcalc.calc.network import LayerResult, NetworkResult, ReceptiveField, initial_field
 from convcalc.present.numbers import count, number, per_axis
-
-if TYPE_CHECKING:
-    from convcalc.calc.compare import Comparison, Count
 
 
 def field_text(rf: ReceptiveField | None) -> tuple[str, str, str]:
@@ -98,8 +96,6 @@ def stack_json(result: NetworkResult, convention: str) -> dict[str, Any]:
 
 def comparison_json(c: Comparison) -> dict[str, Any]:
     """The JSON document of a params comparison."""
-    from convcalc.calc.compare import ratio
-
     doc: dict[str, Any] = {
         "input_shape": c.input.as_list(),
         "output_shape": c.output.as_list(),
@@ -114,6 +110,41 @@ def comparison_json(c: Comparison) -> dict[str, Any]:
     if c.unit_count is not None:
         doc["units"] = c.unit_count
     return doc
+
+
+def totals_json(t: Totals) -> dict[str, Any]:
+    """The JSON of a network's convolutions added up (``params --net``)."""
+    doc: dict[str, Any] = {"convolutions": t.layers}
+    for name, item in _total_counts(t):
+        doc[f"{name}_params"] = item.params
+        doc[f"{name}_macs"] = item.macs
+        doc[f"{name}_ratio"] = ratio(item, t.conv)
+    return doc
+
+
+def totals_lines(t: Totals) -> list[str]:
+    """The network's convolutions added up, one line per way of building them."""
+    lines = [f"all {t.layers} convolutions together:"]
+    for name, item in _total_counts(t):
+        times = "" if name == "conv" else f" ({ratio_text(ratio(item, t.conv))}× as many)"
+        lines.append(
+            f"  {_TOTAL_LABELS[name]}: {count(item.params)} parameters{times}, "
+            f"{count(item.macs)} MACs"
+        )
+    return lines
+
+
+_TOTAL_LABELS = {
+    "conv": "convolutions, weights shared",
+    "local": "locally connected, nothing shared",
+    "dense": "fully connected to the same outputs",
+    "units": "fully connected to the units",
+}
+
+
+def _total_counts(t: Totals) -> list[tuple[str, Count]]:
+    rows = [("conv", t.conv), ("local", t.local), ("dense", t.dense)]
+    return rows + ([("units", t.units)] if t.units is not None else [])
 
 
 def solutions_json(n: int, target: int, solutions: list[Solution]) -> dict[str, Any]:

@@ -40,13 +40,19 @@ from convcalc.errors import ConvcalcError
         ("28x28", None, Shape((28, 28))),
         ("224x224x3", None, Shape((224, 224), 3)),
         ("16x112x112x3", None, Shape((16, 112, 112), 3)),
-        ("224", 2, Shape((224, 224))),
+        ("224", 1, Shape((224,))),
         ("100x16", 1, Shape((100,), 16)),
         ("32x32x32", 3, Shape((32, 32, 32))),
     ],
 )
 def test_shapes(text, rank, shape):
     assert parse_shape(text, rank) == shape
+
+
+@pytest.mark.parametrize(("text", "rank"), [("224", 2), ("7", 2), ("32", 3)])
+def test_one_number_is_one_axis_never_silently_a_square(text, rank):
+    with pytest.raises(ConvcalcError, match=rf"'{text}' is one axis .* valid: {text}x{text}"):
+        parse_shape(text, rank)
 
 
 def test_shape_as_text_and_list():
