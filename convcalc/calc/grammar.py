@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 from convcalc.calc.choices import PadRule, PoolKind
 from convcalc.calc.geometry import Padding
 from convcalc.calc.layers import (
+    AdaptivePool,
     BatchNorm,
     Conv,
     Deconv,
@@ -123,7 +124,7 @@ def parse_spec(text: str, where: str = "") -> Spec:
             f"{_at(where)}unknown layer '{op}' in '{text}'; valid: {', '.join(sorted(_OPS))}"
         )
     try:
-        values = grammar.read(_split_args(rest) if rest.strip() else [])
+        values = grammar.read(_split_args(rest, grammar.keys) if rest.strip() else [])
         layer = grammar.build(op, values)
     except ConvcalcError as exc:
         raise ConvcalcError(f"{_at(where)}{text}: {exc}", grammar.usage(op)) from None
@@ -421,6 +422,14 @@ _OPS: dict[str, _Grammar] = {
     "avgpool": _POOL,
     "l2pool": _POOL,
     "gap": _Grammar(builder=lambda op, v: GlobalPool(PoolKind.AVG)),
+    "adaptiveavgpool": _Grammar(
+        ("size",),
+        1,
+        {"size": _dims},
+        (),
+        lambda op, v: AdaptivePool(v["size"]),
+        "adaptiveavgpool:S (S or HxW, the output size)",
+    ),
     "gmp": _Grammar(builder=lambda op, v: GlobalPool(PoolKind.MAX)),
     "flatten": _Grammar(builder=lambda op, v: Flatten()),
     "bn": _Grammar(builder=lambda op, v: BatchNorm()),
@@ -448,21 +457,19 @@ for _name in ("fc", "linear", "dense"):
         lambda op, v: Dense(v["units"], v.get("bias", True)),
         f"{_name}:N[,bias=no]",
     )
-_LAYER_KEYS = {key for grammar in _OPS.values() for key in grammar.keys} | set(_ALIASES)
-"""Every ``key=`` a layer spec takes: where a ``k=`` kernel value ends."""
-
 for _name in ("relu", "lrelu", "relu6", "sigmoid", "tanh", "softmax", "dropout", "lrn"):
     _OPS[_name] = _Grammar(builder=lambda op, v: Pointwise(op))
 
 
-def _split_args(rest: str) -> list[str]:
-    """Split on commas; a ``k=`` value (a kernel) runs on to the next layer ``key=``
-    (so ``k=gauss:sigma=2,size=5,s=2`` keeps the generator's own ``size=``)."""
+def _split_args(rest: str, keys: Iterable[str]) -> list[str]:
+    """Split on commas; a ``k=`` value (a kernel) runs on to the next of the layer's
+    ``keys`` (so ``k=gauss:sigma=2,size=5,s=2`` keeps the generator's own ``size=``)."""
+    layer_keys = set(keys) | set(_ALIASES)
     args: list[str] = []
     in_kernel = False
     for part in rest.split(","):
         key = re.match(r"\s*([A-Za-z_]+)\s*=", part)
-        starts_key = key is not None and key.group(1).lower() in _LAYER_KEYS
+        starts_key = key is not None and key.group(1).lower() in layer_keys
         if in_kernel and not starts_key:
             args[-1] += "," + part
             continue
@@ -567,6 +574,7 @@ _WRITERS: dict[type, Callable[[Any], Written]] = {
     DepthwiseConv: _write_dwconv,
     Pool: _write_pool,
     GlobalPool: lambda layer: ("gap" if layer.kind == PoolKind.AVG else "gmp", []),
+    AdaptivePool: lambda layer: ("adaptiveavgpool", [format_dims(layer.size)]),
     Dense: lambda layer: ("fc", [str(layer.units), *([] if layer.bias else ["bias=no"])]),
     Flatten: lambda layer: ("flatten", []),
     Pointwise: lambda layer: (layer.name, []),

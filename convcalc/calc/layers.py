@@ -168,6 +168,13 @@ class GlobalPool(_Description):
 
 
 @dataclass(repr=False, eq=False)
+class AdaptivePool(_Description):
+    """Adaptive average pooling (PyTorch's AdaptiveAvgPool2d): any input to ``size``."""
+
+    size: Dims
+
+
+@dataclass(repr=False, eq=False)
 class Dense(_Description):
     """Fully connected layer of ``units`` outputs; flattens its input first."""
 

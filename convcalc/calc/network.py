@@ -26,6 +26,7 @@ from convcalc.calc.choices import Convention, Rounding
 from convcalc.calc.geometry import Axis, Padding, conv_axis, pool_axis, transposed_axis
 from convcalc.calc.grammar import format_layer
 from convcalc.calc.layers import (
+    AdaptivePool,
     BatchNorm,
     Conv,
     Deconv,
@@ -302,6 +303,24 @@ def _global_pool(
     return LayerResult("", output, 0, 0, 0, None)
 
 
+def _adaptive_pool(
+    layer: AdaptivePool, shape: Shape, rf: ReceptiveField | None, ctx: _Context
+) -> LayerResult:
+    """Average pooling to a fixed size. Where each input axis is a multiple of the
+    output, the windows are PyTorch's exactly (kernel = stride = n/out); elsewhere
+    they vary in size, and the receptive field is not tracked."""
+    _need_spatial(shape, None)
+    size = per_axis(layer.size, len(shape.spatial), "size")
+    output = Shape(size, shape.channels)
+    if any(n % out for n, out in zip(shape.spatial, size, strict=True)):
+        note = "receptive field is not tracked through adaptive pooling of uneven windows"
+        return LayerResult("", output, 0, 0, 0, None, (), (note,))
+    axes = tuple(
+        pool_axis(n, n // out, stride=n // out) for n, out in zip(shape.spatial, size, strict=True)
+    )
+    return LayerResult("", output, 0, 0, 0, _window_field(rf, axes), axes)
+
+
 def _dense(layer: Dense, shape: Shape, rf: ReceptiveField | None, ctx: _Context) -> LayerResult:
     if layer.units < 1:
         raise ConvcalcError(f"units {layer.units} is not valid: it must be at least 1")
@@ -365,6 +384,7 @@ _STEPS: dict[type, _Step] = {
     Deconv: _deconv,
     Pool: _pool,
     GlobalPool: _global_pool,
+    AdaptivePool: _adaptive_pool,
     Dense: _dense,
     Flatten: _flatten,
     Pointwise: _pointwise,

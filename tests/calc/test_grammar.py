@@ -17,6 +17,7 @@ from convcalc.calc.grammar import (
     parse_spec,
 )
 from convcalc.calc.layers import (
+    AdaptivePool,
     BatchNorm,
     Conv,
     Deconv,
@@ -197,6 +198,7 @@ LAYERS = st.one_of(
         ceil=st.booleans(),
     ),
     st.builds(GlobalPool, kind=st.sampled_from([PoolKind.AVG, PoolKind.MAX])),
+    st.builds(AdaptivePool, size=_dims),
     st.builds(Dense, units=_sizes, bias=st.booleans()),
     st.just(Flatten()),
     st.just(BatchNorm()),

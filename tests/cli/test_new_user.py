@@ -77,3 +77,28 @@ def test_a_residual_block_counts_its_inner_tensors_and_its_sum():
     # conv, bn, conv, bn, and the sum with the identity shortcut
     assert result.layers[0].memory == 4 * 5 * 56 * 56 * 64
     assert result.total_memory == result.layers[0].memory
+
+
+# -- presets keep torchvision's answer on other input sizes (adaptive average pooling) ----
+
+
+@pytest.mark.parametrize(
+    ("net", "shape", "params"),
+    [
+        ("vgg16", "32x32x3", 138_357_544),
+        ("vgg16", "64x64x3", 138_357_544),
+        ("alexnet", "256x256x3", 61_100_840),
+    ],
+)
+def test_adaptive_pooling_keeps_the_classifier_size(net, shape, params):
+    assert run_json("shape", shape, "--net", net)["total_params"] == params
+
+
+def test_adaptive_pooling_is_an_exact_pool_where_the_input_divides():
+    result = evaluate(parse_specs(["adaptiveavgpool:7"]), parse_shape("14x14x8"))
+    layer = result.layers[0]
+    assert layer.output.as_list() == [7, 7, 8]
+    assert layer.receptive_field is not None and layer.receptive_field.size == (2, 2)
+    uneven = evaluate(parse_specs(["adaptiveavgpool:7"]), parse_shape("10x10x8")).layers[0]
+    assert uneven.output.as_list() == [7, 7, 8] and uneven.receptive_field is None
+    assert "not tracked" in uneven.notes[0]
