@@ -207,41 +207,63 @@ class Solution(NamedTuple):
     output_padding: int = 0
 
 
+PADDINGS_SHOWN = 8
+"""--target lists at most this many paddings (the smallest) per kernel, stride, dilation."""
+
+SEARCH_MAX = 4096
+"""--target searches strides and dilations up to this: beyond it answers are padding."""
+
+
 def find_targets(
     n: int,
     target: int,
     *,
-    kernels: Iterable[int] = range(1, 12),
-    strides: Iterable[int] = range(1, 5),
+    kernels: Iterable[int] | None = None,
+    strides: Iterable[int] | None = None,
     dilations: Iterable[int] = range(1, 4),
+    transposed: bool | None = None,
 ) -> list[Solution]:
     """Every (kernel, stride, padding, dilation) in the given ranges taking n to target.
 
-    Padding ranges over 0 .. d(f-1) per side (beyond that a window would see
-    only padding) and ``same``. When the target is larger than the input,
-    transposed convolutions are searched too. Exact solutions come first,
-    then simpler ones (small dilation, stride, kernel, padding).
+    By default kernels 1-11 and strides 1-4, further when the target is more than four
+    times smaller or larger than the input (up to that scale, n/target or target/n),
+    and each stride as its own kernel too (non-overlapping windows, as in a patch
+    embedding).
+    Padding ranges over 0 .. d(f-1) per side (beyond that a window would see only
+    padding), the smallest `PADDINGS_SHOWN` that work, and ``same``. ``transposed`` None searches convolutions, and transposed
+    ones too when the target is larger than the input; True or False only that kind.
+    Exact solutions come first, then the kind that suits the direction (transposed to
+    grow), then paddings of at most half the window, then strides nearest the scale
+    (n/target or target/n), then simpler ones (small dilation, output padding, stride,
+    kernel, padding).
     """
     _check_positive(n=n, target=target)
-    kernels, strides, dilations = list(kernels), list(strides), list(dilations)
+    scale = round(max(n / target, target / n))
+    dilations = list(dilations)
+    _check_search("dilation", dilations)
+    if strides is None:
+        strides = _default_strides(scale)
+    else:
+        strides = list(strides)
+        _check_search("stride", strides)
+    pairs = [
+        (k, s)
+        for s in strides
+        for k in (sorted({*range(1, 12), s}) if kernels is None else kernels)
+    ]
+    conv = transposed is not True
+    deconv = transposed is True or (transposed is None and target > n)
     found = [
         sol
-        for k in kernels
-        for s in strides
+        for k, s in pairs
         for d in dilations
         if d == 1 or k > 1
-        for sol in _conv_solutions(n, target, k, s, d)
-    ]
-    if target > n:
-        found += [
-            sol
-            for k in kernels
-            for s in strides
-            for d in dilations
-            if d == 1 or k > 1
-            for sol in _transposed_solutions(n, target, k, s, d)
+        for sol in [
+            *(_conv_solutions(n, target, k, s, d) if conv else []),
+            *(_transposed_solutions(n, target, k, s, d) if deconv else []),
         ]
-    return sorted(found, key=_solution_rank)
+    ]
+    return sorted(found, key=lambda sol: _solution_rank(sol, grows=target > n, scale=scale))
 
 
 # -- helpers ---------------------------------------------------------------
@@ -397,12 +419,13 @@ def _dilated(kernel: int, dilation: int) -> str:
 
 
 def _conv_solutions(n: int, target: int, k: int, s: int, d: int) -> list[Solution]:
+    """Paddings p < span with floor((n + 2p - span)/s) + 1 == target, and SAME."""
     span = effective_kernel(k, d)
-    out: list[Solution] = []
-    for p in range(span):
-        reach = n + 2 * p - span
-        if reach >= 0 and reach // s + 1 == target:
-            out.append(Solution(k, s, p, d, reach % s == 0))
+    # (target-1)s <= n + 2p - span <= (target-1)s + s - 1, solved for p
+    lowest = max(0, -(-((target - 1) * s + span - n) // 2))
+    highest = min(span - 1, ((target - 1) * s + s - 1 + span - n) // 2)
+    last = min(highest, lowest + PADDINGS_SHOWN - 1)
+    out = [Solution(k, s, p, d, (n + 2 * p - span) % s == 0) for p in range(lowest, last + 1)]
     if -(-n // s) == target and not any(sol.exact for sol in out):
         lo, hi = same_padding(n, k, s, d)
         out.append(Solution(k, s, PadRule.SAME, d, (n + lo + hi - span) % s == 0))
@@ -410,20 +433,41 @@ def _conv_solutions(n: int, target: int, k: int, s: int, d: int) -> list[Solutio
 
 
 def _transposed_solutions(n: int, target: int, k: int, s: int, d: int) -> list[Solution]:
+    """Paddings p < span and output paddings op < max(s, d) with
+    (n-1)s - 2p + span + op == target."""
     span = effective_kernel(k, d)
-    out: list[Solution] = []
-    for op in range(max(s, d)):
-        twice_p = (n - 1) * s + span + op - target
-        if twice_p >= 0 and twice_p % 2 == 0 and twice_p // 2 < span:
-            out.append(Solution(k, s, twice_p // 2, d, True, True, op))
-    return out
+    base = (n - 1) * s + span - target  # = 2p - op
+    lowest = max(0, -base)
+    highest = min(max(s, d) - 1, 2 * (span - 1) - base)
+    return [
+        Solution(k, s, (base + op) // 2, d, True, True, op)
+        for op in range(lowest, min(highest, lowest + 2 * PADDINGS_SHOWN - 1) + 1)
+        if (base + op) % 2 == 0
+    ]
 
 
-def _solution_rank(sol: Solution) -> tuple[int, ...]:
+def _default_strides(scale: int) -> list[int]:
+    """Strides 1-4, and up to the scale between input and target (at most 64), and the
+    scale itself (a stride equal to it is the natural answer)."""
+    return sorted({*range(1, min(max(4, scale), 64) + 1), scale})
+
+
+def _check_search(what: str, values: list[int]) -> None:
+    for value in values:
+        if not 1 <= value <= SEARCH_MAX:
+            raise ConvcalcError(
+                f"--target searches {what}s from 1 to {SEARCH_MAX}; {value} is outside"
+            )
+
+
+def _solution_rank(sol: Solution, *, grows: bool, scale: int) -> tuple[int, ...]:
     pad = sol.padding if isinstance(sol.padding, int) else -1
+    span = effective_kernel(sol.kernel, sol.dilation)
     return (
         not sol.exact,
-        sol.transposed,
+        sol.transposed != grows,
+        pad > (span - 1) // 2 + (span - 1) % 2,
+        abs(sol.stride - scale),
         sol.dilation,
         sol.output_padding,
         sol.stride,

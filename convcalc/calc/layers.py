@@ -227,6 +227,7 @@ Layer = (
     | Deconv
     | Pool
     | GlobalPool
+    | AdaptivePool
     | Dense
     | Flatten
     | Pointwise

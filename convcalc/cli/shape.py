@@ -57,6 +57,8 @@ def shape(input_shape: str, layers: tuple[str, ...], **kwargs: Any) -> None:
     target, limit = kwargs.pop("target"), kwargs.pop("limit")
     explain, quiet, as_json = kwargs.pop("explain"), kwargs.pop("quiet"), kwargs.pop("as_json")
     opts = take(LayerOptions, kwargs)
+    if quiet and as_json:
+        raise ConvcalcError("-q and --json both say what stdout holds; give one of them")
     if target is not None:
         _shape_target(input_shape, target, opts, limit, as_json, quiet)
         return
@@ -85,20 +87,21 @@ def _shape_target(
         raise ConvcalcError(
             f"--target works on one axis; give the input as one number, not '{input_text}'"
         )
-    fixed = {"kernels": opts.kernel, "strides": opts.stride, "dilations": opts.dilation}
     from convcalc.calc.geometry import find_targets
 
+    fixed = {"kernels": opts.kernel, "strides": opts.stride, "dilations": opts.dilation}
     ranges = {key: parse_dims(value, key[:-1]) for key, value in fixed.items() if value}
-    solutions = find_targets(n[0], target, **ranges)
+    solutions = find_targets(n[0], target, transposed=opts.transposed or None, **ranges)
     if opts.padding is not None:
         wanted = parse_padding(opts.padding)[0]
         solutions = [sol for sol in solutions if sol.padding == wanted]
     if as_json:
-        emit_json(solutions_json(n[0], target, solutions))
+        emit_json(solutions_json(n[0], target, solutions, limit))
     elif not solutions:
+        kind = "transposed convolution" if opts.transposed else "layer"
         raise ConvcalcError(
-            f"no kernel 1-11, stride 1-4, dilation 1-3 takes {n[0]} to {target}; "
-            "valid targets lie between 1 and about 4× the input"
+            f"no {kind} in the searched ranges takes {n[0]} to {target}; valid: fix -k, -s "
+            "or -d to search other values, or drop -p"
         )
     elif quiet:
         click.echo("\n".join(solution_spec(sol) for sol in solutions[:limit]))

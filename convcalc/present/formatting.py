@@ -147,11 +147,13 @@ def _total_counts(t: Totals) -> list[tuple[str, Count]]:
     return rows + ([("units", t.units)] if t.units is not None else [])
 
 
-def solutions_json(n: int, target: int, solutions: list[Solution]) -> dict[str, Any]:
-    """The JSON document of a ``--target`` search."""
+def solutions_json(n: int, target: int, solutions: list[Solution], limit: int) -> dict[str, Any]:
+    """The JSON document of a ``--target`` search: the best ``limit`` answers, and how
+    many were found in all."""
     return {
         "input": n,
         "target": target,
+        "found": len(solutions),
         "solutions": [
             {
                 "transposed": sol.transposed,
@@ -161,8 +163,9 @@ def solutions_json(n: int, target: int, solutions: list[Solution]) -> dict[str, 
                 "dilation": sol.dilation,
                 "output_padding": sol.output_padding,
                 "exact": sol.exact,
+                "layer": solution_spec(sol),
             }
-            for sol in solutions
+            for sol in solutions[:limit]
         ],
     }
 

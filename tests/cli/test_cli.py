@@ -167,6 +167,7 @@ def test_target_search():
         "dilation": 1,
         "output_padding": 0,
         "exact": False,
+        "layer": "conv:_,3,s=2,p=1",
     } in doc["solutions"]
     quiet = run("shape", "224", "--target", "112", "-k", "3", "-q").stdout.splitlines()
     assert "conv:_,3,s=2,p=1" in quiet

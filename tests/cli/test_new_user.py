@@ -102,3 +102,48 @@ def test_adaptive_pooling_is_an_exact_pool_where_the_input_divides():
     uneven = evaluate(parse_specs(["adaptiveavgpool:7"]), parse_shape("10x10x8")).layers[0]
     assert uneven.output.as_list() == [7, 7, 8] and uneven.receptive_field is None
     assert "not tracked" in uneven.notes[0]
+
+
+# -- --target: bounded, honest about its ranges, natural answers first -----------------
+
+
+@pytest.mark.parametrize(
+    ("args", "first"),
+    [
+        (["224", "--target", "112", "-k", "1000000000"], "conv:_,1000000000,s=2,p=499999999"),
+        (["1000000000", "--target", "1"], "conv:_,1000000000,s=1000000000"),
+        (["224", "--target", "7"], "conv:_,32,s=32"),
+        (["7", "--target", "14"], "deconv:_,2,s=2"),
+        (["7", "--target", "56"], "deconv:_,8,s=8"),
+    ],
+)
+def test_target_answers_huge_and_far_targets_with_the_natural_layer_first(args, first):
+    result = run("shape", *args, "-q", "--limit", "1")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.strip() == first
+
+
+@pytest.mark.parametrize("option", ["-s", "-d"])
+def test_target_refuses_strides_and_dilations_beyond_its_range(option):
+    result = run("shape", "224", "--target", "112", option, "1000000000")
+    assert result.exit_code == 2
+    assert "from 1 to 4096" in result.stderr
+
+
+@pytest.mark.parametrize(("n", "target"), [("7", "3"), ("7", "14")])
+def test_target_with_transposed_searches_transposed_convolutions_only(n, target):
+    doc = run_json("shape", n, "--target", target, "--transposed")
+    assert doc["solutions"] and all(s["transposed"] for s in doc["solutions"])
+    assert all(s["layer"].startswith("deconv:") for s in doc["solutions"])
+
+
+@pytest.mark.parametrize("limit", ["1", "3"])
+def test_target_json_honours_limit_and_says_how_many_were_found(limit):
+    doc = run_json("shape", "224", "--target", "112", "--limit", limit)
+    assert len(doc["solutions"]) == int(limit) < doc["found"]
+
+
+@pytest.mark.parametrize("args", [["7", "-k", "3"], ["224", "--target", "112"]])
+def test_quiet_and_json_together_are_refused(args):
+    result = run("shape", *args, "-q", "--json")
+    assert result.exit_code == 2 and "-q and --json" in result.stderr
