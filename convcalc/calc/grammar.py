@@ -83,12 +83,7 @@ def parse_dims(text: str, what: str) -> tuple[int, ...]:
             f"{what} '{text}' is not a size; valid: a positive integer or one per axis "
             "separated by x, such as 3 or 3x5"
         )
-    values = tuple(int(p) for p in parts)
-    for v in values:
-        if v < 1 or v > MAX_SIZE:
-            raise ConvcalcError(
-                f"{what} '{text}' is not valid: each size must be between 1 and {MAX_SIZE:,}"
-            )
+    values = tuple(_bounded(p, what, text, lowest=1) for p in parts)
     return values
 
 
@@ -99,7 +94,7 @@ def parse_counts(text: str, what: str) -> tuple[int, ...]:
             f"{what} '{text}' is not valid; valid: a count of 0 or more, or one per axis "
             "such as 1x0"
         )
-    return tuple(int(p) for p in text.strip().lower().split("x"))
+    return tuple(_bounded(p, what, text, lowest=0) for p in text.strip().lower().split("x"))
 
 
 def parse_padding(text: str) -> tuple[Padding, ...]:
@@ -121,13 +116,14 @@ def parse_spec(text: str, where: str = "") -> Spec:
     grammar = _OPS.get(op)
     if grammar is None:
         raise ConvcalcError(
-            f"{_at(where)}unknown layer '{op}' in '{text}'; valid: {', '.join(sorted(_OPS))}"
+            f"{_at(where)}unknown layer '{op}' in '{_shown(text)}'"
+            f"{_did_you_mean(op, _OPS)}; valid: {', '.join(sorted(_OPS))}"
         )
     try:
         values = grammar.read(_split_args(rest, grammar.keys) if rest.strip() else [])
         layer = grammar.build(op, values)
     except ConvcalcError as exc:
-        raise ConvcalcError(f"{_at(where)}{text}: {exc}", grammar.usage(op)) from None
+        raise ConvcalcError(f"{_at(where)}{_shown(text)}: {exc}", grammar.usage(op)) from None
     return Spec(text.strip(), layer, where)
 
 
@@ -192,7 +188,24 @@ Reader = Callable[[str], Any]
 def _int(text: str) -> int:
     if not re.fullmatch(r"[+-]?\d+", text.strip()):
         raise ConvcalcError(f"'{text}' is not an integer")
+    if len(text.strip().lstrip("+-")) > _MAX_DIGITS:
+        raise ConvcalcError(f"'{text[:20]}…' is not valid: it must be at most {MAX_SIZE:,}")
     return int(text)
+
+
+_MAX_DIGITS = len(str(MAX_SIZE))
+
+
+def _bounded(digits: str, what: str, text: str, *, lowest: int) -> int:
+    """One axis's value, from ``lowest`` to MAX_SIZE; the digits are counted before
+    they are converted, so a 5,000-digit number is a bad value, not a crash."""
+    shown = text if len(text) <= 24 else f"{text[:20]}…"
+    value = int(digits) if len(digits.lstrip("+0")) <= _MAX_DIGITS else MAX_SIZE + 1
+    if not lowest <= value <= MAX_SIZE:
+        raise ConvcalcError(
+            f"{what} '{shown}' is not valid: each value must be between {lowest} and {MAX_SIZE:,}"
+        )
+    return value
 
 
 def _positive(text: str) -> int:
@@ -243,7 +256,8 @@ class _Grammar(NamedTuple):
             key = _ALIASES.get(key.strip().lower(), key.strip().lower())
             if eq:
                 if key not in self.keys:
-                    raise ConvcalcError(f"unknown key '{key}'")
+                    known = [*self.keys, *(a for a, k in _ALIASES.items() if k in self.keys)]
+                    raise ConvcalcError(f"unknown key '{key}'{_did_you_mean(key, known)}")
                 if key in values:
                     raise ConvcalcError(f"'{key}' given twice")
                 values[key] = _reader(self.keys[key], key)(value.strip())
@@ -336,8 +350,14 @@ def _kernel_and_source(v: dict[str, Any]) -> tuple[tuple[int, ...] | None, str |
 
 
 def _build_dwconv(op: str, v: dict[str, Any]) -> Layer:
+    kernel, source = _kernel_and_source(v)
+    if kernel is None:
+        raise ConvcalcError(
+            f"takes a kernel size, not kernel values (k={source}); in apply, "
+            f"conv:k={source} filters each channel on its own (--channels each)"
+        )
     return DepthwiseConv(
-        v["kernel"],
+        kernel,
         v.get("m", 1),
         v.get("s", (1,)),
         v.get("p", (0,)),
@@ -479,6 +499,19 @@ def _split_args(rest: str, keys: Iterable[str]) -> list[str]:
         if not arg.strip():
             raise ConvcalcError("an empty argument (two commas in a row?)")
     return args
+
+
+def _did_you_mean(word: str, choices: Iterable[str]) -> str:
+    import difflib  # only on this error path: difflib costs start-up time
+
+    close = difflib.get_close_matches(word, sorted(choices), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _shown(text: str) -> str:
+    """A spec as an error message quotes it: long ones cut, so the message stays a line."""
+    text = text.strip()
+    return text if len(text) <= 60 else f"{text[:57]}…"
 
 
 def _at(where: str) -> str:

@@ -144,8 +144,9 @@ def evaluate(
     """Compute every layer of a stack on an input shape (HxWxC, n, DxHxWxC).
 
     Raises ConvcalcError naming the layer and where it was written when a layer
-    cannot follow the one before it, or, with ``strict``, when a window does not
-    fit its input exactly.
+    cannot follow the one before it, or, with ``strict``, when windows that do not
+    fit exactly leave input rows or columns never covered (padding alone left over
+    is only noted).
     """
     ctx = _Context(convention, strict)
     shape = input_shape
@@ -452,8 +453,9 @@ def _result(
 ) -> LayerResult:
     notes = [note for ax in axes for note in ax.notes]
     fit = _fit_notes(axes)
-    if fit and ctx.strict:
-        raise ConvcalcError(fit[0], "Drop --strict, or change the padding or the stride.")
+    lost = [note for note in fit if "never covered" in note]
+    if lost and ctx.strict:  # padding alone left over loses no input: strict lets it be
+        raise ConvcalcError(lost[0], "Drop --strict, or change the padding or the stride.")
     notes = list(dict.fromkeys(notes + fit))
     return LayerResult("", output, params, 0, macs, rf, axes, tuple(notes), not fit)
 
@@ -505,8 +507,11 @@ def _branches(
         inner.append(Placed(format_layer(layer), layer, out_shape, step))
         out_shape, out_rf = step.output, step.receptive_field
     side = shape
+    # the main path reads every input cell, so a strided shortcut skipping some loses
+    # no input of the block: --strict judges the main path only
+    lenient = ctx._replace(strict=False)
     for layer in shortcut or []:
-        step = _step(layer, side, None, ctx)
+        step = _step(layer, side, None, lenient)
         inner.append(Placed(f"shortcut {format_layer(layer)}", layer, side, step))
         side = step.output
     steps = [placed.result for placed in inner]

@@ -7,7 +7,7 @@ import pytest
 
 from convcalc.calc.grammar import parse_shape, parse_specs
 from convcalc.calc.network import evaluate, placed_layers
-from tests.conftest import run, run_json
+from tests.conftest import SAMPLES, run, run_json
 
 # -- one number is one axis ----------------------------------------------------------
 
@@ -147,3 +147,62 @@ def test_target_json_honours_limit_and_says_how_many_were_found(limit):
 def test_quiet_and_json_together_are_refused(args):
     result = run("shape", *args, "-q", "--json")
     assert result.exit_code == 2 and "-q and --json" in result.stderr
+
+
+# -- --strict fails where input is lost, not where only padding is left over -----------
+
+
+@pytest.mark.parametrize("net", ["resnet50", "alexnet", "mobilenetv2"])
+def test_strict_accepts_networks_that_leave_only_padding_over(net):
+    result = run("shape", "224x224x3", "--net", net, "--strict", "-q")
+    assert result.exit_code == 0, result.stderr
+
+
+@pytest.mark.parametrize(("shape", "spec"), [("8x8", "conv:1,3,s=2"), ("7x7", "maxpool:2")])
+def test_strict_fails_where_input_is_never_covered(shape, spec):
+    result = run("shape", shape, spec, "--strict")
+    assert result.exit_code == 2
+    assert "never covered" in result.stderr
+
+
+# -- bad values are exit 2 with one line, never an internal error -----------------------
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["9" * 5000, "-k", "3"],
+        ["32x32x3", "-k", "3", "-p", "9" * 400],
+        ["32x32x3", "conv:6,3,p=" + "9" * 400],
+        ["32x32x3", "conv:" + "9" * 400 + ",3"],
+        ["32x32x3", "fc:" + "9" * 5000],
+    ],
+    ids=["size", "padding option", "padding key", "filters", "units"],
+)
+def test_huge_numbers_are_bad_values(args):
+    result = run("shape", *args)
+    assert result.exit_code == 2, result.stderr
+    assert result.stderr.startswith("Error: ") and "internal error" not in result.stderr
+    assert len(result.stderr.splitlines()[0]) < 300
+
+
+@pytest.mark.parametrize(
+    ("spec", "suggestion"),
+    [
+        ("cnv:6,5", "conv"),
+        ("maxpol:2", "maxpool"),
+        ("conv:6,5,dilaton=2", "dilation"),
+        ("maxpool:2,strde=2", "stride"),
+    ],
+)
+def test_unknown_layers_and_keys_get_a_did_you_mean(spec, suggestion):
+    result = run("shape", "32x32x3", spec)
+    assert result.exit_code == 2
+    assert f"did you mean '{suggestion}'?" in result.stderr
+
+
+@pytest.mark.parametrize("spec", ["dwconv:k=sobel-x", "dwconv:k=1,0;0,1"])
+def test_a_depthwise_layer_given_kernel_values_is_a_bad_value(spec):
+    result = run("apply", str(SAMPLES / "photo.png"), spec)
+    assert result.exit_code == 2
+    assert "takes a kernel size" in result.stderr
