@@ -230,8 +230,9 @@ def find_targets(
     and each stride as its own kernel too (non-overlapping windows, as in a patch
     embedding).
     Padding ranges over 0 .. d(f-1) per side (beyond that a window would see only
-    padding), the smallest `PADDINGS_SHOWN` that work, and ``same``. ``transposed`` None searches convolutions, and transposed
-    ones too when the target is larger than the input; True or False only that kind.
+    padding), the smallest `PADDINGS_SHOWN` that work, and ``same``. ``transposed``
+    None searches convolutions, and transposed ones too when the target is larger than
+    the input; True or False only that kind.
     Exact solutions come first, then the kind that suits the direction (transposed to
     grow), then paddings of at most half the window, then strides nearest the scale
     (n/target or target/n), then simpler ones (small dilation, output padding, stride,

@@ -5,11 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from convcalc.calc.choices import AnimKind, PadMode
 from convcalc.calc.grammar import parse_counts, parse_dims, parse_padding
 from convcalc.calc.network import two_axes
+from convcalc.cli.apply_options import MAX_PIXELS_HELP
 from convcalc.cli.command import ConvcalcCommand
+from convcalc.cli.kernels import refuse_size_kernel
 from convcalc.cli.output import BUSY_SIZE, busy, choice_of, emit_json, say
 from convcalc.errors import ConvcalcError
 
@@ -20,7 +23,8 @@ from convcalc.errors import ConvcalcError
     "-k",
     "--kernel",
     required=True,
-    help="Kernel: a preset, a matrix or a file (2-D). With --pool: the window size.",
+    help="Kernel: a preset, a matrix or a file (2-D; a 1x1 kernel is written 3.0). "
+    "With --pool: the window size.",
 )
 @click.option("-s", "--stride", help="Stride: N or SHxSW (pooling: the window size).")
 @click.option("-p", "--padding", help="Padding: N, HxW, same, valid or full.")
@@ -51,6 +55,7 @@ from convcalc.errors import ConvcalcError
     help="At most this many frames: big outputs show every n-th position.",
 )
 @click.option("--force", is_flag=True, help="Allow writing over an input file.")
+@click.option("--max-pixels", type=click.IntRange(min=1), metavar="N", help=MAX_PIXELS_HELP)
 @click.option(
     "--json",
     "as_json",
@@ -72,6 +77,7 @@ def animate(
     duration: int,
     max_frames: int,
     force: bool,
+    max_pixels: int | None,
     as_json: bool,
 ) -> None:
     """A GIF of the window sliding over the padded input, filling the output.
@@ -86,20 +92,29 @@ def animate(
     from convcalc.io.kernels import read_kernels
     from convcalc.io.reading import read_input
     from convcalc.io.writing import output_format, write_bytes
-    from convcalc.present.frames import AnimationRequest
-    from convcalc.present.gif import frames, gif_bytes
+    from convcalc.present.frames import MAX_FRAMES_RANGE, AnimationRequest, check_range
+    from convcalc.present.gif import CELL_RANGE, DURATION_RANGE, frames, gif_bytes
 
+    check_range("--cell", cell, *CELL_RANGE, " pixels")
+    check_range("--duration", duration, *DURATION_RANGE, " ms")
+    check_range("--max-frames", max_frames, *MAX_FRAMES_RANGE, "")
+    if pool and transposed:
+        raise ConvcalcError("--transposed and --pool ask for two different layers; give one")
+    given = click.get_current_context().get_parameter_source("output_padding")
+    if not transposed and given not in (ParameterSource.DEFAULT, None):
+        raise ConvcalcError("--output-padding needs --transposed")
     if as_json and output == "-":
         raise ConvcalcError("--json and -o - both want stdout; give -o a file name")
     if output != "-" and not output.lower().endswith(".gif"):
         output_format(output)  # names the formats for an unknown extension
         raise ConvcalcError(f"animate writes a GIF; '{output}' does not end in .gif")
-    loaded = read_input(input_path)
+    loaded = read_input(input_path, max_pixels=max_pixels)
     if pool:
         kind = AnimKind.POOL_MAX if pool == "max" else AnimKind.POOL_AVG
         weights: Any = two_axes(parse_dims(kernel, "pool size"), "kernel")
     else:
         kind = AnimKind.TRANSPOSED if transposed else AnimKind.CONV
+        refuse_size_kernel(kernel, f"-k {kernel}")
         (weights,) = read_kernels((kernel,))
         if weights.ndim != 2:
             raise ConvcalcError(

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from convcalc.calc.choices import (
     Activation,
@@ -30,11 +31,21 @@ from convcalc.calc.grammar import (
     parse_specs,
 )
 from convcalc.calc.layers import Conv, Deconv, GlobalPool, Layer, Pool, Spec
-from convcalc.cli.apply_many import apply_many, expand_inputs
+from convcalc.cli.apply_many import apply_many, expand_inputs, is_folder_output
 from convcalc.cli.apply_one import apply_one
-from convcalc.cli.apply_options import HowOptions, LayerChoices, OutputOptions, ReportOptions, Run
+from convcalc.cli.apply_options import (
+    MAX_PIXELS_HELP,
+    HowOptions,
+    LayerChoices,
+    OutputOptions,
+    ReportOptions,
+    Run,
+    ignored_options,
+    refuse_stdout_clash,
+)
 from convcalc.cli.command import ConvcalcCommand
-from convcalc.cli.output import choice_of
+from convcalc.cli.kernels import kernel_forms, refuse_size_kernel
+from convcalc.cli.output import choice_of, emit_json
 from convcalc.cli.records import take
 from convcalc.errors import ConvcalcError
 
@@ -47,7 +58,8 @@ from convcalc.errors import ConvcalcError
     "kernels",
     multiple=True,
     help="Kernel: a preset (convcalc kernels), a matrix '1,0,-1;2,0,-2;1,0,-1', "
-    "or a file. Repeat for several filters. With --pool: the window size.",
+    "or a file; a 1x1 kernel is written 3.0 (a bare 3 is refused: shape reads it as a "
+    "size). Repeat for several filters. With --pool: the window size.",
 )
 @click.option("--bias", help="One bias per filter, comma-separated.")
 @click.option("-s", "--stride", help="Stride: N or SHxSW (pooling: the window size).")
@@ -102,6 +114,7 @@ from convcalc.errors import ConvcalcError
 )
 @click.option("--convention", type=choice_of(Convention), default="torch", show_default=True)
 @click.option("--gray", is_flag=True, help="Convert a colour image to one channel first.")
+@click.option("--max-pixels", type=click.IntRange(min=1), metavar="N", help=MAX_PIXELS_HELP)
 @click.option(
     "-o",
     "--output",
@@ -167,16 +180,15 @@ def apply(items: tuple[str, ...], **kwargs: Any) -> None:
       convcalc apply samples/cs231n_5x5x3.txt -k samples/cs231n_w0.txt \\
           -k samples/cs231n_w1.txt --bias 1,0 -p 1 -s 2 --steps
     """
-    from convcalc.compute.pipeline import Settings
+    from convcalc.compute.pipeline import Settings, check_stages
 
+    given = _given(click.get_current_context())
     choices, how = take(LayerChoices, kwargs), take(HowOptions, kwargs)
     out, report = take(OutputOptions, kwargs), take(ReportOptions, kwargs)
+    refuse_stdout_clash(out, report)
     inputs, spec_texts = _split_items(items)
     stages = _stages(spec_texts, choices)
-    if len(stages) < report.steps_layer:
-        raise ConvcalcError(
-            f"--steps-layer {report.steps_layer} is past the last layer; valid: 1 to {len(stages)}"
-        )
+    check_stages(stages)
     settings = Settings(
         pad_mode=PadMode(how.pad_mode),
         method=Method(how.method),
@@ -185,17 +197,49 @@ def apply(items: tuple[str, ...], **kwargs: Any) -> None:
         exclude_pad=how.exclude_pad,
         convention=Convention(how.convention),
     )
-    run = Run(stages=stages, settings=settings, gray=kwargs.pop("gray"), out=out, report=report)
+    run = Run(
+        stages=stages,
+        settings=settings,
+        gray=kwargs.pop("gray"),
+        out=out,
+        report=report,
+        max_pixels=kwargs.pop("max_pixels"),
+    )
+    ignored = ignored_options(run, choices, bool(spec_texts))
+    for name, flag in given.items():
+        if name in ignored:
+            raise ConvcalcError(f"{flag} {ignored[name]}")
+    if report.steps and len(stages) < report.steps_layer:
+        raise ConvcalcError(
+            f"--steps-layer {report.steps_layer} is past the last layer; valid: 1 to {len(stages)}"
+        )
     files = expand_inputs(inputs)
-    if len(files) > 1:
-        if report.steps or report.show:
-            raise ConvcalcError("--steps and --show work on one input at a time")
+    if len(files) > 1 or is_folder_output(out.output):
+        if report.steps or report.show or report.as_json:
+            raise ConvcalcError(
+                f"--steps, --show and --json work on one input at a time; got {len(files)} inputs"
+            )
         apply_many(files, run, kwargs.pop("jobs"))
         return
-    apply_one(files[0], run)
+    doc = apply_one(files[0], run)
+    if doc is not None:
+        emit_json(doc)
 
 
 # -- building the run ---------------------------------------------------------
+
+
+def _given(ctx: click.Context) -> dict[str, str]:
+    """The options given on the command line (not left at their defaults), each with
+    the name it is known by (``-k``, ``--at``), in the order of ``--help``."""
+    defaults = (ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP, None)
+    return {
+        param.name: param.opts[0]
+        for param in ctx.command.params
+        if isinstance(param, click.Option)
+        and param.name is not None
+        and ctx.get_parameter_source(param.name) not in defaults
+    }
 
 
 def _split_items(items: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -225,6 +269,8 @@ def _stages(spec_texts: Sequence[str], choices: LayerChoices) -> list[Any]:
     layer = _option_layer(choices)
     if isinstance(layer, Pool | GlobalPool):
         return [Stage(spec=Spec(text=format_layer(layer), layer=layer))]
+    for text in choices.kernels:
+        refuse_size_kernel(text, f"-k {text}")
     bias = None if choices.bias is None else _numbers(choices.bias, "--bias")
     return [
         Stage(
@@ -280,6 +326,12 @@ def _stage_from_spec(spec: Spec) -> Any:
 
     layer = spec.layer
     if isinstance(layer, Conv | Deconv):
+        if layer.source is None and layer.kernel:
+            h, w = layer.kernel[0], layer.kernel[-1]
+            raise ConvcalcError(
+                f"{spec.where} ({spec.text}): apply needs the kernel's values after k=, not "
+                f"its size {'x'.join(map(str, layer.kernel))}: {kernel_forms(h, w)}"
+            )
         if layer.source is None:
             raise ConvcalcError(
                 f"{spec.where} ({spec.text}): apply needs the kernel's values; "

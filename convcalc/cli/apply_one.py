@@ -1,4 +1,10 @@
-"""`convcalc apply` on one input: read it, run the layers, show or write the result."""
+"""`convcalc apply` on one input: read it, run the layers, show or write the result.
+
+With ``--json`` the document is returned rather than printed, so that stdout holds
+exactly one JSON document whatever else was asked: the result (its values when small,
+else statistics), or the ``--steps`` trace; with ``-o FILE`` it also says what was
+written. ``--show`` then draws on stderr.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +13,21 @@ from typing import Any
 import click
 
 from convcalc.calc.choices import Scale
-from convcalc.cli.apply_options import OutputOptions, ReportOptions, Run
-from convcalc.cli.output import busy, emit_json, print_rich, say
+from convcalc.cli.apply_options import OutputOptions, Run
+from convcalc.cli.output import busy, json_numbers, print_rich, say
 from convcalc.errors import ConvcalcError
 
 SMALL_CELLS = 400
 """Results with at most this many values per channel print as a table without -o."""
 
 
-def apply_one(path: str, run: Run) -> None:
-    from convcalc.compute.pipeline import estimate_bytes
+def apply_one(path: str, run: Run) -> dict[str, Any] | None:
+    """Apply ``run`` to the input at ``path``; the JSON document under --json, else None.
+
+    Everything but the JSON document is printed here: tables, steps and pictures on
+    stdout (``--show`` on stderr under --json), notes on stderr.
+    """
+    from convcalc.compute.pipeline import estimate_bytes, quiet_overflow
     from convcalc.compute.pipeline import run as run_pipeline
     from convcalc.io.reading import read_input
     from convcalc.io.writing import check_output
@@ -24,7 +35,7 @@ def apply_one(path: str, run: Run) -> None:
     out, report = run.out, run.report
     if out.output and out.output != "-":
         check_output(out.output, inputs=[path], force=out.force, sheet=out.sheet)
-    loaded = read_input(path, gray=run.gray)
+    loaded = read_input(path, gray=run.gray, max_pixels=run.max_pixels)
     _check_memory(loaded.data, run, estimate_bytes)
     out_dtype = "uint8" if _writes_8bit(loaded.data, run) else None
     with busy(
@@ -33,18 +44,84 @@ def apply_one(path: str, run: Run) -> None:
         outcome = run_pipeline(loaded.data, run.stages, run.settings, out_dtype=out_dtype)
     result = outcome.output
     notes = list(loaded.notes) + [n for n in outcome.notes if report.verbose or "auto" not in n]
+    doc: dict[str, Any] | None = None
     if report.steps:
-        _print_steps(loaded.data, run)
+        with quiet_overflow():
+            doc = _steps(loaded.data, run)
     if report.show:
-        _print_show(loaded.data, result)
+        _print_show(loaded.data, result, stderr=report.as_json)
+    if report.as_json and doc is None:
+        doc = _result_doc(result, loaded.data.shape)
     if out.output:
-        say([*notes, *_write(path, loaded, result, out)])
+        lines, written = _write(path, loaded, result, out)
+        notes += lines
+        say(notes)
+        if doc is not None:
+            doc |= {"written": written, "notes": notes}
+        return doc
+    say(notes)
+    if doc is not None:
+        doc.setdefault("notes", notes)
+    else:
+        _print_result(result)
+    return doc
+
+
+def shape_text(array: Any) -> str:
+    """HxWxC, or HxW for one channel."""
+    dims = array.shape[:2] if array.ndim == 3 and array.shape[2] == 1 else array.shape
+    return "x".join(map(str, dims))
+
+
+# -- the result ---------------------------------------------------------------
+
+
+def _result_doc(result: Any, input_shape: tuple[int, ...]) -> dict[str, Any]:
+    """``input_shape``, ``output_shape`` and the values (``output``) or statistics."""
+    doc: dict[str, Any] = {"input_shape": list(input_shape), "output_shape": list(result.shape)}
+    return doc | ({"output": json_numbers(result)} if _small(result) else _stats(result))
+
+
+def _print_result(result: Any) -> None:
+    from convcalc.present.tables import matrix_table
+
+    if _small(result):
+        for c in range(result.shape[2]):
+            title = f"output {shape_text(result)}" + (
+                f", channel {c}" if result.shape[2] > 1 else ""
+            )
+            print_rich(matrix_table(result[:, :, c], title))
         return
-    _print_result(result, loaded.data.shape, report, notes)
+    stats = _stats(result)
+    click.echo(
+        f"output {shape_text(result)}: min {stats['min']:.6g}, max {stats['max']:.6g}, "
+        f"mean {stats['mean']:.6g}"
+    )
+    say(["too large to print; save it with -o out.png (picture) or -o out.npy (values)"])
 
 
-def _write(path: str, loaded: Any, result: Any, out: OutputOptions) -> list[str]:
-    """Write the result where -o says; the notes to print about it."""
+def _small(result: Any) -> bool:
+    return bool(result.shape[0] * result.shape[1] <= SMALL_CELLS and result.shape[1] <= 24)
+
+
+def _stats(array: Any) -> dict[str, float]:
+    import numpy as np
+
+    with np.errstate(over="ignore", invalid="ignore"):
+        return {
+            "min": float(array.min()),
+            "max": float(array.max()),
+            "mean": float(array.mean(dtype=np.float64)),
+        }
+
+
+# -- writing ------------------------------------------------------------------
+
+
+def _write(
+    path: str, loaded: Any, result: Any, out: OutputOptions
+) -> tuple[list[str], dict[str, Any]]:
+    """Write the result where -o says; the notes to print and what was written (for JSON)."""
     from convcalc.io.writing import write_output
 
     assert out.output is not None
@@ -65,14 +142,22 @@ def _write(path: str, loaded: Any, result: Any, out: OutputOptions) -> list[str]
         sheet=out.sheet,
     )
     notes += list(written.notes)
+    value_range = None
     if written.scale is not None and written.value_range is not None:
-        lo, hi = written.value_range
+        lo, hi = value_range = written.value_range
         notes.append(
             f"scaled with {written.scale}: [{lo:.6g}, {hi:.6g}] → [0, "
             f"{2 ** (written.bits or 8) - 1}]"
         )
     where = "PNG to stdout" if out.output == "-" else ", ".join(written.paths)
-    return [*notes, f"wrote {where} ({shape_text(result)})"]
+    doc = {
+        "paths": list(written.paths),
+        "format": str(written.format),
+        "scale": None if written.scale is None else str(written.scale),
+        "value_range": None if value_range is None else list(value_range),
+        "bits": written.bits,
+    }
+    return [*notes, f"wrote {where} ({shape_text(result)})"], doc
 
 
 def _writes_8bit(data: Any, run: Run) -> bool:
@@ -98,7 +183,11 @@ def _check_memory(data: Any, run: Run, estimate_bytes: Any) -> None:
     )
 
 
-def _print_steps(data: Any, run: Run) -> None:
+# -- steps and pictures -------------------------------------------------------
+
+
+def _steps(data: Any, run: Run) -> dict[str, Any] | None:
+    """Print the traced steps; under --json return their document instead."""
     from convcalc.compute.traces import trace, trace_json
     from convcalc.present.steps import steps_renderable
 
@@ -112,9 +201,9 @@ def _print_steps(data: Any, run: Run) -> None:
         limit=report.limit,
     )
     if report.as_json:
-        emit_json(trace_json(traced))
-    else:
-        print_rich(steps_renderable(traced))
+        return trace_json(traced)
+    print_rich(steps_renderable(traced))
+    return None
 
 
 def _position(text: str) -> tuple[int, int]:
@@ -124,57 +213,11 @@ def _position(text: str) -> tuple[int, int]:
     return int(parts[0]), int(parts[1])
 
 
-def _print_show(data: Any, result: Any) -> None:
+def _print_show(data: Any, result: Any, *, stderr: bool) -> None:
+    """Draw input and output on stdout, or on stderr when stdout carries JSON."""
     from rich.console import Console
 
     from convcalc.present.pictures import show
 
-    console = Console(highlight=False)
+    console = Console(highlight=False, stderr=stderr)
     console.print(show(data, result, width=console.width, color_system=console.color_system))
-
-
-def _print_result(
-    result: Any, input_shape: tuple[int, ...], report: ReportOptions, notes: list[str]
-) -> None:
-    from convcalc.present.tables import matrix_table
-
-    small = result.shape[0] * result.shape[1] <= SMALL_CELLS and result.shape[1] <= 24
-    say(notes)
-    if report.as_json and report.steps:
-        return
-    if report.as_json:
-        doc: dict[str, Any] = {"input_shape": list(input_shape), "output_shape": list(result.shape)}
-        doc |= {"output": _plain(result)} if small else _stats(result)
-        emit_json(doc)
-    elif small:
-        for c in range(result.shape[2]):
-            title = f"output {shape_text(result)}" + (
-                f", channel {c}" if result.shape[2] > 1 else ""
-            )
-            print_rich(matrix_table(result[:, :, c], title))
-    else:
-        stats = _stats(result)
-        click.echo(
-            f"output {shape_text(result)}: min {stats['min']:.6g}, max {stats['max']:.6g}, "
-            f"mean {stats['mean']:.6g}"
-        )
-        say(["too large to print; save it with -o out.png (picture) or -o out.npy (values)"])
-
-
-def shape_text(array: Any) -> str:
-    """HxWxC, or HxW for one channel."""
-    dims = array.shape[:2] if array.ndim == 3 and array.shape[2] == 1 else array.shape
-    return "x".join(map(str, dims))
-
-
-def _plain(array: Any) -> Any:
-    """Nested lists of plain numbers, ints where the values are whole."""
-    import numpy as np
-
-    if np.all(np.isfinite(array)) and np.all(array == np.round(array)):
-        return array.astype(np.int64).tolist()
-    return array.tolist()
-
-
-def _stats(array: Any) -> dict[str, float]:
-    return {"min": float(array.min()), "max": float(array.max()), "mean": float(array.mean())}

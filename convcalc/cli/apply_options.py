@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any, NamedTuple
+
+from convcalc.calc.choices import FileFormat, PoolKind
+from convcalc.calc.layers import Conv, Deconv, Pool
+from convcalc.errors import ConvcalcError
 
 
 class LayerChoices(NamedTuple):
@@ -62,3 +67,114 @@ class Run(NamedTuple):
     gray: bool
     out: OutputOptions
     report: ReportOptions
+    max_pixels: int | None = None
+
+
+MAX_PIXELS_HELP = "Decode images of up to N pixels (default: Pillow's limit, 89,478,485)."
+
+
+def refuse_stdout_clash(out: OutputOptions, report: ReportOptions) -> None:
+    """Refuse two things asked of stdout at once: it carries one kind of data.
+
+    ``-o -`` writes PNG bytes there, so steps, pictures or JSON beside them would
+    make neither readable. (``--show`` with ``--json`` draws on stderr instead.)
+    """
+    if out.output != "-":
+        return
+    for asked, flag in (
+        (report.steps, "--steps"),
+        (report.show, "--show"),
+        (report.as_json, "--json"),
+    ):
+        if asked:
+            raise ConvcalcError(
+                f"{flag} prints on stdout and -o - writes the PNG there; give -o a file name, "
+                f"or drop {flag}"
+            )
+
+
+def ignored_options(run: Run, choices: LayerChoices, specs: bool) -> dict[str, str]:
+    """The options this run would not use, each with what it needs (click's names).
+
+    ``specs`` is True when layer specs describe the layers, so the options of the
+    one-layer form (``-s``, ``--bias`` …) have no layer to apply to.
+    """
+    layers = [stage.spec.layer for stage in run.stages]
+    conv = any(isinstance(layer, Conv) for layer in layers)
+    weighted = any(isinstance(layer, Conv | Deconv) for layer in layers)
+    average = any(isinstance(layer, Pool) and layer.kind == PoolKind.AVG for layer in layers)
+    ignored: dict[str, str] = {}
+    if not run.report.steps:
+        ignored |= dict.fromkeys(
+            ("at", "limit", "steps_layer"), "needs --steps (it picks which steps are shown)"
+        )
+    if specs:
+        ignored |= dict.fromkeys(_OPTION_LAYER, _IN_SPECS)
+    elif choices.pool:
+        ignored["bias"] = "needs a convolution (-k KERNEL); a pooling layer has no bias"
+        ignored["activation"] = (
+            "does not apply to --pool; for pooling then an activation write layer specs: "
+            "maxpool:2 relu"
+        )
+        ignored["transposed"] = "and --pool ask for two different layers; give one of them"
+        if choices.global_pool:
+            ignored |= dict.fromkeys(
+                ("kernels", "stride", "padding", "dilation", "ceil"),
+                "has no effect on a global pool (--global pools each channel to one value)",
+            )
+    else:
+        ignored["global_pool"] = "needs --pool max or --pool avg"
+        ignored["ceil"] = "needs --pool (it rounds a pooling layer's output size up)"
+    if not choices.transposed:
+        ignored.setdefault("output_padding", "needs --transposed")
+    if not conv:
+        need = "needs a convolution (-k KERNEL, or conv:k=… in layer specs)"
+        ignored |= {"method": need, "pad_mode": need}
+    if not weighted:
+        ignored |= dict.fromkeys(("flip", "channels"), "needs a convolution (-k KERNEL)")
+    if not average:
+        ignored["exclude_pad"] = "needs average pooling (--pool avg, or avgpool:K in layer specs)"
+    return ignored | _output_ignored(run.out)
+
+
+def _output_ignored(out: OutputOptions) -> dict[str, str]:
+    """Output options that do not apply to the output asked for (-o)."""
+    names = ("scale", "sheet", "compress", "force")
+    if out.output is None:
+        return dict.fromkeys(names, "needs -o FILE (it says how a file is written)")
+    if out.output.endswith(("/", os.sep)) or os.path.isdir(out.output):
+        return {}  # each output is named after its input: its format is not known yet
+    from convcalc.io.writing import output_format
+
+    try:
+        fmt = output_format(out.output)
+    except ConvcalcError:
+        return {}  # an unknown extension: the writer names the valid ones
+    ignored: dict[str, str] = {}
+    if fmt in (FileFormat.NPY, FileFormat.TEXT):
+        written = f"a {fmt} file keeps the values as they are"
+        ignored |= dict.fromkeys(("scale", "sheet"), f"needs an image output; {written}")
+    if fmt != FileFormat.PNG:
+        ignored["compress"] = f"needs a PNG output; -o {out.output} writes {fmt}"
+    if out.output == "-":
+        ignored["force"] = "needs -o FILE; -o - writes to stdout"
+    return ignored
+
+
+_OPTION_LAYER = (
+    "stride",
+    "padding",
+    "dilation",
+    "bias",
+    "activation",
+    "global_pool",
+    "ceil",
+    "transposed",
+    "output_padding",
+)
+"""The options that describe the one layer of the option form (-k, --pool)."""
+
+_IN_SPECS = (
+    "describes the layer of the option form (-k, --pool); with layer specs write it in "
+    "the spec, e.g. conv:k=box3,s=2,p=1 or maxpool:3,s=2,ceil"
+)

@@ -10,7 +10,9 @@ from convcalc.calc.choices import ChannelMode, Method, PadMode
 from convcalc.calc.grammar import parse_dims, parse_padding
 from convcalc.calc.layers import Conv
 from convcalc.calc.network import two_axes
+from convcalc.cli.apply_options import MAX_PIXELS_HELP
 from convcalc.cli.command import ConvcalcCommand
+from convcalc.cli.kernels import refuse_size_kernel
 from convcalc.cli.output import BUSY_SIZE, busy, choice_of, emit_json, print_rich
 
 
@@ -22,7 +24,8 @@ from convcalc.cli.output import BUSY_SIZE, busy, choice_of, emit_json, print_ric
     "kernels",
     multiple=True,
     required=True,
-    help="Kernel: a preset, a matrix or a file; repeat for several filters.",
+    help="Kernel: a preset, a matrix or a file (a 1x1 kernel is written 3.0); repeat for "
+    "several filters.",
 )
 @click.option("-s", "--stride", help="Stride: N or SHxSW.")
 @click.option("-p", "--padding", help="Padding: N, HxW, same, valid or full.")
@@ -30,6 +33,7 @@ from convcalc.cli.output import BUSY_SIZE, busy, choice_of, emit_json, print_ric
 @click.option("--pad-mode", type=choice_of(PadMode), default="zero", show_default=True)
 @click.option("--channels", type=choice_of(ChannelMode), default="each", show_default=True)
 @click.option("--gray", is_flag=True, help="Convert a colour image to one channel first.")
+@click.option("--max-pixels", type=click.IntRange(min=1), metavar="N", help=MAX_PIXELS_HELP)
 @click.option(
     "--repeat",
     type=click.IntRange(1, 100),
@@ -47,6 +51,7 @@ def bench(
     pad_mode: str,
     channels: str,
     gray: bool,
+    max_pixels: int | None,
     repeat: int,
     as_json: bool,
 ) -> None:
@@ -62,12 +67,14 @@ def bench(
     """
     from convcalc.compute import ops
     from convcalc.compute.bench import compare_methods
-    from convcalc.compute.pipeline import kernel_bank
+    from convcalc.compute.pipeline import kernel_bank, quiet_overflow
     from convcalc.io.kernels import read_kernels
     from convcalc.io.reading import read_input
     from convcalc.present.tables import bench_table
 
-    loaded = read_input(input_path, gray=gray)
+    for text in kernels:
+        refuse_size_kernel(text, f"-k {text}")
+    loaded = read_input(input_path, gray=gray, max_pixels=max_pixels)
     bank, groups, _ = kernel_bank(
         read_kernels(kernels), loaded.data.shape[2], ChannelMode(channels)
     )
@@ -89,7 +96,7 @@ def bench(
     def compute(method: Method, x: Any) -> Any:
         return ops.correlate(x, bank, method=method, **settings)
 
-    with busy("timing direct, im2col, fft and winograd", size=BUSY_SIZE):
+    with busy("timing direct, im2col, fft and winograd", size=BUSY_SIZE), quiet_overflow():
         timings = compare_methods(compute, loaded.data, repeats=repeat)
     shape = "x".join(map(str, loaded.data.shape))
     if as_json:

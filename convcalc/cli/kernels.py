@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import re
+
 import click
 
 from convcalc.cli.command import ConvcalcCommand
 from convcalc.cli.output import emit_json, print_rich
+from convcalc.errors import ConvcalcError
 
 
 @click.command(cls=ConvcalcCommand)
@@ -57,3 +61,44 @@ def kernels(name: str | None, as_json: bool) -> None:
         return
     title = f"{name}  ({'x'.join(map(str, values.shape))}" + (", separable)" if separable else ")")
     print_rich(matrix_table(values, title))
+
+
+def refuse_size_kernel(text: str, where: str) -> None:
+    """Refuse a convolution kernel written as a size: ``-k 3``, ``-k 3x5``.
+
+    In `convcalc shape` ``-k 3`` is a kernel size; read as values it is a 1x1 kernel
+    of value 3 that triples the image, a silently different answer. A deliberate
+    1x1 kernel is written with a decimal point (``3.0``); a kernel file named ``3``
+    is still read. ``where`` names the option, as in ``-k 3``.
+    """
+    sizes = _SIZE.fullmatch(text.strip())
+    if sizes is None or os.path.isfile(text.strip()):
+        return
+    h, w = int(sizes[1]), int(sizes[2] or sizes[1])
+    if not h or not w:
+        return
+    if sizes[2] is None:
+        forms = "" if h == 1 else f"{kernel_forms(h, w)}; "
+        raise ConvcalcError(
+            f"{where} is a 1x1 kernel of value {h}, not a size; {forms}"
+            f"a 1x1 kernel of value {h} is written {h}.0"
+        )
+    raise ConvcalcError(f"{where} is a size, not kernel values; {kernel_forms(h, w)}")
+
+
+def kernel_forms(h: int, w: int) -> str:
+    """How an HxW kernel's values are given: ``for a 3x3 kernel give its values …``."""
+    if h == w == 1:
+        return "a 1x1 kernel is written as its value with a decimal point: 1.0"
+    values = ";".join([",".join(["1"] * w)] * h) if h * w <= 9 else None
+    forms = [
+        f"its values ('{values}')" if values else f"its values ({h} rows of {w}, ';' between rows)",
+        *([f"a preset (box{h})"] if h == w and h in (3, 5) else []),
+        *([f"a generated one (box:size={h})"] if h == w else []),
+    ]
+    either = forms[0] if len(forms) == 1 else ", ".join(forms[:-1]) + " or " + forms[-1]
+    return f"for a {h}x{w} kernel give {either}"
+
+
+_SIZE = re.compile(r"\+?(\d{1,9})(?:x(\d{1,9}))?")
+"""A kernel size as shape takes it: N or KHxKW."""

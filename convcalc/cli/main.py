@@ -3,6 +3,17 @@
 Start-up matters here: a command's module is imported only when it runs (or help
 lists it), so `shape` and `params` import neither numpy nor Pillow, and rich only
 when they print a table.
+
+While a command runs (`ConvcalcGroup.main`):
+
+- SIGTERM and SIGHUP raise `convcalc.cli.status.Terminated`, as SIGINT raises
+  KeyboardInterrupt, so that the command unwinds (a write in progress removes its
+  temporary file) and exits with 128 + the signal number; a signal ignored at start
+  (``nohup``) stays ignored.
+- stdout write errors (a full disk, ``> /dev/full``) become one RuntimeFailure,
+  "cannot write to stdout: ..." (exit 1); what is still buffered is then dropped.
+- On stdout and stderr, a character the encoding cannot write (``→`` on a cp1252
+  Windows redirection) is written in ASCII (``->``), never a UnicodeEncodeError.
 """
 
 from __future__ import annotations
@@ -16,7 +27,9 @@ import click
 
 from convcalc import __version__
 from convcalc.cli.command import ConvcalcCommand
+from convcalc.cli.signals import signals_raised
 from convcalc.cli.status import failure_of, internal_error, report
+from convcalc.cli.streams import ascii_fallback, guarded_stdout
 
 
 class ConvcalcGroup(click.Group):
@@ -54,19 +67,26 @@ class ConvcalcGroup(click.Group):
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, False, **extra)
         argv = list(sys.argv[1:] if args is None else args)
-        try:
-            super().main(argv, prog_name, complete_var, False, **extra)
-        except BaseException as exc:  # every way out goes through the policy
-            if isinstance(exc, SystemExit):
-                raise
-            failure = failure_of(exc)
-            if failure is None:
-                if "--debug" in argv:
+        with ascii_fallback(), guarded_stdout(), signals_raised() as restore_signals:
+            try:
+                super().main(argv, prog_name, complete_var, False, **extra)
+                if sys.stdout is not None:
+                    sys.stdout.flush()  # a full stdout fails here, not at exit
+                restore_signals()
+            except BaseException as exc:  # every way out goes through the policy
+                restore_signals()
+                if isinstance(exc, SystemExit):
                     raise
-                failure = internal_error(exc)
-            report(failure)
-            sys.exit(failure.status)
-        sys.exit(0)
+                failure = failure_of(exc)
+                if failure is None:
+                    if "--debug" in argv:
+                        raise
+                    failure = internal_error(exc)
+                report(failure)
+                status = failure.status
+            else:
+                status = 0
+        sys.exit(status)
 
 
 @click.group(cls=ConvcalcGroup, context_settings={"help_option_names": ["-h", "--help"]})

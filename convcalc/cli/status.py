@@ -1,12 +1,17 @@
 """The exit-status policy, in one place: what each failure prints and which status it ends in.
 
-0 success; 2 bad usage or a bad value (click's convention); 1 a runtime failure; 130
-interrupted. Every failure is one line on stderr, sometimes followed by a hint.
+0 success; 2 bad usage or a bad value (click's convention); 1 a runtime failure (a
+missing or unreadable file, an unwritable output or stdout); 128 + the signal number
+when a signal stops the command, the shell's convention: 130 interrupted (Ctrl-C,
+SIGINT), 143 terminated (SIGTERM), 129 hung up (SIGHUP). Every failure is one line on
+stderr, sometimes followed by a hint.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
+import signal
 from typing import NamedTuple
 
 import click
@@ -15,7 +20,19 @@ from convcalc.errors import ConvcalcError
 
 USAGE = 2
 RUNTIME = 1
-INTERRUPTED = 130
+INTERRUPTED = 130  # 128 + SIGINT
+
+
+class Terminated(BaseException):
+    """SIGTERM or SIGHUP, raised as an exception (by `convcalc.cli.main`) so that the
+    command unwinds and cleans up (a write in progress removes its temporary file).
+
+    A BaseException, like KeyboardInterrupt, so that no ``except Exception`` stops it.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
 
 
 class Failure(NamedTuple):
@@ -43,6 +60,9 @@ def failure_of(exc: BaseException) -> Failure | None:
         return Failure(str(exc), exc.hint, exc.exit_code)
     if isinstance(exc, KeyboardInterrupt | click.Abort):
         return Failure("interrupted", None, INTERRUPTED)
+    if isinstance(exc, Terminated):
+        name = _SIGNAL_WORDS.get(exc.signum, f"stopped by signal {exc.signum}")
+        return Failure(name, None, 128 + exc.signum)
     if isinstance(exc, BrokenPipeError):
         return Failure(None, None, RUNTIME)
     if isinstance(exc, MemoryError):
@@ -62,11 +82,20 @@ def internal_error(exc: BaseException) -> Failure:
 
 
 def report(failure: Failure) -> None:
-    """Print the failure's message and hint on stderr."""
-    if failure.message is not None:
-        click.echo(f"Error: {failure.message}", err=True)
-    if failure.hint:
-        click.echo(failure.hint, err=True)
+    """Print the failure's message and hint on stderr (if stderr can still be written:
+    a hung-up terminal or a full disk may refuse it, and the status says the rest)."""
+    with contextlib.suppress(OSError):
+        if failure.message is not None:
+            click.echo(f"Error: {failure.message}", err=True)
+        if failure.hint:
+            click.echo(failure.hint, err=True)
+
+
+_SIGNAL_WORDS = {
+    getattr(signal, name): words
+    for name, words in (("SIGTERM", "terminated (SIGTERM)"), ("SIGHUP", "hung up (SIGHUP)"))
+    if hasattr(signal, name)
+}
 
 
 def _help_hint(ctx: click.Context | None) -> str | None:

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import signal
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from types import FrameType
 from typing import TypeVar
 
 Job = TypeVar("Job")
+
+STOP_SECONDS = 5.0
+"""How long stopped workers get to clean up (remove their temporary files) before
+they are killed."""
 
 
 def worker_count(requested: int | None, jobs: int) -> int:
@@ -22,25 +29,81 @@ def run_batch(
     """Run ``work(job)`` for every job, calling ``advance`` after each one finishes.
 
     With one worker the jobs run here, in order; otherwise in ``workers`` processes
-    (``work`` and the jobs must pickle). The first failure stops the batch: jobs not
-    started are cancelled, running ones finish, and the exception is raised here.
-    Workers ignore Ctrl-C, which the parent alone handles and reports once.
+    (``work`` and the jobs must pickle). The first failure (an exception) stops the
+    batch: jobs not started are cancelled, running ones finish, and the exception is
+    raised here. An interruption (KeyboardInterrupt, or any other BaseException such
+    as the CLI's SIGTERM/SIGHUP exception) stops the workers at once: each gets
+    SIGTERM, unwinds (a write in progress removes its temporary file) and exits; one
+    still running after :data:`STOP_SECONDS` is killed. No worker outlives the call.
+
+    Workers ignore SIGINT (Ctrl-C reaches the whole process group; the parent alone
+    handles it and reports it once) and turn SIGTERM and SIGHUP into an exit that
+    unwinds their job first.
     """
     if workers == 1:
         for job in jobs:
             work(job)
             advance()
         return
-    with ProcessPoolExecutor(workers, initializer=_ignore_interrupts) as pool:
-        futures = [pool.submit(work, job) for job in jobs]
+    before = {child.pid for child in multiprocessing.active_children()}
+    with ProcessPoolExecutor(workers, initializer=_start_worker) as pool:
         try:
+            futures = [pool.submit(_run_job, work, job) for job in jobs]
             for future in futures:
                 future.result()
                 advance()
-        except BaseException:
-            pool.shutdown(wait=True, cancel_futures=True)
+        except BaseException as failure:
+            try:
+                if not isinstance(failure, Exception):  # interrupted: stop at once
+                    _stop(_children_since(before))
+                pool.shutdown(wait=True, cancel_futures=True)  # else running jobs finish
+            except BaseException:  # interrupted while they finish
+                _stop(_children_since(before))
+                raise
             raise
 
 
-def _ignore_interrupts() -> None:
+class _WorkerStopped(SystemExit):
+    """Raised in a worker by SIGTERM or SIGHUP; exits quietly with status 128 + signal."""
+
+
+def _start_worker() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for signum in _STOPPING:
+        signal.signal(signum, _stop_worker)
+
+
+def _stop_worker(signum: int, frame: FrameType | None) -> None:
+    for other in _STOPPING:  # the cleanup that follows runs undisturbed
+        signal.signal(other, signal.SIG_IGN)
+    raise _WorkerStopped(128 + signum)
+
+
+def _run_job(work: Callable[[Job], None], job: Job) -> None:
+    try:
+        work(job)
+    except _WorkerStopped as stop:
+        # The job has unwound (its temporary files are gone); leave now, rather than
+        # let the pool hand this worker its next job.
+        os._exit(stop.code if isinstance(stop.code, int) else 1)
+
+
+def _children_since(before: set[int | None]) -> list[multiprocessing.process.BaseProcess]:
+    """The pool's processes, found through public API: the children not there before it."""
+    return [child for child in multiprocessing.active_children() if child.pid not in before]
+
+
+def _stop(workers: Sequence[multiprocessing.process.BaseProcess]) -> None:
+    """SIGTERM to every worker; wait for them to clean up and exit; kill the late ones."""
+    for worker in workers:
+        if worker.is_alive():
+            worker.terminate()
+    deadline = time.monotonic() + STOP_SECONDS
+    for worker in workers:
+        worker.join(max(0.0, deadline - time.monotonic()))
+        if worker.is_alive():
+            worker.kill()
+            worker.join()
+
+
+_STOPPING = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))

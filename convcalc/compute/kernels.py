@@ -29,6 +29,12 @@ FloatArray = NDArray[np.float64]
 MAX_GENERATED_SIZE = 1001
 """The largest side a parameterised kernel (gauss, box, motion) may have."""
 
+SIGMA_RANGE = (0.01, 10000.0)
+"""The sigmas ``gauss`` takes. Below 0.01 nothing changes (a neighbour already weighs
+exp(-5000), so the kernel is the identity exactly); above 10000 neither (over the
+largest size, 1001, the weights are within 0.13 % of a box blur's). Far outside,
+sigma² underflows to 0 or overflows, and the kernel would be NaN."""
+
 
 def preset_names() -> list[str]:
     """The names of the preset kernels, in the order ``convcalc kernels`` lists them.
@@ -316,7 +322,10 @@ class _Generator:
         missing = [key for key in self.required if key not in values]
         if missing:
             raise self._error(f"parameter {missing[0]!r} is missing")
-        return self.build(values)
+        kernel = self.build(values)
+        if not np.isfinite(kernel).all():  # a guard: the parameter checks should prevent it
+            raise self._error(f"the parameters {args.strip()!r} give values that are not finite")
+        return kernel
 
     def _error(self, what: str) -> ConvcalcError:
         return ConvcalcError(
@@ -326,9 +335,11 @@ class _Generator:
 
 
 def _gauss(values: dict[str, str]) -> FloatArray:
-    sigma = _float_param("gauss", "sigma", values["sigma"], "a number > 0")
-    if sigma <= 0:
-        raise _param_error("gauss", "sigma", values["sigma"], "a number > 0")
+    low, high = SIGMA_RANGE
+    valid = f"a number from {low:g} to {high:g}"
+    sigma = _float_param("gauss", "sigma", values["sigma"], valid)
+    if not low <= sigma <= high:
+        raise _param_error("gauss", "sigma", values["sigma"], valid)
     default = 2 * math.ceil(3 * sigma) + 1
     if "size" in values:
         size = _size_param("gauss", values["size"], odd=True)
@@ -343,7 +354,7 @@ def _gauss(values: dict[str, str]) -> FloatArray:
     else:
         size = default
     x = np.arange(size, dtype=np.float64) - (size - 1) / 2
-    g = np.exp(-(x**2) / (2 * sigma**2))
+    g = np.exp(-0.5 * (x / sigma) ** 2)  # x / sigma first: sigma**2 would underflow
     kernel = np.outer(g, g)
     return kernel / float(kernel.sum())
 

@@ -12,7 +12,9 @@ filter by filter) or sums over them (``sum``: one per filter).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -74,18 +76,61 @@ def run(
     convolution (see `convcalc.compute.ops.correlate`); `stays_8bit` says when uint8
     loses nothing an 8-bit image would keep.
     """
+    check_stages(stages)
     notes: list[str] = []
     x = x[:, :, None] if x.ndim == 2 else x
-    for position, stage in enumerate(stages, start=1):
-        last = out_dtype if position == len(stages) else None
-        try:
-            x = _apply(x, stage, settings, notes, last)
-        except ConvcalcError as exc:
-            prefix = f"layer {position} ({stage.spec.text}): " if len(stages) > 1 else ""
-            raise ConvcalcError(f"{prefix}{exc}", exc.hint) from None
-    if out_dtype is not None and x.dtype != out_dtype:
-        x = saturated(x, out_dtype)  # x may be the input itself (dropout): not overwritten
+    with quiet_overflow():
+        for position, stage in enumerate(stages, start=1):
+            last = out_dtype if position == len(stages) else None
+            try:
+                x = _apply(x, stage, settings, notes, last)
+            except ConvcalcError as exc:
+                prefix = f"layer {position} ({stage.spec.text}): " if len(stages) > 1 else ""
+                raise ConvcalcError(f"{prefix}{exc}", exc.hint) from None
+        if out_dtype is not None and x.dtype != out_dtype:
+            x = saturated(x, out_dtype)  # x may be the input itself (dropout): not overwritten
+    missing = _not_finite(x)
+    if missing:
+        notes.append(
+            f"{missing:,} of {x.size:,} output values {'is' if missing == 1 else 'are'} not finite "
+            "(an overflow, or infinity or NaN in the input)"
+        )
     return Outcome(x, tuple(notes))
+
+
+def check_stages(stages: Sequence[Stage]) -> None:
+    """Refuse, before any work, a stage apply cannot run as written.
+
+    Apply computes 2-D layers: a 1-D or 3-D (transposed) convolution would
+    otherwise run as a 2-D one on the same numbers, a silently wrong answer.
+    """
+    for position, stage in enumerate(stages, start=1):
+        layer = stage.spec.layer
+        rank = getattr(layer, "rank", 2)
+        if rank != 2:
+            where = f"layer {position} ({stage.spec.text})" if len(stages) > 1 else stage.spec.text
+            raise ConvcalcError(
+                f"{where} is a {rank}-D layer: apply runs 2-D layers; conv1d/conv3d are "
+                "sized by `convcalc shape` but not applied yet"
+            )
+
+
+@contextmanager
+def quiet_overflow() -> Iterator[None]:
+    """Let arithmetic overflow to infinity (and infinity make NaN) without warnings.
+
+    Such values are counted and reported (`run`'s notes, JSON nulls) rather than
+    warned about from deep inside numpy. The warnings filter also covers the
+    worker threads of the direct method, which `numpy.errstate` (a context
+    variable) does not reach.
+    """
+    with np.errstate(over="ignore", invalid="ignore"), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", _OVERFLOW_WARNINGS, RuntimeWarning)
+        yield
+
+
+_OVERFLOW_WARNINGS = r"(overflow|invalid value) encountered"
+"""numpy's warnings for a result that overflowed or became NaN."""
 
 
 def stays_8bit(x: Array, stages: Sequence[Stage], settings: Settings) -> bool:
@@ -343,6 +388,13 @@ _STAGES: dict[type, _StageFn] = {
 
 
 # -- helpers ---------------------------------------------------------------
+
+
+def _not_finite(x: Array) -> int:
+    """How many values of ``x`` are infinite or NaN (none in an integer array)."""
+    if x.dtype.kind not in "fc":
+        return 0
+    return int(x.size - np.count_nonzero(np.isfinite(x)))
 
 
 def _refuse(name: str) -> Array:

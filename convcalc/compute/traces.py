@@ -498,4 +498,5 @@ def _plain(v: float, integral: bool) -> float | int | None:
     value = float(v)
     if not np.isfinite(value):
         return None
-    return int(value) if integral and value.is_integer() else value
+    # beyond 2**53 a float64 sum no longer vouches for every digit of an integer
+    return int(value) if integral and value.is_integer() and abs(value) < 2**53 else value

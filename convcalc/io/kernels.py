@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from convcalc.calc.files import check_regular_file, read_regular_file
 from convcalc.compute.kernels import (
     named_kernel,
     parameterised_kernels,
@@ -27,6 +28,10 @@ from convcalc.io.matrices import INLINE_SYNTAX, load_npy, parse_inline_matrix, p
 from convcalc.io.reading import read_input
 
 FloatArray = NDArray[np.float64]
+
+MAX_KERNEL_FILE_BYTES = 2**26
+"""The largest kernel file :func:`parse_kernel` reads on its own (64 MiB); kernel files
+read through :func:`read_kernels` are inputs, bounded by the memory available."""
 
 
 def read_kernels(texts: Sequence[str]) -> tuple[FloatArray, ...]:
@@ -73,6 +78,7 @@ def parse_kernel(
     3. the path of an existing file: read by ``read_file`` when given, otherwise a
        ``.npy`` file (recognised by its content) by :func:`~convcalc.io.matrices.load_npy`,
        anything else as UTF-8 text by :func:`~convcalc.io.matrices.parse_text_matrix`;
+       only a regular file of at most :data:`MAX_KERNEL_FILE_BYTES` is read then;
     4. an inline matrix (:func:`~convcalc.io.matrices.parse_inline_matrix`):
        ``"1,0,-1;1,0,-1;1,0,-1"``.
 
@@ -93,10 +99,11 @@ def parse_kernel(
     ------
     ConvcalcError
         An unknown name (with the closest name suggested), bad generator
-        parameters (naming the key and its valid values), a missing file, a
-        malformed matrix, or a kernel that is not KHxKW or KHxKWxC.
+        parameters (naming the key and its valid values), a path that is not a
+        regular file (a device, a FIFO), a malformed matrix, or a kernel that is
+        not KHxKW or KHxKWxC.
     RuntimeFailure
-        An existing file that cannot be read.
+        A missing file, a directory, or a file that cannot be read.
 
     Examples
     --------
@@ -109,7 +116,7 @@ def parse_kernel(
     named = named_kernel(text)
     if named is not None:
         return named
-    if text and os.path.isfile(text):
+    if text and os.path.lexists(text) and (_PATH_LIKE.search(text) or not os.path.isdir(text)):
         return _checked_kernel(_read_kernel_file(text, read_file), text)
     name, colon, _ = text.lower().partition(":")
     if colon and name in preset_names():
@@ -121,8 +128,8 @@ def parse_kernel(
         raise unknown_kernel(name, other_forms=_OTHER_FORMS)
     if _NAME.fullmatch(text) and not _is_number(text):
         raise unknown_kernel(text, other_forms=_OTHER_FORMS)
-    if _PATH_LIKE.search(text):
-        raise ConvcalcError(
+    if _PATH_LIKE.search(text):  # a missing file is a runtime failure, as for inputs
+        raise RuntimeFailure(
             f"kernel file {text!r} not found; give a preset name (see `convcalc kernels`), "
             f"an inline matrix ({INLINE_SYNTAX}) or an existing file"
         )
@@ -135,12 +142,15 @@ _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
 _WINDOWS_DRIVE = re.compile(r"[A-Za-z]:[\\/]")
 _PATH_LIKE = re.compile(r"[\\/]|\.[A-Za-z][A-Za-z0-9]*$")
 
+_KERNEL_FILE_VALID = "a kernel file (.npy, text matrix or image), a preset name or an inline matrix"
+
 _OTHER_FORMS = f", a file, or an inline matrix ({INLINE_SYNTAX})"
 """What a specification may be besides a name, for the unknown-name message."""
 
 
 def _kernel_file(path: str) -> NDArray[Any]:
     """A kernel file read as an input is: HxWx1 becomes KHxKW."""
+    check_regular_file(path, name=f"kernel file {path!r}", valid=_KERNEL_FILE_VALID)
     data = read_input(path).data
     return data[:, :, 0] if data.shape[2] == 1 else data
 
@@ -156,11 +166,16 @@ def _is_number(text: str) -> bool:
 def _read_kernel_file(path: str, read_file: Callable[[str], NDArray[Any]] | None) -> Any:
     if read_file is not None:
         return read_file(path)
-    try:
-        with open(path, "rb") as stream:
-            data = stream.read()
-    except OSError as exc:
-        raise RuntimeFailure(f"cannot read kernel file {path!r}: {exc.strerror}") from None
+    data = read_regular_file(
+        path,
+        name=f"kernel file {path!r}",
+        valid=_KERNEL_FILE_VALID,
+        max_bytes=MAX_KERNEL_FILE_BYTES,
+        too_large=lambda size: ConvcalcError(
+            f"kernel file {path!r} holds {size:,} bytes; valid: a kernel file of at most "
+            f"{MAX_KERNEL_FILE_BYTES:,} bytes"
+        ),
+    )
     if data.startswith(b"\x93NUMPY") or path.lower().endswith(".npy"):
         return load_npy(data, source=path)
     try:

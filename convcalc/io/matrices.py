@@ -195,8 +195,10 @@ def load_npy(data: bytes | bytearray, *, source: str = "array") -> NumericArray:
     ------
     ConvcalcError
         Not a ``.npy`` file (an ``.npz`` archive is named as such), truncated
-        data, an object (pickled), complex, string, structured or date dtype, zero
-        values, ndim other than 1, 2 or 3, or a NaN or infinite value.
+        data (a shape larger than the data, however large), a size in the shape
+        that is negative or not an integer, an object (pickled), complex, string,
+        structured or date dtype, zero values, ndim other than 1, 2 or 3, or a NaN
+        or infinite value.
 
     Examples
     --------
@@ -380,6 +382,13 @@ def _check_npy_dtype(dtype: np.dtype[Any], source: str) -> None:
 
 
 def _check_npy_shape(shape: tuple[int, ...], source: str) -> None:
+    # The header is a Python literal: any size in it may be negative, a bool, or huge.
+    if not all(type(n) is int and n >= 0 for n in shape):
+        shown = "x".join(map(repr, shape))
+        raise ConvcalcError(
+            f"{source}: the .npy header gives the shape {shown}; valid: sizes that are "
+            "whole numbers >= 1"
+        )
     if len(shape) not in (1, 2, 3):
         raise ConvcalcError(
             f"{source}: the array has {len(shape)} dimensions (shape "

@@ -37,17 +37,27 @@ Writing results is `convcalc.io.writing`'s job.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import re
+import stat
 import sys
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
 import numpy as np
 from numpy.typing import NDArray
 
+from convcalc.calc.files import (
+    check_regular_file,
+    describe_file_type,
+    read_regular_file,
+    read_stream,
+)
+from convcalc.compute import memory
 from convcalc.errors import ConvcalcError, RuntimeFailure
 from convcalc.io.matrices import load_npy, parse_text_matrix
 
@@ -73,7 +83,17 @@ class Loaded:
     notes: tuple[str, ...] = ()
 
 
-def read_input(path: str, *, gray: bool = False, stdin: BinaryIO | None = None) -> Loaded:
+INPUT_KINDS = "an image, a .npy array or a text matrix file, a folder of them, or - for stdin"
+"""What an input may be, for messages."""
+
+
+def read_input(
+    path: str,
+    *,
+    gray: bool = False,
+    stdin: BinaryIO | None = None,
+    max_pixels: int | None = None,
+) -> Loaded:
     """Read an image, a ``.npy`` array or a text matrix as an HxWxC array.
 
     Parameters
@@ -87,6 +107,9 @@ def read_input(path: str, *, gray: bool = False, stdin: BinaryIO | None = None) 
         Convert to one channel (ITU-R 601-2 luma, see the module docstring).
     stdin : binary stream, optional
         What ``-`` reads; ``sys.stdin.buffer`` by default.
+    max_pixels : int, optional
+        The most pixels (width x height) an image may have; by default Pillow's
+        decompression-bomb limit (``PIL.Image.MAX_IMAGE_PIXELS``, 89,478,485).
 
     Returns
     -------
@@ -96,11 +119,22 @@ def read_input(path: str, *, gray: bool = False, stdin: BinaryIO | None = None) 
     Raises
     ------
     RuntimeFailure
-        The file is missing, a directory, or cannot be read.
+        The file is missing, a directory, or cannot be read; it (or stdin) holds more
+        than half the memory available.
     ConvcalcError
-        The bytes are empty, not a readable image/array/matrix, truncated or
-        corrupt, or over Pillow's decompression-bomb pixel limit.
+        Not a regular file (a device, a FIFO: never read; stdin may be a pipe), the
+        bytes are empty, not a readable image/array/matrix, truncated or corrupt, or
+        an image has more than ``max_pixels`` pixels.
+
+    Notes
+    -----
+    Only regular files are read, and only when their size is at most half the
+    memory available now (`convcalc.compute.memory.available_memory`); stdin is
+    read up to that bound. So ``/dev/zero``, a FIFO or a symlink to either never
+    hangs or fills the memory.
     """
+    if max_pixels is not None and max_pixels < 1:
+        raise ConvcalcError(f"max pixels {max_pixels} is not valid; valid: a whole number >= 1")
     data: bytes | bytearray
     if path == "-":
         source, data = "<stdin>", _read_stream(stdin or sys.stdin.buffer)
@@ -116,11 +150,11 @@ def read_input(path: str, *, gray: bool = False, stdin: BinaryIO | None = None) 
             parse_text_matrix(_as_text(data, source), source=source), "text", source, gray
         )
     if ext in _IMAGE_EXTENSIONS:
-        return _decode_image(data, source, gray)
+        return _decode_image(data, source, gray, max_pixels)
     if data.startswith(b"\x93NUMPY"):
         return _from_array(load_npy(data, source=source), "npy", source, gray)
     try:
-        return _decode_image(data, source, gray)
+        return _decode_image(data, source, gray, max_pixels)
     except _NotAnImage as exc:
         if b"\0" in data:
             raise ConvcalcError(
@@ -129,6 +163,14 @@ def read_input(path: str, *, gray: bool = False, stdin: BinaryIO | None = None) 
     return _from_array(
         parse_text_matrix(_as_text(data, source), source=source), "text", source, gray
     )
+
+
+def check_input(path: str) -> None:
+    """Raise, without reading it, what :func:`read_input` would raise for a path that
+    is not a readable regular file (missing, a directory, a device or FIFO); ``-``
+    (stdin) passes."""
+    if path != "-":
+        check_regular_file(path, name=path, valid=INPUT_KINDS)
 
 
 # ----------------------------------------------------------------- reading helpers
@@ -155,29 +197,50 @@ _IMAGE_EXTENSIONS = (
 def _read_file(path: str) -> bytes | bytearray:
     """The file's bytes; a ``.npy`` file's in a bytearray, so that the array viewing
     them is writable without a copy."""
-    try:
-        with open(path, "rb") as fh:
-            if not path.lower().endswith(".npy"):
-                return fh.read()
-            data = bytearray(os.fstat(fh.fileno()).st_size)
-            del data[fh.readinto(data) or 0 :]
-            data += fh.read()  # anything past the size seen (a file still growing)
-            return data
-    except FileNotFoundError as exc:
-        raise RuntimeFailure(f"{path}: no such file") from exc
-    except IsADirectoryError as exc:
-        raise RuntimeFailure(f"{path}: is a directory, not a file") from exc
-    except PermissionError as exc:
-        raise RuntimeFailure(f"{path}: permission denied") from exc
-    except OSError as exc:
-        raise RuntimeFailure(f"{path}: cannot read ({exc.strerror or exc})") from exc
+    bound = _read_bound()
+    return read_regular_file(
+        path,
+        name=path,
+        valid=INPUT_KINDS,
+        max_bytes=bound,
+        too_large=lambda size: _too_large(path, size, bound),
+        writable=path.lower().endswith(".npy"),
+    )
 
 
-def _read_stream(stream: BinaryIO) -> bytes:
+def _read_stream(stream: BinaryIO) -> bytes | bytearray:
+    source = "<stdin>"
     try:
-        return stream.read()
+        mode = os.fstat(stream.fileno()).st_mode
+    except (OSError, AttributeError, ValueError):  # not a file descriptor: a test's BytesIO
+        mode = None
+    if mode is not None and stat.S_ISCHR(mode) and not stream.isatty():
+        raise ConvcalcError(
+            f"{source}: is {describe_file_type(mode)}, not a file or a pipe; valid: "
+            "a file or a pipe on stdin (convcalc apply - < photo.png), or give the path"
+        )
+    bound = _read_bound()
+    try:
+        return read_stream(
+            stream, max_bytes=bound, too_large=lambda size: _too_large(source, size, bound)
+        )
     except OSError as exc:
-        raise RuntimeFailure(f"<stdin>: cannot read ({exc.strerror or exc})") from exc
+        raise RuntimeFailure(f"{source}: cannot read ({exc.strerror or exc})") from exc
+
+
+def _read_bound() -> int | None:
+    """The most bytes an input may hold: half the memory available now (the other half
+    is for decoding and computing), or None when unknown."""
+    available = memory.available_memory()
+    return None if available is None else available // 2
+
+
+def _too_large(source: str, size: int, bound: int | None) -> RuntimeFailure:
+    return RuntimeFailure(
+        f"{source}: {size / 2**30:.2f} GiB (or more) is over half the "
+        f"{2 * (bound or 0) / 2**30:.2f} GiB of memory available (the other half is for "
+        "the work); try a smaller input"
+    )
 
 
 def _as_text(data: bytes | bytearray, source: str) -> str:
@@ -203,12 +266,15 @@ def _from_array(
     return Loaded(data, None, kind, "array", None, source, notes)
 
 
-def _decode_image(data: bytes | bytearray, source: str, gray: bool) -> Loaded:
+def _decode_image(
+    data: bytes | bytearray, source: str, gray: bool, max_pixels: int | None
+) -> Loaded:
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     notes: list[str] = []
+    limit = Image.MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _pixel_limit(limit):
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             im = Image.open(io.BytesIO(data), formats=_open_formats())
             fmt, mode = im.format or "image", im.mode
@@ -222,9 +288,11 @@ def _decode_image(data: bytes | bytearray, source: str, gray: bool) -> Loaded:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         numbers = re.findall(r"\d+", str(exc))
         pixels = f"{int(numbers[0]):,}" if numbers else "too many"
+        allow = numbers[0] if numbers else "N"
         raise ConvcalcError(
-            f"{source}: {pixels} pixels is over Pillow's decompression-bomb "
-            f"limit of {Image.MAX_IMAGE_PIXELS:,} pixels"
+            f"{source}: {pixels} pixels is over the decompression-bomb limit of "
+            f"{limit or 0:,} pixels",
+            hint=f"To decode it anyway, allow it with --max-pixels {allow}.",
         ) from exc
     except MemoryError as exc:
         raise RuntimeFailure(f"{source}: not enough memory to decode the image") from exc
@@ -245,6 +313,23 @@ def _decode_image(data: bytes | bytearray, source: str, gray: bool) -> Loaded:
     if image.mode in ("LA", "RGBA"):
         array, alpha = np.ascontiguousarray(array[..., :-1]), array[..., -1].copy()
     return Loaded(array, alpha, "image", mode, max_value, source, tuple(notes))
+
+
+@contextlib.contextmanager
+def _pixel_limit(limit: int | None) -> Iterator[None]:
+    """Pillow's decompression-bomb limit set to ``limit`` pixels while decoding.
+
+    Pillow reads the limit from a module global at each check (opening, and each
+    frame), so it is set for the duration of one decode and restored after.
+    """
+    from PIL import Image
+
+    saved = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = limit
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
 
 
 def _open_formats() -> list[str]:

@@ -5,8 +5,10 @@ values are mapped to 0-255 (or 0-65535) by a :class:`~convcalc.calc.choices.Scal
 :func:`convcalc.io.scaling.to_uint8`; ``.npy`` keeps exact values and dtype;
 ``.csv``/``.tsv``/``.txt`` hold the text matrix. Files are written to a temporary
 file in the target directory, fsynced and renamed into place, so a failure leaves
-any old file intact. PNG is encoded by `convcalc.io.png`; Pillow is imported only
-when an image of another format is encoded.
+any old file intact; an interrupting signal turned into an exception (as the CLI does
+for SIGINT, SIGTERM and SIGHUP) removes the temporary file as it unwinds. PNG is
+encoded by `convcalc.io.png`; Pillow is imported only when an image of another format
+is encoded.
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ import contextlib
 import io
 import math
 import os
+import signal
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Literal
 
@@ -370,7 +373,7 @@ def _write_stream(stream: BinaryIO, payload: Payload) -> None:
     except BrokenPipeError:
         raise
     except OSError as exc:
-        raise RuntimeFailure(f"cannot write to stdout ({exc.strerror or exc})") from exc
+        raise RuntimeFailure(f"cannot write to stdout: {exc.strerror or exc}") from exc
 
 
 def _write_files(files: list[tuple[str, Payload]]) -> None:
@@ -379,12 +382,13 @@ def _write_files(files: list[tuple[str, Payload]]) -> None:
     target = ""
     try:
         for target, payload in files:
-            fd, temp = tempfile.mkstemp(
-                dir=os.path.dirname(os.path.abspath(target)),
-                prefix=f".{os.path.basename(target)}.",
-                suffix=".tmp",
-            )
-            temps.append((temp, target))
+            with _signals_held():  # never a temporary file created but not yet recorded
+                fd, temp = tempfile.mkstemp(
+                    dir=os.path.dirname(os.path.abspath(target)),
+                    prefix=f".{os.path.basename(target)}.",
+                    suffix=".tmp",
+                )
+                temps.append((temp, target))
             try:
                 for part in _parts(payload):
                     _write_all(fd, part)
@@ -401,6 +405,29 @@ def _write_files(files: list[tuple[str, Payload]]) -> None:
         if isinstance(exc, OSError):
             raise RuntimeFailure(f"{target}: cannot write ({exc.strerror or exc})") from exc
         raise
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Interrupting signals (SIGINT, SIGTERM, SIGHUP) held back for a few statements.
+
+    The CLI turns these signals into exceptions, and :func:`_write_files` removes its
+    temporary files when one unwinds through it; a signal held here is delivered
+    right after, once the file it would interrupt the creation of is recorded.
+    """
+    if not hasattr(signal, "pthread_sigmask"):  # Windows: no signal masks
+        yield
+        return
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, _INTERRUPTING)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+
+
+_INTERRUPTING = {
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
+}
 
 
 def _parts(payload: Payload) -> list[bytes | memoryview]:

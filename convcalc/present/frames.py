@@ -41,7 +41,9 @@ MAX_GRID = 256
 """The most rows or columns an input or output may have (crop or downscale larger ones)."""
 MAX_TERMS = 9
 """Captions spell out at most this many products or values."""
-MAX_FRAMES_RANGE = (3, 100_000)
+MAX_FRAMES_RANGE = (3, 2_000)
+"""How many frames an animation may have: the first, the last and the final whole
+output at least; at most a few minutes of GIF (see `convcalc.present.gif.MEMORY_BUDGET`)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -122,7 +124,7 @@ def plan(request: AnimationRequest, *, max_frames: int = 400) -> Plan:
         The input (HxW or HxWxC), the kernel or pooling window, and the layer's
         stride, padding, dilation and kind.
     max_frames : int, keyword-only
-        At most this many frames (3 to 100000), the final whole-output frame
+        At most this many frames (`MAX_FRAMES_RANGE`: 3 to 2000), the final whole-output frame
         included: with more positions, every n-th and the last are planned.
 
     Returns

@@ -27,6 +27,7 @@ from PIL import Image, ImageDraw, ImageFont
 from convcalc.calc.choices import AnimKind
 from convcalc.errors import ConvcalcError
 from convcalc.present.frames import (
+    MAX_FRAMES_RANGE,
     AnimationRequest,
     Array,
     Box,
@@ -48,7 +49,14 @@ NUMBERS_UP_TO = 12
 THUMB_PIXELS = 320
 """Thumbnail cells shrink until the longest grid side is at most this many pixels."""
 CELL_RANGE = (4, 128)
+"""A cell's side in pixels."""
 DURATION_RANGE = (20, 10_000)
+"""How long a frame shows, in milliseconds."""
+MEMORY_BUDGET = 2**30
+"""The most memory the frames of one animation may take while drawn and encoded."""
+BYTES_PER_PIXEL = 6
+"""What a frame's pixel costs until the GIF is written: RGB (3 bytes), paletted (1),
+and the GIF encoder's working copies (about 2 more)."""
 MIN_DIGITS = 16
 """Cells smaller than this many pixels get no numbers: the grid is drawn as a thumbnail."""
 
@@ -82,11 +90,14 @@ def frames(
     Raises
     ------
     ConvcalcError
-        For a cell size out of range and whatever `convcalc.present.frames.plan` refuses.
+        For a cell size out of range, frames that would take more than
+        `MEMORY_BUDGET` (see `check_memory`), and whatever
+        `convcalc.present.frames.plan` refuses.
     """
     check_range("cell size", cell, *CELL_RANGE, " pixels")
     p = plan(request, max_frames=max_frames)
     lay = _layout(p, cell)
+    check_memory(len(p.steps) + 1, lay.size)
     notes = list(p.notes)
     if not lay.numbers:
         notes.append(
@@ -101,6 +112,26 @@ def frames(
     everything = np.ones(p.right.shape, dtype=bool)
     images.append(_frame(p, lay, base, None, p.right, everything, lay.captions[-1]))
     return images, tuple(notes)
+
+
+def check_memory(count: int, size: tuple[int, int]) -> None:
+    """Refuse, before drawing, ``count`` frames of ``size`` (width, height) pixels that
+    would take more than `MEMORY_BUDGET`, naming the frame count that would fit."""
+    width, height = size
+    per_frame = width * height * BYTES_PER_PIXEL
+    needed = count * per_frame
+    if needed > MEMORY_BUDGET:
+        fits = MEMORY_BUDGET // per_frame
+        advice = (
+            f"--max-frames {fits} or fewer, or a smaller --cell"
+            if fits >= MAX_FRAMES_RANGE[0]
+            else "a smaller --cell or a smaller input"
+        )
+        raise ConvcalcError(
+            f"{count:,} frames of {width}x{height} pixels need about "
+            f"{needed / 2**20:,.0f} MiB while drawn; valid: at most "
+            f"{MEMORY_BUDGET / 2**20:,.0f} MiB: {advice}"
+        )
 
 
 def gif_bytes(frames: Sequence[Image.Image], *, duration_ms: int = 400, loop: int = 0) -> bytes:

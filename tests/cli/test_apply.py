@@ -396,7 +396,7 @@ def test_kernel_files_read_like_inputs(tmp_path):
         )
         assert doc["output"][0] == [[4], [3], [4]]
     missing = run("apply", str(SAMPLES / "ufldl_5x5.txt"), "-k", str(tmp_path / "no.npy"))
-    assert missing.exit_code == 2 and "not found" in missing.stderr
+    assert missing.exit_code == 1 and "not found" in missing.stderr
 
 
 def test_animate_json_describes_the_gif(tmp_path):

@@ -79,7 +79,7 @@ CASES = [
     (["apply", UFLDL, "-k", "inf"], 2, "not finite"),
     (["apply", UFLDL, "-k", ""], 2, "empty"),
     (["apply", UFLDL, "-k", "sobelx"], 2, "did you mean 'sobel-x'"),
-    (["apply", UFLDL, "-k", "9x9"], 2, "kernel '9x9'"),
+    (["apply", UFLDL, "-k", "9x9"], 2, "-k 9x9 is a size"),
     (["apply", UFLDL, "-k", "box5", "-k", "box3"], 2, "same size"),
     (["apply", UFLDL, "-k", "1,1|1,1"], 2, "depth 2"),
     (["apply", UFLDL, "-k", "motion"], 2, "larger than the padded input"),

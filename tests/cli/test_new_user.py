@@ -206,3 +206,31 @@ def test_a_depthwise_layer_given_kernel_values_is_a_bad_value(spec):
     result = run("apply", str(SAMPLES / "photo.png"), spec)
     assert result.exit_code == 2
     assert "takes a kernel size" in result.stderr
+
+
+# -- shell completion, as README documents it -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("words", "cword", "expected"),
+    [("convcalc sh", "1", "shape"), ("convcalc apply x --pad-mode ", "4", "reflect")],
+)
+def test_shell_completion_completes_commands_and_choices(words, cword, expected):
+    import os
+    import subprocess
+    import sys
+
+    env = {
+        **os.environ,
+        "COMP_WORDS": words,
+        "COMP_CWORD": cword,
+        "_CONVCALC_COMPLETE": "bash_complete",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", "from convcalc.cli.main import main; main()"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert f"plain,{expected}" in done.stdout.splitlines()

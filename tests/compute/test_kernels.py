@@ -159,8 +159,8 @@ def test_motion_lines():
     ("spec", "fragments"),
     [
         ("gauss:sigma=1,size=4", ["size='4'", "odd integer"]),
-        ("gauss:sigma=0", ["sigma='0'", "> 0"]),
-        ("gauss:sigma=abc", ["sigma='abc'", "> 0"]),
+        ("gauss:sigma=0", ["sigma='0'", "0.01 to 10000"]),
+        ("gauss:sigma=abc", ["sigma='abc'", "0.01 to 10000"]),
         ("gauss:sigma=inf", ["sigma='inf'"]),
         ("gauss:sigma=400", ["sigma='400'", "at most"]),
         ("gauss:sigma=1,size=2001", ["size='2001'", "1 to 1001"]),

@@ -15,7 +15,7 @@ from PIL import Image
 
 from convcalc.calc.choices import Scale
 from convcalc.errors import ConvcalcError, RuntimeFailure
-from convcalc.io import reading, writing
+from convcalc.io import writing
 from convcalc.io.reading import read_input
 from convcalc.io.writing import write_output
 
@@ -274,9 +274,12 @@ def test_missing_directory_and_unreadable_are_runtime_failures(
     def denied(*args: Any, **kwargs: Any) -> Any:
         raise PermissionError(errno.EACCES, "Permission denied")
 
-    monkeypatch.setattr(reading, "open", denied, raising=False)
-    with pytest.raises(RuntimeFailure, match=r"secret\.png: permission denied"):
-        read_input(str(tmp_path / "secret.png"))
+    secret = tmp_path / "secret.png"
+    secret.write_bytes(b"\x89PNG")
+    with monkeypatch.context() as patched:  # chmod 000 does not stop root
+        patched.setattr(os, "open", denied)
+        with pytest.raises(RuntimeFailure, match=r"secret\.png: permission denied"):
+            read_input(str(secret))
 
 
 @pytest.mark.parametrize(

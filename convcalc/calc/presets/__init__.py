@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from convcalc.calc.files import read_regular_file
 from convcalc.calc.grammar import parse_network
 from convcalc.calc.layers import Spec
 from convcalc.errors import ConvcalcError, RuntimeFailure
@@ -11,15 +12,27 @@ from convcalc.errors import ConvcalcError, RuntimeFailure
 PRESETS = ("lenet5", "alexnet", "vgg16", "resnet18", "resnet50", "mobilenetv2")
 """The built-in networks, each a file of layer specs in this folder."""
 
+MAX_NETWORK_BYTES = 2**20
+"""The largest network file read (1 MiB: the largest preset is a few kB)."""
+
 
 def load_network(name: str) -> list[Spec]:
-    """The layer specs of a preset name or of a network file at that path."""
+    """The layer specs of a preset name or of a network file at that path.
+
+    Raises
+    ------
+    RuntimeFailure
+        A file that is missing, a directory, or cannot be read.
+    ConvcalcError
+        An unknown name, a path that is not a regular file (a device, a FIFO), a file
+        over :data:`MAX_NETWORK_BYTES`, not UTF-8, or holding a bad spec.
+    """
     key = name.strip().lower().replace("-", "").replace("_", "")
-    if key in PRESETS and not os.path.exists(name):
+    if key in PRESETS and not os.path.lexists(name):
         return parse_network(_read_text(os.path.join(_NETS, f"{key}.txt")), key)
-    if not os.path.exists(name) and (os.sep in name or os.path.splitext(name)[1]):
+    if not os.path.lexists(name) and (os.sep in name or os.path.splitext(name)[1]):
         raise RuntimeFailure(f"network file '{name}' not found")
-    if not os.path.exists(name):
+    if not os.path.lexists(name):
         raise ConvcalcError(
             f"unknown network '{name}'; valid: {', '.join(PRESETS)}, or the path of a file "
             "of layer specs"
@@ -27,18 +40,20 @@ def load_network(name: str) -> list[Spec]:
     return parse_network(_read_text(name), name)
 
 
-# Package data, read with plain os.path: importlib.resources costs start-up time.
 _NETS = os.path.join(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _read_text(path: str) -> str:
-    if os.path.isdir(path):
-        raise RuntimeFailure(f"network file '{path}' is a directory; give a file of layer specs")
-    try:
-        with open(path, "rb") as file:
-            data = file.read()
-    except OSError as exc:
-        raise RuntimeFailure(f"cannot read network file '{path}': {exc.strerror}") from None
+    data = read_regular_file(
+        path,
+        name=f"network file '{path}'",
+        valid="a preset name or a text file of layer specs",
+        max_bytes=MAX_NETWORK_BYTES,
+        too_large=lambda size: ConvcalcError(
+            f"network file '{path}' holds {size:,} bytes; valid: a text file of layer specs "
+            f"of at most {MAX_NETWORK_BYTES:,} bytes (1 MiB)"
+        ),
+    )
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:

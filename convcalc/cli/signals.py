@@ -1,0 +1,42 @@
+"""SIGTERM and SIGHUP as exceptions while a command runs, so that it unwinds: a write
+in progress removes its temporary file, and the exit status is 128 + the signal."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+from collections.abc import Callable, Iterator
+from types import FrameType
+
+from convcalc.cli.status import Terminated
+
+
+@contextlib.contextmanager
+def signals_raised() -> Iterator[Callable[[], None]]:
+    """SIGTERM and SIGHUP raise `Terminated` inside the block; yields a function that
+    puts the previous handlers back (called again on leaving). The first signal makes
+    the next ones ignored, so that the cleanup it starts runs to its end."""
+    stopping = [sig for sig in _STOPPING if signal.getsignal(sig) is not signal.SIG_IGN]  # nohup
+    previous = {sig: signal.getsignal(sig) for sig in stopping}
+
+    def raise_terminated(signum: int, frame: FrameType | None) -> None:
+        for sig in stopping:
+            signal.signal(sig, signal.SIG_IGN)
+        raise Terminated(signum)
+
+    def restore() -> None:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+
+    try:
+        for sig in stopping:
+            signal.signal(sig, raise_terminated)
+    except ValueError:  # not the main thread (an embedding program): signals are its own
+        stopping, previous = [], {}
+    try:
+        yield restore
+    finally:
+        restore()
+
+
+_STOPPING = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))

@@ -1,0 +1,101 @@
+"""Compare convcalc's presets with torchvision's models: parameters, MACs, memory.
+
+Not run by CI (PyTorch is not a dependency). In a scratch venv:
+    pip install torch==2.13.0 torchvision==0.28.0 && pip install -e .
+    python tools/check_presets_against_torch.py
+For each preset and input size it prints convcalc's trainable parameters, MACs and
+activation memory beside PyTorch's: parameters from the model, MACs as
+torch.utils.flop_counter's FLOPs / 2, memory as the float32 bytes of every
+convolution, batch norm, pooling and linear output plus each residual sum (the
+tensors convcalc's presets list; activations are left out of both).
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+
+sys.modules["torchvision._meta_registrations"] = types.ModuleType("meta")  # CPU-only torch
+
+import torch  # noqa: E402
+import torchvision.models as tvm  # noqa: E402
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+
+from convcalc.calc.grammar import parse_shape  # noqa: E402
+from convcalc.calc.layers import network_rank  # noqa: E402
+from convcalc.calc.network import evaluate  # noqa: E402
+from convcalc.calc.presets import load_network  # noqa: E402
+
+CASES = [
+    ("alexnet", 224),
+    ("alexnet", 256),
+    ("vgg16", 224),
+    ("vgg16", 32),
+    ("resnet18", 224),
+    ("resnet50", 224),
+    ("resnet50", 160),
+    ("mobilenetv2", 224),
+    ("lenet5", 32),
+]
+COUNTED = (
+    torch.nn.Conv2d,
+    torch.nn.BatchNorm2d,
+    torch.nn.Linear,
+    torch.nn.MaxPool2d,
+    torch.nn.AvgPool2d,
+    torch.nn.AdaptiveAvgPool2d,
+)
+
+
+def torch_model(name: str) -> torch.nn.Module | None:
+    builders = {"mobilenetv2": tvm.mobilenet_v2}
+    builder = builders.get(name) or getattr(tvm, name, None)
+    return None if builder is None else builder()
+
+
+def torch_memory(model: torch.nn.Module, x: torch.Tensor) -> int:
+    total = 0
+
+    def count(module: torch.nn.Module, _: object, out: torch.Tensor) -> None:
+        nonlocal total
+        residual = getattr(module, "use_res_connect", None)
+        sums = type(module).__name__ in ("BasicBlock", "Bottleneck") or residual is True
+        if isinstance(module, COUNTED) or sums:
+            total += out.numel() * 4
+
+    hooks = [m.register_forward_hook(count) for m in model.modules()]
+    with torch.no_grad():
+        model(x)
+    for hook in hooks:
+        hook.remove()
+    return total
+
+
+def main() -> None:
+    columns = ["preset", "input", "params", "MACs", "memory"]
+    print("| " + " | ".join(columns) + " |  (each convcalc / torch)")
+    print("|---|---|---|---|---|")
+    for name, size in CASES:
+        model = torch_model(name)
+        if model is None:
+            continue
+        model.eval()
+        specs = load_network(name)
+        result = evaluate(
+            specs, parse_shape(f"{size}x{size}x3", network_rank([s.layer for s in specs]))
+        )
+        x = torch.zeros(1, 3, size, size)
+        with FlopCounterMode(display=False) as counter, torch.no_grad():
+            model(x)
+        macs = counter.get_total_flops() // 2
+        params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        memory = torch_memory(model, x)
+        print(
+            f"| {name} | {size} | {result.total_params:,} / {params:,} | "
+            f"{result.total_macs:,} / {macs:,} ({result.total_macs / macs - 1:+.2%}) | "
+            f"{result.total_memory:,} / {memory:,} ({result.total_memory / memory - 1:+.2%}) |"
+        )
+
+
+if __name__ == "__main__":
+    main()
