@@ -80,8 +80,8 @@ def refuse_size_kernel(text: str, where: str) -> None:
     if sizes[2] is None:
         forms = "" if h == 1 else f"{kernel_forms(h, w)}; "
         raise ConvcalcError(
-            f"{where} is a 1x1 kernel of value {h}, not a size; {forms}"
-            f"a 1x1 kernel of value {h} is written {h}.0"
+            f"{where} would be a 1x1 kernel of value {h} here, though `shape` reads it as a "
+            f"size; {forms}to mean the 1x1 kernel, write {h}.0"
         )
     raise ConvcalcError(f"{where} is a size, not kernel values; {kernel_forms(h, w)}")
 

@@ -183,14 +183,14 @@ def test_json_with_several_inputs_is_refused(tmp_path):
     [
         (
             ["apply", UFLDL, "-k", "3"],
-            ["-k 3 is a 1x1 kernel of value 3", "box3", "box:size=3", "3.0"],
+            ["-k 3 would be a 1x1 kernel of value 3", "box3", "box:size=3", "3.0"],
         ),
         (["apply", UFLDL, "-k", "box3", "-k", "5"], ["-k 5", "box5", "5.0"]),
         (["apply", UFLDL, "-k", "3x3"], ["-k 3x3 is a size", "'1,1,1;1,1,1;1,1,1'"]),
         (["apply", UFLDL, "conv:k=3"], ["conv:k=3", "not its size 3", "box:size=3"]),
         (["apply", UFLDL, "conv:k=box3", "conv:k=2x2"], ["argument 2", "'1,1;1,1'"]),
-        (["animate", UFLDL, "-k", "3", "-o", "x.gif"], ["-k 3 is a 1x1 kernel"]),
-        (["bench", UFLDL, "-k", "2"], ["-k 2 is a 1x1 kernel", "'1,1;1,1'"]),
+        (["animate", UFLDL, "-k", "3", "-o", "x.gif"], ["-k 3 would be a 1x1 kernel"]),
+        (["bench", UFLDL, "-k", "2"], ["-k 2 would be a 1x1 kernel", "'1,1;1,1'"]),
     ],
 )
 def test_a_bare_size_as_a_convolution_kernel_is_refused_with_the_ways_to_write_one(args, fragments):
