@@ -10,10 +10,15 @@ from click.core import ParameterSource
 from convcalc.calc.choices import AnimKind, PadMode
 from convcalc.calc.grammar import parse_counts, parse_dims, parse_padding
 from convcalc.calc.network import two_axes
-from convcalc.cli.apply_options import MAX_PIXELS_HELP
 from convcalc.cli.command import ConvcalcCommand
 from convcalc.cli.kernels import refuse_size_kernel
-from convcalc.cli.output import BUSY_SIZE, busy, choice_of, emit_json, say
+from convcalc.cli.options import (
+    max_pixels_option,
+    output_padding_option,
+    pad_mode_option,
+    window_options,
+)
+from convcalc.cli.output import BUSY_SIZE, busy, emit_json, say
 from convcalc.errors import ConvcalcError
 
 
@@ -26,18 +31,11 @@ from convcalc.errors import ConvcalcError
     help="Kernel: a preset, a matrix or a file (2-D; a 1x1 kernel is written 3.0). "
     "With --pool: the window size.",
 )
-@click.option("-s", "--stride", help="Stride: N or SHxSW (pooling: the window size).")
-@click.option("-p", "--padding", help="Padding: N, HxW, same, valid or full.")
-@click.option("-d", "--dilation", help="Dilation: N or per axis.")
+@window_options
 @click.option("--pool", type=click.Choice(["max", "avg"]), help="Animate pooling instead.")
 @click.option("--transposed", is_flag=True, help="Animate a transposed convolution.")
-@click.option(
-    "--output-padding",
-    default="0",
-    show_default=True,
-    help="Transposed convolution: extra rows/columns after.",
-)
-@click.option("--pad-mode", type=choice_of(PadMode), default="zero", show_default=True)
+@output_padding_option
+@pad_mode_option
 @click.option("-o", "--output", required=True, help="The GIF to write (or - for stdout).")
 @click.option("--cell", type=int, default=32, show_default=True, help="Cell size in pixels.")
 @click.option(
@@ -55,7 +53,7 @@ from convcalc.errors import ConvcalcError
     help="At most this many frames: big outputs show every n-th position.",
 )
 @click.option("--force", is_flag=True, help="Allow writing over an input file.")
-@click.option("--max-pixels", type=click.IntRange(min=1), metavar="N", help=MAX_PIXELS_HELP)
+@max_pixels_option
 @click.option(
     "--json",
     "as_json",

@@ -34,7 +34,6 @@ from convcalc.calc.layers import Conv, Deconv, GlobalPool, Layer, Pool, Spec
 from convcalc.cli.apply_many import apply_many, expand_inputs, is_folder_output
 from convcalc.cli.apply_one import apply_one
 from convcalc.cli.apply_options import (
-    MAX_PIXELS_HELP,
     HowOptions,
     LayerChoices,
     OutputOptions,
@@ -45,6 +44,13 @@ from convcalc.cli.apply_options import (
 )
 from convcalc.cli.command import ConvcalcCommand
 from convcalc.cli.kernels import kernel_forms, refuse_size_kernel
+from convcalc.cli.options import (
+    gray_option,
+    max_pixels_option,
+    output_padding_option,
+    pad_mode_option,
+    window_options,
+)
 from convcalc.cli.output import choice_of, emit_json
 from convcalc.cli.records import take
 from convcalc.errors import ConvcalcError
@@ -62,16 +68,8 @@ from convcalc.errors import ConvcalcError
     "size). Repeat for several filters. With --pool: the window size.",
 )
 @click.option("--bias", help="One bias per filter, comma-separated.")
-@click.option("-s", "--stride", help="Stride: N or SHxSW (pooling: the window size).")
-@click.option("-p", "--padding", help="Padding: N, HxW, same, valid or full.")
-@click.option("-d", "--dilation", help="Dilation: N or per axis.")
-@click.option(
-    "--pad-mode",
-    type=choice_of(PadMode),
-    default="zero",
-    show_default=True,
-    help="What fills the padding.",
-)
+@window_options
+@pad_mode_option
 @click.option("--pool", type=choice_of(PoolKind), help="Pool instead of convolving.")
 @click.option(
     "--global",
@@ -84,12 +82,7 @@ from convcalc.errors import ConvcalcError
     "--exclude-pad", is_flag=True, help="Average pooling divides by real cells only (TensorFlow)."
 )
 @click.option("--transposed", is_flag=True, help="Transposed convolution (upsampling).")
-@click.option(
-    "--output-padding",
-    default="0",
-    show_default=True,
-    help="Transposed convolution: extra rows/columns after.",
-)
+@output_padding_option
 @click.option(
     "--activation",
     type=choice_of(Activation),
@@ -113,8 +106,8 @@ from convcalc.errors import ConvcalcError
     help="Algorithm: all agree to floating-point tolerance.",
 )
 @click.option("--convention", type=choice_of(Convention), default="torch", show_default=True)
-@click.option("--gray", is_flag=True, help="Convert a colour image to one channel first.")
-@click.option("--max-pixels", type=click.IntRange(min=1), metavar="N", help=MAX_PIXELS_HELP)
+@gray_option
+@max_pixels_option
 @click.option(
     "-o",
     "--output",

@@ -70,9 +70,6 @@ class Run(NamedTuple):
     max_pixels: int | None = None
 
 
-MAX_PIXELS_HELP = "Decode images of up to N pixels (default: Pillow's limit, 89,478,485)."
-
-
 def refuse_stdout_clash(out: OutputOptions, report: ReportOptions) -> None:
     """Refuse two things asked of stdout at once: it carries one kind of data.
 

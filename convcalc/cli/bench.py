@@ -10,9 +10,15 @@ from convcalc.calc.choices import ChannelMode, Method, PadMode
 from convcalc.calc.grammar import parse_dims, parse_padding
 from convcalc.calc.layers import Conv
 from convcalc.calc.network import two_axes
-from convcalc.cli.apply_options import MAX_PIXELS_HELP
 from convcalc.cli.command import ConvcalcCommand
 from convcalc.cli.kernels import refuse_size_kernel
+from convcalc.cli.options import (
+    gray_option,
+    json_option,
+    max_pixels_option,
+    pad_mode_option,
+    window_options,
+)
 from convcalc.cli.output import BUSY_SIZE, busy, choice_of, emit_json, print_rich
 
 
@@ -27,13 +33,11 @@ from convcalc.cli.output import BUSY_SIZE, busy, choice_of, emit_json, print_ric
     help="Kernel: a preset, a matrix or a file (a 1x1 kernel is written 3.0); repeat for "
     "several filters.",
 )
-@click.option("-s", "--stride", help="Stride: N or SHxSW.")
-@click.option("-p", "--padding", help="Padding: N, HxW, same, valid or full.")
-@click.option("-d", "--dilation", help="Dilation: N or per axis.")
-@click.option("--pad-mode", type=choice_of(PadMode), default="zero", show_default=True)
+@window_options
+@pad_mode_option
 @click.option("--channels", type=choice_of(ChannelMode), default="each", show_default=True)
-@click.option("--gray", is_flag=True, help="Convert a colour image to one channel first.")
-@click.option("--max-pixels", type=click.IntRange(min=1), metavar="N", help=MAX_PIXELS_HELP)
+@gray_option
+@max_pixels_option
 @click.option(
     "--repeat",
     type=click.IntRange(1, 100),
@@ -41,7 +45,7 @@ from convcalc.cli.output import BUSY_SIZE, busy, choice_of, emit_json, print_ric
     show_default=True,
     help="Timed runs per method (the best is kept).",
 )
-@click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
+@json_option
 def bench(
     input_path: str,
     kernels: tuple[str, ...],

@@ -19,6 +19,13 @@ from convcalc.calc.grammar import (
 )
 from convcalc.calc.layers import Conv, Deconv, Layer, Pool, Shape, Spec, network_rank
 from convcalc.calc.presets import PRESETS
+from convcalc.cli.options import (
+    dilation_option,
+    json_option,
+    output_padding_option,
+    padding_option,
+    stride_option,
+)
 from convcalc.cli.output import choice_of
 from convcalc.errors import ConvcalcError
 
@@ -29,9 +36,9 @@ def layer_options(fn: F) -> F:
     """Decorate a command with the options describing one layer or a stack."""
     options = [
         click.option("-k", "--kernel", help="Kernel size: N or per axis KHxKW."),
-        click.option("-s", "--stride", help="Stride: N or per axis (pooling: the kernel)."),
-        click.option("-p", "--padding", help="Padding: N, HxW, same, valid or full."),
-        click.option("-d", "--dilation", help="Dilation: N or per axis."),
+        stride_option,
+        padding_option,
+        dilation_option,
         click.option("--filters", type=int, help="Number of filters (output channels)."),
         click.option(
             "--groups",
@@ -46,12 +53,7 @@ def layer_options(fn: F) -> F:
         ),
         click.option("--ceil", is_flag=True, help="Pooling rounds up (PyTorch ceil_mode)."),
         click.option("--transposed", is_flag=True, help="A transposed convolution."),
-        click.option(
-            "--output-padding",
-            default="0",
-            show_default=True,
-            help="Transposed convolution: extra rows/columns after.",
-        ),
+        output_padding_option,
         click.option("--net", help="A network: " + ", ".join(PRESETS) + ", or a file of specs."),
         click.option(
             "--convention",
@@ -63,7 +65,7 @@ def layer_options(fn: F) -> F:
         click.option(
             "--strict", is_flag=True, help="Fail when a window does not fit its input exactly."
         ),
-        click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout."),
+        json_option,
     ]
     for option in reversed(options):
         fn = option(fn)

@@ -1,0 +1,47 @@
+"""Click options several commands share, each written once (as decorators)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from convcalc.calc.choices import PadMode
+from convcalc.cli.output import choice_of
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+stride_option = click.option(
+    "-s", "--stride", help="Stride: N or per axis SHxSW (pooling: the window size)."
+)
+padding_option = click.option("-p", "--padding", help="Padding: N, HxW, same, valid or full.")
+dilation_option = click.option("-d", "--dilation", help="Dilation: N or per axis.")
+output_padding_option = click.option(
+    "--output-padding",
+    default="0",
+    show_default=True,
+    help="Transposed convolution: extra rows/columns after.",
+)
+pad_mode_option = click.option(
+    "--pad-mode",
+    type=choice_of(PadMode),
+    default="zero",
+    show_default=True,
+    help="What fills the padding.",
+)
+gray_option = click.option(
+    "--gray", is_flag=True, help="Convert a colour image to one channel first."
+)
+max_pixels_option = click.option(
+    "--max-pixels",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Decode images of up to N pixels (default: Pillow's limit, 89,478,485).",
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
+
+
+def window_options(fn: F) -> F:
+    """-s, -p and -d: a window's stride, padding and dilation."""
+    return stride_option(padding_option(dilation_option(fn)))
