@@ -24,13 +24,20 @@ from convcalc.calc.layers import (
     DepthwiseConv,
     Flatten,
     GlobalPool,
+    Group,
     InvertedResidual,
     Layer,
+    LayerNorm,
+    Mark,
+    Merge,
+    Pad,
     Pointwise,
     Pool,
     ResBlock,
+    Scale,
     Shape,
     Spec,
+    Upsample,
 )
 from convcalc.errors import ConvcalcError
 
@@ -132,22 +139,6 @@ def looks_like_spec(token: str) -> bool:
     return token.partition(":")[0].strip().lower() in _OPS
 
 
-def parse_specs(texts: Iterable[str], source: str = "argument") -> list[Spec]:
-    """Read layer specs given as command-line arguments."""
-    return [parse_spec(text, f"{source} {i}") for i, text in enumerate(texts, start=1)]
-
-
-def parse_network(text: str, source: str) -> list[Spec]:
-    """Read a network file: specs separated by whitespace or lines, ``#`` comments."""
-    specs = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        for word in line.split("#", 1)[0].split():
-            specs.append(parse_spec(word, f"{source}:{number}"))
-    if not specs:
-        raise ConvcalcError(f"{source} holds no layer specs; write one per line, e.g. conv:6,5")
-    return specs
-
-
 def format_layer(layer: Layer, sources: Sequence[str] | None = None) -> str:
     """A layer written back as its canonical spec, the inverse of `parse_spec`.
 
@@ -163,6 +154,10 @@ def format_layer(layer: Layer, sources: Sequence[str] | None = None) -> str:
     Pool(kind=<PoolKind.MAX: 'max'>, kernel=(3,), stride=(2,), padding=(0,), dilation=(1,), \
 ceil=False)
     """
+    if isinstance(layer, Group):
+        return format_group(layer)
+    if isinstance(layer, Mark):
+        return f"@{layer.name}"
     op, args = _WRITERS[type(layer)](layer)
     if sources is not None:
         own = [a for a in args if a != "_" and not a.startswith("k=")]
@@ -388,6 +383,28 @@ def _build_pool(op: str, v: dict[str, Any]) -> Layer:
     )
 
 
+def _upsample_mode(text: str) -> str:
+    if text.strip().lower() not in ("nearest", "bilinear"):
+        raise ConvcalcError(f"'{text}' is not a mode; valid: nearest or bilinear")
+    return text.strip().lower()
+
+
+def _tensor_name(text: str) -> str:
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", text.strip()):
+        raise ConvcalcError(f"'{text}' is not a name; valid: letters, digits and _, such as a1")
+    return text.strip()
+
+
+def _build_merge(op: str, v: dict[str, Any]) -> Layer:
+    names = tuple(v[key] for key in ("n1", "n2", "n3", "n4") if key in v)
+    if not names:
+        raise ConvcalcError(
+            f"{op} needs the name of a tensor ({op}:NAME, after @NAME), or closes a group: "
+            f"( A | B ) {op}"
+        )
+    return Merge(op, names, v.get("crop", False))
+
+
 def _build_block(op: str, v: dict[str, Any]) -> Layer:
     stride = v.get("s", (1,))
     if len(stride) != 1:
@@ -477,8 +494,37 @@ for _name in ("fc", "linear", "dense"):
         lambda op, v: Dense(v["units"], v.get("bias", True)),
         f"{_name}:N[,bias=no]",
     )
-for _name in ("relu", "lrelu", "relu6", "sigmoid", "tanh", "softmax", "dropout", "lrn"):
-    _OPS[_name] = _Grammar(builder=lambda op, v: Pointwise(op))
+POINTWISE = (
+    "relu", "lrelu", "relu6", "sigmoid", "tanh", "softmax", "dropout", "lrn", "gelu", "silu",
+    "swish", "hardswish", "hsigmoid", "identity",
+)  # fmt: skip
+"""Layers that keep the shape and hold no parameters (``swish`` is ``silu``)."""
+
+MERGES = ("concat", "add", "mul")
+"""How branches or named tensors are merged."""
+
+for _name in POINTWISE:
+    _OPS[_name] = _Grammar(builder=lambda op, v: Pointwise("silu" if op == "swish" else op))
+_OPS["ln"] = _Grammar(builder=lambda op, v: LayerNorm())
+_OPS["scale"] = _Grammar(builder=lambda op, v: Scale())
+_OPS["upsample"] = _Grammar(
+    ("s",),
+    1,
+    {"s": _dims, "mode": _upsample_mode},
+    (),
+    lambda op, v: Upsample(v["s"], v.get("mode", "nearest")),
+    "upsample:S[,mode=nearest|bilinear]",
+)
+_OPS["pad"] = _Grammar(("p",), 1, {"p": _count}, (), lambda op, v: Pad(v["p"]), "pad:P (or HxW)")
+for _name in MERGES:
+    _OPS[_name] = _Grammar(
+        ("n1", "n2", "n3", "n4"),
+        0,
+        dict.fromkeys(("n1", "n2", "n3", "n4"), _tensor_name),
+        ("crop",),
+        _build_merge,
+        f"{_name}:NAME[,NAME...][,crop]",
+    )
 
 
 def _split_args(rest: str, keys: Iterable[str]) -> list[str]:
@@ -614,4 +660,18 @@ _WRITERS: dict[type, Callable[[Any], Written]] = {
     BatchNorm: lambda layer: ("bn", []),
     ResBlock: _write_block,
     InvertedResidual: _write_invres,
+    Upsample: lambda layer: (
+        "upsample",
+        [format_dims(layer.scale), *([f"mode={layer.mode}"] if layer.mode != "nearest" else [])],
+    ),
+    Pad: lambda layer: ("pad", [format_dims(layer.padding)]),
+    LayerNorm: lambda layer: ("ln", []),
+    Scale: lambda layer: ("scale", []),
+    Merge: lambda layer: (layer.kind, [*layer.names, *(["crop"] if layer.crop else [])]),
 }
+
+
+def format_group(group: Group) -> str:
+    """A group written out whole: ``( conv:64,1 | conv:96,1 conv:128,3,p=1 ) concat``."""
+    branches = [" ".join(format_layer(spec.layer) for spec in branch) for branch in group.branches]
+    return "( " + " | ".join(branches).replace("  ", " ") + f" ) {group.merge}"

@@ -221,6 +221,63 @@ class InvertedResidual(_Description):
     stride: int = 1
 
 
+@dataclass(repr=False, eq=False)
+class Upsample(_Description):
+    """Upsampling by ``scale`` per axis (nearest or bilinear): no parameters, no MACs."""
+
+    scale: Dims
+    mode: str = "nearest"
+
+
+@dataclass(repr=False, eq=False)
+class Pad(_Description):
+    """Explicit zero padding of the spatial axes (Keras's ZeroPadding2D)."""
+
+    padding: Dims
+
+
+@dataclass(repr=False, eq=False)
+class LayerNorm(_Description):
+    """Layer normalisation over the channels: 2·C parameters (γ, β), no buffers."""
+
+
+@dataclass(repr=False, eq=False)
+class Scale(_Description):
+    """A learnable per-channel scale (ConvNeXt's layer scale): C parameters."""
+
+
+@dataclass(repr=False, eq=False)
+class Group(_Description):
+    """Parallel branches from one tensor, then merged: ``( A | B ) concat``.
+
+    ``branches`` are layer lists (an empty one is the identity); ``merge`` is
+    ``concat`` (along channels), ``add`` (equal shapes) or ``mul`` (a 1x1xC gate
+    broadcast over HxWxC, or equal shapes).
+    """
+
+    branches: tuple[tuple[Spec, ...], ...]
+    merge: str
+
+
+@dataclass(repr=False, eq=False)
+class Merge(_Description):
+    """The current tensor merged with named ones: ``concat:a``, ``add:a``, ``mul:a``.
+
+    ``crop`` centre-crops each named tensor to the current size first (U-Net).
+    """
+
+    kind: str
+    names: tuple[str, ...]
+    crop: bool = False
+
+
+@dataclass(repr=False, eq=False)
+class Mark(_Description):
+    """``@name``: names the current tensor, for a later `Merge`."""
+
+    name: str
+
+
 Layer = (
     Conv
     | DepthwiseConv
@@ -234,6 +291,13 @@ Layer = (
     | BatchNorm
     | ResBlock
     | InvertedResidual
+    | Upsample
+    | Pad
+    | LayerNorm
+    | Scale
+    | Group
+    | Merge
+    | Mark
 )
 
 RANKED = (Conv, DepthwiseConv, Deconv)
@@ -248,6 +312,11 @@ def network_rank(layers: list[Layer]) -> int | None:
             return layer.rank
         if isinstance(layer, ResBlock | InvertedResidual):
             return 2
+        if isinstance(layer, Group):
+            inside = [spec.layer for branch in layer.branches for spec in branch]
+            rank = network_rank(inside)
+            if rank is not None:
+                return rank
     return None
 
 

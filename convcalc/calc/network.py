@@ -34,26 +34,26 @@ from convcalc.calc.layers import (
     DepthwiseConv,
     Flatten,
     GlobalPool,
+    Group,
     InvertedResidual,
     Layer,
+    LayerNorm,
+    Mark,
+    Merge,
+    Pad,
     Pointwise,
     Pool,
     ResBlock,
+    Scale,
     Shape,
     Spec,
+    Upsample,
 )
+from convcalc.calc.merging import ReceptiveField, centre_crop, merged_shape, union
 from convcalc.errors import ConvcalcError
 
 BYTES_PER_VALUE = 4
 """Activation memory is counted in float32."""
-
-
-class ReceptiveField(NamedTuple):
-    """Receptive field per spatial axis: size, jump (stride in input pixels), start."""
-
-    size: tuple[int, ...]
-    jump: tuple[int, ...]
-    start: tuple[float, ...]
 
 
 class LayerResult(NamedTuple):
@@ -69,14 +69,20 @@ class LayerResult(NamedTuple):
     notes: tuple[str, ...] = ()
     exact: bool = True
     inner: tuple[Placed, ...] = ()
-    """A block's own layers (a ResNet or MobileNet block), in order, shortcut last."""
+    """A block's or group's own layers, in order (a block's shortcut last)."""
     merges: bool = False
     """True when the block's output is a new tensor (the sum of its paths)."""
+    branches: tuple[tuple[Placed, ...], ...] = ()
+    """A group's branches, each its layers in order (an empty one: the identity)."""
+    merge: str = ""
+    """A group's merge: concat, add or mul."""
+    merged_fields: tuple[ReceptiveField | None, ...] = ()
+    """The receptive fields a group's branches end with, united by the merge."""
 
     @property
     def op(self) -> str:
-        """The operation's name as written (``conv``, ``maxpool`` …)."""
-        return self.spec.split(":", 1)[0]
+        """The operation's name as written (``conv``, ``maxpool`` …; a group's merge)."""
+        return self.merge or self.spec.split(":", 1)[0]
 
     @property
     def memory(self) -> int:
@@ -132,6 +138,8 @@ class NetworkResult(NamedTuple):
 class _Context(NamedTuple):
     convention: Convention
     strict: bool
+    names: dict[str, tuple[Shape, ReceptiveField | None]]
+    """The tensors named so far (``@NAME``): their shapes and receptive fields."""
 
 
 def evaluate(
@@ -148,32 +156,57 @@ def evaluate(
     fit exactly leave input rows or columns never covered (padding alone left over
     is only noted).
     """
-    ctx = _Context(convention, strict)
-    shape = input_shape
-    rf: ReceptiveField | None = initial_field(len(shape.spatial))
-    results = []
+    ctx = _Context(convention, strict, {})
+    placed, _, _ = _run(specs, input_shape, initial_field(len(input_shape.spatial)), ctx)
+    return NetworkResult(input_shape, tuple(p.result for p in placed))
+
+
+class _Placing(ConvcalcError):
+    """An error already placed (a layer inside a group): not placed a second time."""
+
+
+def _run(
+    specs: Sequence[Spec], shape: Shape, rf: ReceptiveField | None, ctx: _Context
+) -> tuple[list[Placed], Shape, ReceptiveField | None]:
+    """A sequence of layers from ``shape``: each placed, and the last shape and field.
+    ``@NAME`` records the current tensor under that name and makes no layer."""
+    placed = []
     for position, spec in enumerate(specs, start=1):
+        if isinstance(spec.layer, Mark):
+            ctx.names[spec.layer.name] = (shape, rf)
+            continue
         try:
             result = _step(spec.layer, shape, rf, ctx)
+        except _Placing:
+            raise
         except ConvcalcError as exc:
             where = spec.where or f"layer {position}"
-            raise ConvcalcError(f"{where} ({spec.text}): {exc}", exc.hint) from None
-        results.append(result._replace(spec=spec.text))
+            raise _Placing(f"{where} ({spec.text}): {exc}", exc.hint) from None
+        placed.append(Placed(spec.text, spec.layer, shape, result._replace(spec=spec.text)))
         shape, rf = result.output, result.receptive_field
-    return NetworkResult(input_shape, tuple(results))
+    return placed, shape, rf
 
 
 def placed_layers(specs: Sequence[Spec], result: NetworkResult) -> list[Placed]:
     """Every layer of an evaluated network in order, each block opened into its own
     layers (written ``bottleneck:64 › conv:64,1,bias=no``)."""
-    placed = []
+    layers = [spec for spec in specs if not isinstance(spec.layer, Mark)]
     inputs = [result.input] + [layer.output for layer in result.layers[:-1]]
-    for spec, shape, layer in zip(specs, inputs, result.layers, strict=True):
-        if not layer.inner:
-            placed.append(Placed(spec.text, spec.layer, shape, layer))
-        for inner in layer.inner:
-            placed.append(inner._replace(text=f"{spec.text} › {inner.text}"))
-    return placed
+    return [
+        leaf
+        for spec, shape, layer in zip(layers, inputs, result.layers, strict=True)
+        for leaf in _opened(Placed(spec.text, spec.layer, shape, layer))
+    ]
+
+
+def _opened(placed: Placed) -> list[Placed]:
+    if not placed.result.inner:
+        return [placed]
+    return [
+        leaf._replace(text=f"{placed.text} › {leaf.text}")
+        for inner in placed.result.inner
+        for leaf in _opened(inner)
+    ]
 
 
 def per_axis(values: tuple[Any, ...], rank: int, what: str) -> tuple[Any, ...]:
@@ -379,6 +412,92 @@ def _inverted_residual(
     return _branches(main, [] if residual else None, shape, rf, ctx)
 
 
+def _group(layer: Group, shape: Shape, rf: ReceptiveField | None, ctx: _Context) -> LayerResult:
+    """Branches from one tensor, merged: counts are every branch's, the field their union."""
+    branches, outputs, fields = [], [], []
+    for branch in layer.branches:
+        placed, out, out_rf = _run(branch, shape, rf, ctx)
+        branches.append(tuple(placed))
+        outputs.append(out)
+        fields.append(out_rf)
+    output = merged_shape(layer.merge, outputs)
+    inner = tuple(p for branch in branches for p in branch)
+    steps = [p.result for p in inner]
+    notes = list(dict.fromkeys(note for step in steps for note in step.notes))
+    field = union(fields)
+    if field is None and any(f is not None for f in fields):
+        notes.append("receptive field: the whole input (a global pool inside a branch)")
+    return LayerResult(
+        "",
+        output,
+        sum(s.params for s in steps),
+        sum(s.buffers for s in steps),
+        sum(s.macs for s in steps),
+        field,
+        (),
+        tuple(notes),
+        all(s.exact for s in steps),
+        inner,
+        len(branches) > 1,  # one branch merges nothing: its last tensor is the output
+        tuple(branches),
+        layer.merge,
+        tuple(fields),
+    )
+
+
+def _merge(layer: Merge, shape: Shape, rf: ReceptiveField | None, ctx: _Context) -> LayerResult:
+    """The current tensor merged with named ones (each centre-cropped first with crop)."""
+    tensors = [(shape, rf)]
+    for name in layer.names:
+        if name not in ctx.names:
+            known = ", ".join(f"@{n}" for n in ctx.names) or "none yet"
+            raise ConvcalcError(f"no tensor is named '{name}'; named so far: {known}")
+        named, field = ctx.names[name]
+        if layer.crop:
+            named = centre_crop(named, shape.spatial, name)
+        tensors.append((named, field))
+    output = merged_shape(layer.kind, [t[0] for t in tensors])
+    fields = tuple(t[1] for t in tensors)
+    return LayerResult("", output, 0, 0, 0, union(fields), merge=layer.kind, merged_fields=fields)
+
+
+def _upsample(
+    layer: Upsample, shape: Shape, rf: ReceptiveField | None, ctx: _Context
+) -> LayerResult:
+    """Each value repeated ``scale`` times per axis (nearest) or interpolated between
+    two neighbours (bilinear, whose field is one input pixel wider)."""
+    _need_spatial(shape, None)
+    scale = per_axis(layer.scale, len(shape.spatial), "scale")
+    output = Shape(tuple(n * s for n, s in zip(shape.spatial, scale, strict=True)), shape.channels)
+    field = None
+    if rf is not None:
+        wider = 1 if layer.mode == "bilinear" else 0
+        field = ReceptiveField(
+            tuple(r + wider * int(j) for r, j in zip(rf.size, rf.jump, strict=True)),
+            tuple(_exact(j / s) for j, s in zip(rf.jump, scale, strict=True)),
+            rf.start,
+        )
+    return LayerResult("", output, 0, 0, 0, field)
+
+
+def _pad(layer: Pad, shape: Shape, rf: ReceptiveField | None, ctx: _Context) -> LayerResult:
+    _need_spatial(shape, None)
+    pads = per_axis(layer.padding, len(shape.spatial), "padding")
+    output = Shape(
+        tuple(n + 2 * p for n, p in zip(shape.spatial, pads, strict=True)), shape.channels
+    )
+    field = None
+    if rf is not None:
+        starts = tuple(st - p * j for st, p, j in zip(rf.start, pads, rf.jump, strict=True))
+        field = ReceptiveField(rf.size, rf.jump, starts)
+    return LayerResult("", output, 0, 0, 0, field)
+
+
+def _exact(value: float) -> float:
+    """A whole jump as an int (printed ``2``, not ``2.0``)."""
+    return int(value) if float(value).is_integer() else value
+
+
 _STEPS: dict[type, _Step] = {
     Conv: _conv,
     DepthwiseConv: _depthwise,
@@ -386,6 +505,12 @@ _STEPS: dict[type, _Step] = {
     Pool: _pool,
     GlobalPool: _global_pool,
     AdaptivePool: _adaptive_pool,
+    Group: _group,
+    Merge: _merge,
+    Upsample: _upsample,
+    Pad: _pad,
+    LayerNorm: lambda layer, shape, rf, ctx: LayerResult("", shape, 2 * shape.c, 0, 0, rf),
+    Scale: lambda layer, shape, rf, ctx: LayerResult("", shape, shape.c, 0, 0, rf),
     Dense: _dense,
     Flatten: _flatten,
     Pointwise: _pointwise,
@@ -434,8 +559,10 @@ def _window_field(rf: ReceptiveField | None, axes: tuple[Axis, ...]) -> Receptiv
     if rf is None:
         return None
     return ReceptiveField(
-        tuple(r + (ax.span - 1) * j for r, j, ax in zip(rf.size, rf.jump, axes, strict=True)),
-        tuple(j * ax.stride for j, ax in zip(rf.jump, axes, strict=True)),
+        tuple(
+            round(r + (ax.span - 1) * j) for r, j, ax in zip(rf.size, rf.jump, axes, strict=True)
+        ),
+        tuple(_exact(j * ax.stride) for j, ax in zip(rf.jump, axes, strict=True)),
         tuple(
             start + ((ax.span - 1) / 2 - ax.pad_lo) * j
             for start, j, ax in zip(rf.start, rf.jump, axes, strict=True)

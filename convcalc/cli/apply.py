@@ -28,9 +28,9 @@ from convcalc.calc.grammar import (
     parse_counts,
     parse_dims,
     parse_padding,
-    parse_specs,
 )
 from convcalc.calc.layers import Conv, Deconv, GlobalPool, Layer, Pool, Spec
+from convcalc.calc.sequence import parse_specs
 from convcalc.cli.apply_many import apply_many, expand_inputs, is_folder_output
 from convcalc.cli.apply_one import apply_one
 from convcalc.cli.apply_options import (

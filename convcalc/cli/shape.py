@@ -37,6 +37,7 @@ from convcalc.present.formatting import (
     help="With --target: how many answers to show.",
 )
 @click.option("--explain", is_flag=True, help="Each layer's formula with the numbers filled in.")
+@click.option("--expand", is_flag=True, help="Show the layers inside groups and blocks.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the output shape.")
 def shape(input_shape: str, layers: tuple[str, ...], **kwargs: Any) -> None:
     """Output size of a layer or a stack of layers.
@@ -56,6 +57,7 @@ def shape(input_shape: str, layers: tuple[str, ...], **kwargs: Any) -> None:
     """
     target, limit = kwargs.pop("target"), kwargs.pop("limit")
     explain, quiet, as_json = kwargs.pop("explain"), kwargs.pop("quiet"), kwargs.pop("as_json")
+    expand = kwargs.pop("expand")
     opts = take(LayerOptions, kwargs)
     if quiet and as_json:
         raise ConvcalcError("-q and --json both say what stdout holds; give one of them")
@@ -74,7 +76,7 @@ def shape(input_shape: str, layers: tuple[str, ...], **kwargs: Any) -> None:
     else:
         from convcalc.present.tables import stack_table
 
-        print_rich(stack_table(result, opts.convention))
+        print_rich(stack_table(result, opts.convention, expand=expand))
         if explain:
             print_rich("\n".join(explain_lines(result)))
 

@@ -9,7 +9,8 @@ from convcalc.calc.compare import Comparison, Count, Totals, ratio, ratio_text
 from convcalc.calc.geometry import Axis, Solution
 from convcalc.calc.grammar import format_layer
 from convcalc.calc.layers import Conv, Deconv
-from convcalc.calc.network import LayerResult, NetworkResult, ReceptiveField, initial_field
+from convcalc.calc.merging import ReceptiveField
+from convcalc.calc.network import LayerResult, NetworkResult, initial_field
 from convcalc.present.numbers import count, number, per_axis
 
 
@@ -54,6 +55,8 @@ def explain_lines(result: NetworkResult) -> list[str]:
         lines += [f"       padding {pads}" for pads in _padding_text(layer.axes)]
         if layer.axes and previous is not None and layer.receptive_field is not None:
             lines.append(f"       receptive field: {_field_step(previous, layer)}")
+        if layer.merged_fields:
+            lines.append(f"       receptive field at the {layer.op}: {_union_text(layer)}")
         lines += [f"       note: {note}" for note in layer.notes]
         previous = layer.receptive_field
     return lines
@@ -216,7 +219,11 @@ def _layer_json(layer: LayerResult) -> dict[str, Any]:
         "memory_bytes": layer.memory,
         "exact": layer.exact,
         "notes": list(layer.notes),
-    }
+    } | (
+        {"branches": [[_layer_json(p.result) for p in branch] for branch in layer.branches]}
+        if layer.branches
+        else {}
+    )
 
 
 def _axis_json(ax: Axis) -> dict[str, Any]:
@@ -256,6 +263,27 @@ def _field_step(before: ReceptiveField, layer: LayerResult) -> str:
         f"start = {_start(before.start[0])} + (({ax.span} − 1)/2 − {ax.pad_lo})·{before.jump[0]}"
         f" = {_start(after.start[0])}" + ("  (first axis)" if len(layer.axes) > 1 else "")
     )
+
+
+def _union_text(layer: LayerResult) -> str:
+    """The union a merge makes of its inputs' fields, on the first axis:
+    ``[−2, 2] ∪ [−1, 1] = [−2, 2], size 5, start 0``."""
+    spans = " ∪ ".join(_span(field) for field in layer.merged_fields)
+    merged = layer.receptive_field
+    if merged is None:
+        return f"{spans} = the whole input"
+    first = "  (first axis)" if len(merged.size) > 1 else ""
+    return (
+        f"{spans} = {_span(merged)}, size {merged.size[0]}, start {_start(merged.start[0])}{first}"
+    )
+
+
+def _span(field: ReceptiveField | None) -> str:
+    """The input pixels a field covers on the first axis, ``[lo, hi]``."""
+    if field is None:
+        return "the whole input"
+    half = (field.size[0] - 1) / 2
+    return f"[{_start(field.start[0] - half)}, {_start(field.start[0] + half)}]"
 
 
 def _start(x: float) -> str:

@@ -24,7 +24,7 @@ from rich.text import Text
 
 from convcalc.calc.compare import Comparison, ratio, ratio_text, reading
 from convcalc.calc.geometry import Solution
-from convcalc.calc.network import NetworkResult
+from convcalc.calc.network import LayerResult, NetworkResult
 from convcalc.compute.bench import Timing
 from convcalc.present.formatting import counts, field_text, solution_spec
 from convcalc.present.numbers import count, number, si, size_bytes
@@ -37,29 +37,19 @@ _LABELS = {
 }
 
 
-def stack_table(result: NetworkResult, convention: str) -> Group:
+def stack_table(result: NetworkResult, convention: str, *, expand: bool = False) -> Group:
     """A stack as a table (layer, output HxWxC, params, MACs, receptive field, memory).
 
-    On a narrow terminal the receptive field's start and jump go first, then the
-    memory, the receptive field's size, the row number and the MACs.
+    A group (or a block) is one row; with ``expand`` the layers inside follow it,
+    indented, each branch's prefixed with its number. On a narrow terminal the
+    receptive field's start and jump go first, then the memory, the receptive
+    field's size, the row number and the MACs.
     """
-    rows = []
-    for i, layer in enumerate(result.layers, start=1):
-        size, jump, start = field_text(layer.receptive_field)
-        marker = "" if layer.exact else " *"
-        rows.append(
-            (
-                str(i),
-                layer.spec,
-                f"{layer.output}{marker}",
-                count(layer.params),
-                si(layer.macs) if layer.macs else "0",
-                size,
-                jump,
-                start,
-                size_bytes(layer.memory),
-            )
-        )
+    rows = [
+        row
+        for i, layer in enumerate(result.layers, start=1)
+        for row in _layer_rows(layer, str(i), "", expand)
+    ]
     columns = (
         Col("#", drop=5),
         Col("layer", "left"),
@@ -73,6 +63,41 @@ def stack_table(result: NetworkResult, convention: str) -> Group:
     )
     table = FittedTable(columns, rows, title=f"input {result.input}  ({convention} rules)")
     return Group(table, *totals_lines(result))
+
+
+Row = tuple[str, ...]
+"""One table row's cells."""
+
+
+def _layer_rows(layer: LayerResult, number: str, indent: str, expand: bool) -> list[Row]:
+    """The row of one layer and, with ``expand``, the rows of the layers inside it."""
+    size, jump, start = field_text(layer.receptive_field)
+    marker = "" if layer.exact else " *"
+    rows: list[Row] = [
+        (
+            number,
+            indent + layer.spec,
+            f"{layer.output}{marker}",
+            count(layer.params),
+            si(layer.macs) if layer.macs else "0",
+            size,
+            jump,
+            start,
+            size_bytes(layer.memory),
+        )
+    ]
+    if not expand:
+        return rows
+    branches = layer.branches or ((layer.inner,) if layer.inner else ())
+    for b, branch in enumerate(branches, start=1):
+        mark = f"{b}| " if len(branches) > 1 else "| "
+        if not branch:
+            rows.append(("", f"{indent}  {mark}identity", *[""] * 7))
+        for placed in branch:
+            rows += _layer_rows(
+                placed.result._replace(spec=placed.text), "", indent + "  " + mark, expand
+            )
+    return rows
 
 
 def totals_lines(result: NetworkResult) -> list[Text]:

@@ -11,7 +11,6 @@ from convcalc.calc.grammar import (
     format_layer,
     looks_like_spec,
     parse_counts,
-    parse_network,
     parse_padding,
     parse_shape,
     parse_spec,
@@ -31,6 +30,7 @@ from convcalc.calc.layers import (
     ResBlock,
     Shape,
 )
+from convcalc.calc.sequence import parse_network
 from convcalc.errors import ConvcalcError
 
 

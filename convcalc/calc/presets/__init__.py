@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 
 from convcalc.calc.files import read_regular_file
-from convcalc.calc.grammar import parse_network
 from convcalc.calc.layers import Spec
+from convcalc.calc.sequence import parse_network
 from convcalc.errors import ConvcalcError, RuntimeFailure
 
 PRESETS = ("lenet5", "alexnet", "vgg16", "resnet18", "resnet50", "mobilenetv2")
