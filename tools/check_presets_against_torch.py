@@ -7,7 +7,10 @@ For each preset and input size it prints convcalc's trainable parameters, MACs a
 activation memory beside PyTorch's: parameters from the model, MACs as
 torch.utils.flop_counter's FLOPs / 2, memory as the float32 bytes of every
 convolution, batch norm, pooling and linear output plus each residual sum (the
-tensors convcalc's presets list; activations are left out of both).
+tensors convcalc's presets list; activations are left out of both), and the receptive
+field of the centre unit of the last feature map: the input rows it covers (clipped to
+the image) against the support of that unit's gradient in PyTorch (activations made
+identities and max pools average pools, so that no gradient is cut off).
 """
 
 from __future__ import annotations
@@ -75,10 +78,89 @@ def torch_memory(model: torch.nn.Module, x: torch.Tensor) -> int:
     return total
 
 
+def linearized(model: torch.nn.Module) -> torch.nn.Module:
+    """The model with every activation an identity and every max pool an average pool of
+    the same window: the same receptive field, but no unit's gradient is cut off by a
+    negative pre-activation or a losing window cell."""
+    activations = (
+        torch.nn.ReLU,
+        torch.nn.ReLU6,
+        torch.nn.Hardswish,
+        torch.nn.Hardsigmoid,
+        torch.nn.SiLU,
+        torch.nn.GELU,
+        torch.nn.Sigmoid,
+        torch.nn.Dropout,
+    )
+    for parent in list(model.modules()):
+        for child_name, child in parent.named_children():
+            if isinstance(child, activations):
+                setattr(parent, child_name, torch.nn.Identity())
+            elif isinstance(child, torch.nn.MaxPool2d):
+                setattr(
+                    parent,
+                    child_name,
+                    torch.nn.AvgPool2d(
+                        child.kernel_size, child.stride, child.padding, ceil_mode=child.ceil_mode
+                    ),
+                )
+    return model
+
+
+def measured_field(
+    model: torch.nn.Module, x: torch.Tensor, spatial: list[int], channels: int
+) -> tuple[int, int] | None:
+    """The input rows the centre unit of the last feature map of ``spatial`` x
+    ``channels`` depends on (the support of its gradient), or None if none matches."""
+    outputs: list[torch.Tensor] = []
+
+    def keep(module: torch.nn.Module, _: object, out: object) -> None:
+        if (
+            isinstance(out, torch.Tensor)
+            and out.dim() == 4
+            and list(out.shape[2:]) == spatial
+            and out.shape[1] == channels
+        ):
+            outputs.append(out)
+
+    hooks = [m.register_forward_hook(keep) for m in model.modules()]
+    x = x.clone().requires_grad_(True)
+    model(x)
+    for hook in hooks:
+        hook.remove()
+    if not outputs:
+        return None
+    i, j = spatial[0] // 2, spatial[1] // 2
+    outputs[-1][0, :, i, j].sum().backward()
+    assert x.grad is not None
+    rows = (x.grad[0].abs().sum(dim=(0, 2)) > 0).nonzero().flatten()
+    return int(rows.min()), int(rows.max())
+
+
+def predicted_field(result, size: int) -> tuple[list[int], int, tuple[int, int] | None]:
+    """convcalc's last spatial layer (before global pooling): its HxW, its channels, and
+    the input rows of its centre unit's field, clipped to the image (None: all of it)."""
+    last = [
+        layer
+        for layer in result.layers
+        if len(layer.output.spatial) == 2 and min(layer.output.spatial) > 1
+    ][-1]
+    spatial, field = list(last.output.spatial), last.receptive_field
+    if field is None:
+        return spatial, last.output.c, None
+    centre = field.start[0] + (spatial[0] // 2) * field.jump[0]
+    half = (field.size[0] - 1) / 2
+    return (
+        spatial,
+        last.output.c,
+        (max(0, round(centre - half)), min(size - 1, round(centre + half))),
+    )
+
+
 def main() -> None:
-    columns = ["preset", "input", "params", "MACs", "memory", "output"]
+    columns = ["preset", "input", "params", "MACs", "memory", "output", "field rows"]
     print("| " + " | ".join(columns) + " |  (each convcalc / torch)")
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|")
     only = set(sys.argv[1:])  # optional: the presets to check
     for name, size in CASES:
         if only and name not in only:
@@ -103,11 +185,15 @@ def main() -> None:
         memory = torch_memory(model, x)
         with torch.no_grad():
             shape = list(model(x).shape[1:])
+        spatial, channels, ours = predicted_field(result, size)
+        theirs = measured_field(linearized(model), torch.randn(1, 3, size, size), spatial, channels)
+        ours_text = "all" if ours is None else f"{list(ours)}"
         print(
             f"| {name} | {size} | {result.total_params:,} / {params:,} | "
             f"{result.total_macs:,} / {macs:,} ({result.total_macs / macs - 1:+.2%}) | "
             f"{result.total_memory:,} / {memory:,} ({result.total_memory / memory - 1:+.2%}) | "
-            f"{result.output.as_list()} / {shape} |",
+            f"{result.output.as_list()} / {shape} | {ours_text} / "
+            f"{'?' if theirs is None else list(theirs)} |",
             flush=True,
         )
 

@@ -340,19 +340,32 @@ def _global_pool(
 def _adaptive_pool(
     layer: AdaptivePool, shape: Shape, rf: ReceptiveField | None, ctx: _Context
 ) -> LayerResult:
-    """Average pooling to a fixed size. Where each input axis is a multiple of the
-    output, the windows are PyTorch's exactly (kernel = stride = n/out); elsewhere
-    they vary in size, and the receptive field is not tracked."""
+    """Average pooling to a fixed size, with PyTorch's windows: output i of n -> out
+    averages inputs floor(i·n/out) to ceil((i+1)·n/out) - 1. Where n is a multiple of
+    out these are a pool of kernel = stride = n/out; elsewhere their sizes vary, and
+    the receptive field counts the largest."""
     _need_spatial(shape, None)
     size = per_axis(layer.size, len(shape.spatial), "size")
     output = Shape(size, shape.channels)
-    if any(n % out for n, out in zip(shape.spatial, size, strict=True)):
-        note = "receptive field is not tracked through adaptive pooling of uneven windows"
-        return LayerResult("", output, 0, 0, 0, None, (), (note,))
-    axes = tuple(
-        pool_axis(n, n // out, stride=n // out) for n, out in zip(shape.spatial, size, strict=True)
-    )
-    return LayerResult("", output, 0, 0, 0, _window_field(rf, axes), axes)
+    pairs = list(zip(shape.spatial, size, strict=True))
+    if all(n % out == 0 for n, out in pairs):
+        axes = tuple(pool_axis(n, n // out, stride=n // out) for n, out in pairs)
+        return LayerResult("", output, 0, 0, 0, _window_field(rf, axes), axes)
+    field = None
+    if rf is not None:
+        largest = [
+            max(-(-(i + 1) * n // out) - i * n // out for i in range(out)) for n, out in pairs
+        ]
+        first = [-(-n // out) for n, out in pairs]
+        field = ReceptiveField(
+            tuple(
+                round(r + (k - 1) * j) for r, k, j in zip(rf.size, largest, rf.jump, strict=True)
+            ),
+            tuple(_exact(j * n / out) for j, (n, out) in zip(rf.jump, pairs, strict=True)),
+            tuple(s + (k - 1) / 2 * j for s, k, j in zip(rf.start, first, rf.jump, strict=True)),
+        )
+    note = "adaptive pooling windows of uneven size: the receptive field counts the largest"
+    return LayerResult("", output, 0, 0, 0, field, (), (note,))
 
 
 def _dense(layer: Dense, shape: Shape, rf: ReceptiveField | None, ctx: _Context) -> LayerResult:

@@ -100,9 +100,12 @@ def test_adaptive_pooling_is_an_exact_pool_where_the_input_divides():
     layer = result.layers[0]
     assert layer.output.as_list() == [7, 7, 8]
     assert layer.receptive_field is not None and layer.receptive_field.size == (2, 2)
+    # 10 -> 7: PyTorch's windows are [0,1], [1,2], [2,4], [4,5], [5,7], [7,8], [8,9]
     uneven = evaluate(parse_specs(["adaptiveavgpool:7"]), parse_shape("10x10x8")).layers[0]
-    assert uneven.output.as_list() == [7, 7, 8] and uneven.receptive_field is None
-    assert "not tracked" in uneven.notes[0]
+    assert uneven.output.as_list() == [7, 7, 8]
+    field = uneven.receptive_field
+    assert field is not None and field.size == (3, 3) and field.start == (0.5, 0.5)
+    assert "uneven" in uneven.notes[0]
 
 
 # -- --target: bounded, honest about its ranges, natural answers first -----------------
