@@ -28,6 +28,12 @@ class ReceptiveField(NamedTuple):
     start: tuple[float, ...]
 
 
+UNTRACKED = ReceptiveField((), (), ())
+"""The field of a tensor after a transposed convolution: not tracked (each output
+value gathers from a varying number of inputs). Every later layer keeps it, but a
+global pool, whose field is the whole input (None)."""
+
+
 def merged_shape(kind: str, shapes: Sequence[Shape]) -> Shape:
     """The shape of ``kind`` (concat, add, mul) over ``shapes``, HxWxC each.
 
@@ -92,6 +98,8 @@ def union(fields: Sequence[ReceptiveField | None]) -> ReceptiveField | None:
     if any(field is None for field in fields):
         return None
     known = [field for field in fields if field is not None]
+    if any(field == UNTRACKED for field in known):
+        return UNTRACKED
     axes = range(len(known[0].size))
     low = [min(f.start[a] - (f.size[a] - 1) / 2 for f in known) for a in axes]
     high = [max(f.start[a] + (f.size[a] - 1) / 2 for f in known) for a in axes]

@@ -49,7 +49,7 @@ from convcalc.calc.layers import (
     Spec,
     Upsample,
 )
-from convcalc.calc.merging import ReceptiveField, centre_crop, merged_shape, union
+from convcalc.calc.merging import UNTRACKED, ReceptiveField, centre_crop, merged_shape, union
 from convcalc.errors import ConvcalcError
 
 BYTES_PER_VALUE = 4
@@ -319,7 +319,7 @@ def _deconv(layer: Deconv, shape: Shape, rf: ReceptiveField | None, ctx: _Contex
     params = fan_in * out + (out if layer.bias else 0)
     macs = _product(shape.spatial) * fan_in * out
     notes = ("receptive field is not tracked through a transposed convolution",)
-    return LayerResult("", output, params, 0, macs, None, axes, notes)
+    return LayerResult("", output, params, 0, macs, UNTRACKED, axes, notes)
 
 
 def _pool(layer: Pool, shape: Shape, rf: ReceptiveField | None, ctx: _Context) -> LayerResult:
@@ -351,8 +351,8 @@ def _adaptive_pool(
     if all(n % out == 0 for n, out in pairs):
         axes = tuple(pool_axis(n, n // out, stride=n // out) for n, out in pairs)
         return LayerResult("", output, 0, 0, 0, _window_field(rf, axes), axes)
-    field = None
-    if rf is not None:
+    field = rf
+    if rf is not None and rf != UNTRACKED:
         largest = [
             max(-(-(i + 1) * n // out) - i * n // out for i in range(out)) for n, out in pairs
         ]
@@ -482,8 +482,8 @@ def _upsample(
     _need_spatial(shape, None)
     scale = per_axis(layer.scale, len(shape.spatial), "scale")
     output = Shape(tuple(n * s for n, s in zip(shape.spatial, scale, strict=True)), shape.channels)
-    field = None
-    if rf is not None:
+    field = rf
+    if rf is not None and rf != UNTRACKED:
         wider = 1 if layer.mode == "bilinear" else 0
         field = ReceptiveField(
             tuple(r + wider * int(j) for r, j in zip(rf.size, rf.jump, strict=True)),
@@ -499,8 +499,8 @@ def _pad(layer: Pad, shape: Shape, rf: ReceptiveField | None, ctx: _Context) -> 
     output = Shape(
         tuple(n + 2 * p for n, p in zip(shape.spatial, pads, strict=True)), shape.channels
     )
-    field = None
-    if rf is not None:
+    field = rf
+    if rf is not None and rf != UNTRACKED:
         starts = tuple(st - p * j for st, p, j in zip(rf.start, pads, rf.jump, strict=True))
         field = ReceptiveField(rf.size, rf.jump, starts)
     return LayerResult("", output, 0, 0, 0, field)
@@ -569,8 +569,8 @@ def _kernel(layer: Conv | Pool, shape: Shape) -> tuple[int, ...]:
 
 
 def _window_field(rf: ReceptiveField | None, axes: tuple[Axis, ...]) -> ReceptiveField | None:
-    if rf is None:
-        return None
+    if rf is None or rf == UNTRACKED:
+        return rf
     return ReceptiveField(
         tuple(
             round(r + (ax.span - 1) * j) for r, j, ax in zip(rf.size, rf.jump, axes, strict=True)

@@ -9,7 +9,7 @@ from convcalc.calc.compare import Comparison, Count, Totals, ratio, ratio_text
 from convcalc.calc.geometry import Axis, Solution
 from convcalc.calc.grammar import format_layer
 from convcalc.calc.layers import Conv, Deconv
-from convcalc.calc.merging import ReceptiveField
+from convcalc.calc.merging import UNTRACKED, ReceptiveField
 from convcalc.calc.network import LayerResult, NetworkResult, initial_field
 from convcalc.present.numbers import count, number, per_axis
 
@@ -18,6 +18,8 @@ def field_text(rf: ReceptiveField | None) -> tuple[str, str, str]:
     """Receptive field (size, jump, start) as table cells; one value if axes agree."""
     if rf is None:
         return "all", "—", "—"
+    if rf == UNTRACKED:
+        return "?", "—", "—"
     return per_axis(rf.size), per_axis(rf.jump), per_axis(tuple(map(_start, rf.start)))
 
 
@@ -53,7 +55,11 @@ def explain_lines(result: NetworkResult) -> list[str]:
         lines.append(f"{i:>3}  {layer.spec}  → {layer.output}")
         lines += [f"       {names}: {formula}" for names, formula in axis_lines(layer.axes)]
         lines += [f"       padding {pads}" for pads in _padding_text(layer.axes)]
-        if layer.axes and previous is not None and layer.receptive_field is not None:
+        tracked = previous not in (None, UNTRACKED) and layer.receptive_field not in (
+            None,
+            UNTRACKED,
+        )
+        if layer.axes and previous is not None and tracked:
             lines.append(f"       receptive field: {_field_step(previous, layer)}")
         if layer.merged_fields:
             lines.append(f"       receptive field at the {layer.op}: {_union_text(layer)}")
@@ -210,7 +216,7 @@ def _layer_json(layer: LayerResult) -> dict[str, Any]:
         "buffers": layer.buffers,
         "macs": layer.macs,
         "receptive_field": None
-        if rf is None
+        if rf is None or rf == UNTRACKED
         else {
             "size": list(rf.size),
             "jump": list(rf.jump),
@@ -272,6 +278,8 @@ def _union_text(layer: LayerResult) -> str:
     merged = layer.receptive_field
     if merged is None:
         return f"{spans} = the whole input"
+    if merged == UNTRACKED:
+        return f"{spans} = not tracked"
     first = "  (first axis)" if len(merged.size) > 1 else ""
     return (
         f"{spans} = {_span(merged)}, size {merged.size[0]}, start {_start(merged.start[0])}{first}"
@@ -282,6 +290,8 @@ def _span(field: ReceptiveField | None) -> str:
     """The input pixels a field covers on the first axis, ``[lo, hi]``."""
     if field is None:
         return "the whole input"
+    if field == UNTRACKED:
+        return "not tracked"
     half = (field.size[0] - 1) / 2
     return f"[{_start(field.start[0] - half)}, {_start(field.start[0] + half)}]"
 

@@ -24,6 +24,7 @@ from rich.text import Text
 
 from convcalc.calc.compare import Comparison, ratio, ratio_text, reading
 from convcalc.calc.geometry import Solution
+from convcalc.calc.merging import UNTRACKED
 from convcalc.calc.network import LayerResult, NetworkResult
 from convcalc.compute.bench import Timing
 from convcalc.present.formatting import counts, field_text, solution_spec
@@ -126,6 +127,8 @@ def totals_lines(result: NetworkResult) -> list[Text]:
                 "* the windows do not fit the input exactly (--explain says where)", style="yellow"
             )
         )
+    if any(layer.receptive_field == UNTRACKED for layer in result.layers):
+        lines.append(Text("? the receptive field is not tracked through a transposed convolution"))
     return lines
 
 

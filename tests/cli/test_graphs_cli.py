@@ -67,3 +67,16 @@ def test_a_network_file_with_groups_names_and_comments(tmp_path):
     result = run("shape", "32x32x1", "--net", str(bad))
     assert result.exit_code == 2
     assert "bad.txt:2" in result.stderr and "30x30x8, 30x30x4" in result.stderr
+
+
+@pytest.mark.parametrize("after", [["maxpool:2"], ["( | conv:4,1 ) add", "upsample:2"]])
+def test_a_field_not_tracked_is_shown_as_such_not_as_the_whole_input(after):
+    args = ["shape", "64x64x1", "conv:4,3", "deconv:4,2,s=2", *after]
+    table = run(*args).stdout
+    assert "? the receptive field is not tracked" in table
+    rows = [line for line in table.splitlines() if line.strip()[:1].isdigit()]
+    assert all(" all " not in row for row in rows) and "?" in rows[-1]
+    layers = run_json(*args)["layers"]
+    assert [layer["receptive_field"] is None for layer in layers][1:] == [True] * len(layers[1:])
+    gap_row = [line for line in run(*args, "gap").stdout.splitlines() if " gap " in line][0]
+    assert " all " in gap_row  # a global pool sees the whole input, tracked or not
