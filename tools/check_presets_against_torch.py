@@ -78,6 +78,11 @@ def torch_memory(model: torch.nn.Module, x: torch.Tensor) -> int:
     return total
 
 
+class _PlusOne(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + 1
+
+
 def linearized(model: torch.nn.Module) -> torch.nn.Module:
     """The model with every activation an identity and every max pool an average pool of
     the same window: the same receptive field, but no unit's gradient is cut off by a
@@ -86,16 +91,17 @@ def linearized(model: torch.nn.Module) -> torch.nn.Module:
         torch.nn.ReLU,
         torch.nn.ReLU6,
         torch.nn.Hardswish,
-        torch.nn.Hardsigmoid,
         torch.nn.SiLU,
         torch.nn.GELU,
-        torch.nn.Sigmoid,
         torch.nn.Dropout,
     )
+    gates = (torch.nn.Sigmoid, torch.nn.Hardsigmoid)
     for parent in list(model.modules()):
         for child_name, child in parent.named_children():
             if isinstance(child, activations):
                 setattr(parent, child_name, torch.nn.Identity())
+            elif isinstance(child, gates):  # x + 1: a gate that never vanishes
+                setattr(parent, child_name, _PlusOne())
             elif isinstance(child, torch.nn.MaxPool2d):
                 setattr(
                     parent,

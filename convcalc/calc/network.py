@@ -428,11 +428,16 @@ def _inverted_residual(
 def _group(layer: Group, shape: Shape, rf: ReceptiveField | None, ctx: _Context) -> LayerResult:
     """Branches from one tensor, merged: counts are every branch's, the field their union."""
     branches, outputs, fields = [], [], []
+    # strict judges the group: input is lost only if every branch loses some
+    lenient = ctx._replace(strict=False)
     for branch in layer.branches:
-        placed, out, out_rf = _run(branch, shape, rf, ctx)
+        placed, out, out_rf = _run(branch, shape, rf, lenient)
         branches.append(tuple(placed))
         outputs.append(out)
         fields.append(out_rf)
+    lost = [_lost(branch) for branch in branches]
+    if ctx.strict and all(lost):
+        raise ConvcalcError(lost[0][0], "Drop --strict, or change the padding or the stride.")
     output = merged_shape(layer.merge, outputs)
     inner = tuple(p for branch in branches for p in branch)
     steps = [p.result for p in inner]
@@ -456,6 +461,17 @@ def _group(layer: Group, shape: Shape, rf: ReceptiveField | None, ctx: _Context)
         layer.merge,
         tuple(fields),
     )
+
+
+def _lost(branch: tuple[Placed, ...]) -> list[str]:
+    """What a branch's layers say of input rows or columns they never cover."""
+    return [
+        note
+        for placed in branch
+        for leaf in _opened(placed)
+        for note in leaf.result.notes
+        if "never covered" in note
+    ]
 
 
 def _merge(layer: Merge, shape: Shape, rf: ReceptiveField | None, ctx: _Context) -> LayerResult:

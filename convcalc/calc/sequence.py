@@ -7,8 +7,10 @@ on the command line each argument may hold several words. Besides layer specs
     ( A | B | C ) MERGE   parallel branches from the current tensor, merged by
                           ``concat``, ``add`` or ``mul``; an empty branch is the
                           identity; groups nest
+    ( A B C )             without a merge: just those layers, in a row (so that
+                          ``( A B C ) *N`` repeats all three)
     @NAME                 names the current tensor, for ``concat:NAME`` and the like
-    *N                    after a layer or a group: N of it in a row
+    *N                    after a layer, a group or a ( sequence ): N of it in a row
 
 ``(`` may start a word and ``)`` end one (``(conv:64,1``, ``relu)``); ``|`` stands
 alone or at either end of a word, so a kernel's channel bar (``k=1,0|0,1``) stays
@@ -73,23 +75,28 @@ def parse_words(words: list[Word]) -> list[Spec]:
 def _sequence(words: list[Word], at: int) -> tuple[list[Spec], int]:
     """Specs up to the end, or to the ``|`` or ``)`` that ends a branch."""
     specs: list[Spec] = []
+    last: list[Spec] = []  # what a *N repeats: the last layer, group or ( sequence )
     while at < len(words) and words[at].text not in ("|", ")"):
         word = words[at]
         if word.text == "(":
-            spec, at = _group(words, at)
-            specs.append(spec)
+            last, at = _group(words, at)
+            specs += last
             continue
         if word.text.startswith("@"):
+            last = []
             specs.append(_mark(word))
         elif word.text.startswith("*"):
-            specs += _repeats(specs, word)
+            specs += _repeats(last, word)
         else:
-            specs.append(parse_spec(word.text, word.where))
+            last = [parse_spec(word.text, word.where)]
+            specs += last
         at += 1
     return specs, at
 
 
-def _group(words: list[Word], at: int) -> tuple[Spec, int]:
+def _group(words: list[Word], at: int) -> tuple[list[Spec], int]:
+    """A group ending in a merge (one `Group` spec), or a ( sequence ) without one
+    (its specs, in a row)."""
     opening = words[at]
     branches: list[tuple[Spec, ...]] = []
     while True:
@@ -103,13 +110,15 @@ def _group(words: list[Word], at: int) -> tuple[Spec, int]:
             break
     merge = words[at + 1].text.lower() if at + 1 < len(words) else ""
     if merge not in MERGES:
+        if len(branches) == 1:
+            return list(branches[0]), at + 1
         raise ConvcalcError(
-            f"{words[at].where}: a group must end in a merge, not '{merge or 'nothing'}'; "
+            f"{words[at].where}: branches must end in a merge, not '{merge or 'nothing'}'; "
             f"valid: ( A | B ) {' | '.join(MERGES)}"
         )
     group = Group(tuple(branches), merge)
-    text = f"( {len(branches)} branches ) {merge}"
-    return Spec(text, group, opening.where), at + 2
+    count = f"{len(branches)} branch" + ("es" if len(branches) > 1 else "")
+    return [Spec(f"( {count} ) {merge}", group, opening.where)], at + 2
 
 
 def _mark(word: Word) -> Spec:
@@ -121,15 +130,19 @@ def _mark(word: Word) -> Spec:
     return Spec(word.text, Mark(name), word.where)
 
 
-def _repeats(specs: list[Spec], word: Word) -> list[Spec]:
+def _repeats(last: list[Spec], word: Word) -> list[Spec]:
+    """``last`` (already written once) N - 1 more times."""
     count = word.text[1:]
-    if not specs or isinstance(specs[-1].layer, Mark):
-        raise ConvcalcError(f"{word.where}: '{word.text}' repeats nothing; write it after a layer")
+    if not last:
+        raise ConvcalcError(
+            f"{word.where}: '{word.text}' repeats nothing; write it after a layer, a group or "
+            "a ( sequence )"
+        )
     if not count.isdigit() or not 1 <= int(count) <= MAX_REPEAT:
         raise ConvcalcError(
             f"{word.where}: '{word.text}' is not a repeat; valid: *N with N from 1 to {MAX_REPEAT}"
         )
-    return [specs[-1]] * (int(count) - 1)
+    return last * (int(count) - 1)
 
 
 def _split(text: str) -> list[str]:

@@ -207,3 +207,21 @@ def test_a_branch_free_graph_gives_the_numbers_of_the_plain_stack(words, data):
     assert grouped.total_memory == plain.total_memory
     assert grouped.layers[-1].receptive_field == plain.layers[-1].receptive_field
     assert not any(isinstance(s.layer, Mark) for s in parse_specs(words))
+
+
+def test_a_sequence_in_parentheses_repeats_whole():
+    result = run("32x32x8", "( ( | conv:8,3,p=1 ) add relu ) *3")
+    assert [layer.spec for layer in result.layers] == ["( 2 branches ) add", "relu"] * 3
+    single = run("32x32x8", "( conv:8,1 ) add *2")  # a merge of one branch: a group
+    assert [layer.spec for layer in single.layers] == ["( 1 branch ) add"] * 2
+
+
+def test_strict_judges_a_group_by_all_its_branches():
+    ok = evaluate(
+        parse_specs(["( conv:4,3,s=2,p=1 | conv:4,1,s=2 ) add"]), parse_shape("8x8x4"), strict=True
+    )
+    assert str(ok.output) == "4x4x4"  # the 1x1 shortcut skips a row, the 3x3 reads it
+    with pytest.raises(ConvcalcError, match="never covered"):
+        evaluate(
+            parse_specs(["( conv:4,3,s=2 | conv:4,1,s=2 ) add"]), parse_shape("8x8x4"), strict=True
+        )

@@ -78,5 +78,5 @@ def test_a_field_not_tracked_is_shown_as_such_not_as_the_whole_input(after):
     assert all(" all " not in row for row in rows) and "?" in rows[-1]
     layers = run_json(*args)["layers"]
     assert [layer["receptive_field"] is None for layer in layers][1:] == [True] * len(layers[1:])
-    gap_row = [line for line in run(*args, "gap").stdout.splitlines() if " gap " in line][0]
+    gap_row = next(line for line in run(*args, "gap").stdout.splitlines() if " gap " in line)
     assert " all " in gap_row  # a global pool sees the whole input, tracked or not

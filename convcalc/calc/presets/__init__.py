@@ -9,8 +9,14 @@ from convcalc.calc.layers import Spec
 from convcalc.calc.sequence import parse_network
 from convcalc.errors import ConvcalcError, RuntimeFailure
 
-PRESETS = ("lenet5", "alexnet", "vgg16", "resnet18", "resnet50", "mobilenetv2")
-"""The built-in networks, each a file of layer specs in this folder."""
+PRESETS = (
+    "lenet5", "alexnet", "vgg11", "vgg13", "vgg16", "vgg19", "resnet18", "resnet34", "resnet50",
+    "resnet101", "resnet152", "googlenet", "inception_v3", "densenet121", "squeezenet1_1",
+    "mobilenetv2", "mobilenet_v3_large", "efficientnet_b0", "convnext_tiny", "unet",
+)  # fmt: skip
+"""The built-in networks, each a file NAME.txt of layer specs in this folder. A name
+may be written as torchvision spells it (``mobilenet_v2``, ``ResNet-50``): case,
+``-`` and ``_`` do not matter."""
 
 MAX_NETWORK_BYTES = 2**20
 """The largest network file read (1 MiB: the largest preset is a few kB)."""
@@ -27,9 +33,9 @@ def load_network(name: str) -> list[Spec]:
         An unknown name, a path that is not a regular file (a device, a FIFO), a file
         over :data:`MAX_NETWORK_BYTES`, not UTF-8, or holding a bad spec.
     """
-    key = name.strip().lower().replace("-", "").replace("_", "")
-    if key in PRESETS and not os.path.lexists(name):
-        return parse_network(_read_text(os.path.join(_NETS, f"{key}.txt")), key)
+    preset = _BY_KEY.get(_key(name))
+    if preset is not None and not os.path.lexists(name):
+        return parse_network(_read_text(os.path.join(_NETS, f"{preset}.txt")), preset)
     if not os.path.lexists(name) and (os.sep in name or os.path.splitext(name)[1]):
         raise RuntimeFailure(f"network file '{name}' not found")
     if not os.path.lexists(name):
@@ -41,6 +47,13 @@ def load_network(name: str) -> list[Spec]:
 
 
 _NETS = os.path.join(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _key(name: str) -> str:
+    return name.strip().lower().replace("-", "").replace("_", "")
+
+
+_BY_KEY = {_key(preset): preset for preset in PRESETS}
 
 
 def _read_text(path: str) -> str:
