@@ -77,6 +77,24 @@ class ChannelMode(StrEnum):
     SUM = "sum"
 
 
+class Optimizer(StrEnum):
+    """How a training step updates the weights: what state it keeps per weight."""
+
+    SGD = "sgd"
+    MOMENTUM = "momentum"
+    ADAM = "adam"
+    ADAMW = "adamw"
+
+
+class DType(StrEnum):
+    """The element type of weights, gradients, optimizer state and activations."""
+
+    FP32 = "fp32"
+    FP16 = "fp16"
+    BF16 = "bf16"
+    INT8 = "int8"
+
+
 class PadRule(StrEnum):
     """Padding given by name rather than by count."""
 
@@ -129,8 +147,10 @@ __all__ = [
     "AnimKind",
     "ChannelMode",
     "Convention",
+    "DType",
     "FileFormat",
     "Method",
+    "Optimizer",
     "PadMode",
     "PadRule",
     "PoolKind",

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import click
 
-from convcalc.calc.choices import Convention
+from convcalc.calc.choices import Convention, DType, Optimizer
 from convcalc.calc.grammar import parse_dims, parse_padding
-from convcalc.calc.network import evaluate
+from convcalc.calc.layers import Spec
+from convcalc.calc.network import NetworkResult, evaluate
 from convcalc.cli.command import ConvcalcCommand
 from convcalc.cli.layer_options import LayerOptions, layer_options, network_of
-from convcalc.cli.output import emit_json, print_rich
+from convcalc.cli.output import choice_of, emit_json, print_rich
 from convcalc.cli.records import take
 from convcalc.errors import ConvcalcError
 from convcalc.present.formatting import (
@@ -21,6 +22,7 @@ from convcalc.present.formatting import (
     solution_spec,
     solutions_json,
     stack_json,
+    training_json,
 )
 
 
@@ -39,6 +41,21 @@ from convcalc.present.formatting import (
 @click.option("--explain", is_flag=True, help="Each layer's formula with the numbers filled in.")
 @click.option("--expand", is_flag=True, help="Show the layers inside groups and blocks.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the output shape.")
+@click.option(
+    "--training", is_flag=True, help="Add what a training step keeps, computes and stores."
+)
+@click.option(
+    "--batch", type=click.IntRange(1, 10**6), default=1, show_default=True,
+    help="With --training: the batch size.",
+)  # fmt: skip
+@click.option(
+    "--optimizer", type=choice_of(Optimizer), default="sgd", show_default=True,
+    help="With --training: sgd keeps no state, momentum one copy, adam/adamw two.",
+)  # fmt: skip
+@click.option(
+    "--dtype", type=choice_of(DType), default="fp32", show_default=True,
+    help="With --training: the element type of weights, gradients, state, activations.",
+)  # fmt: skip
 def shape(input_shape: str, layers: tuple[str, ...], **kwargs: Any) -> None:
     """Output size of a layer or a stack of layers.
 
@@ -58,6 +75,7 @@ def shape(input_shape: str, layers: tuple[str, ...], **kwargs: Any) -> None:
     target, limit = kwargs.pop("target"), kwargs.pop("limit")
     explain, quiet, as_json = kwargs.pop("explain"), kwargs.pop("quiet"), kwargs.pop("as_json")
     expand = kwargs.pop("expand")
+    training = take(TrainingOptions, kwargs)
     opts = take(LayerOptions, kwargs)
     if quiet and as_json:
         raise ConvcalcError("-q and --json both say what stdout holds; give one of them")
@@ -66,19 +84,46 @@ def shape(input_shape: str, layers: tuple[str, ...], **kwargs: Any) -> None:
         return
     shape_in, specs = network_of(input_shape, layers, opts)
     result = evaluate(specs, shape_in, convention=Convention(opts.convention), strict=opts.strict)
+    cost = _training_cost(specs, result, training)
     if quiet:
         click.echo(str(result.output))
     elif as_json:
         to_json = single_json if opts.single else stack_json
-        emit_json(to_json(result, opts.convention))
-    elif opts.single and not explain:
+        emit_json(to_json(result, opts.convention) | training_json(cost))
+    elif opts.single and not explain and cost is None:
         click.echo(single_text(result, opts.convention))
     else:
         from convcalc.present.tables import stack_table
 
-        print_rich(stack_table(result, opts.convention, expand=expand))
+        print_rich(stack_table(result, opts.convention, expand=expand, training=cost))
         if explain:
             print_rich("\n".join(explain_lines(result)))
+
+
+class TrainingOptions(NamedTuple):
+    """What a training step is asked about (`shape --training`)."""
+
+    training: bool
+    batch: int
+    optimizer: str
+    dtype: str
+
+
+def _training_cost(specs: list[Spec], result: NetworkResult, options: TrainingOptions) -> Any:
+    """The training step's cost, or None without --training (whose options need it)."""
+    if not options.training:
+        given = [flag for flag, value, default in (
+            ("--batch", options.batch, 1), ("--optimizer", options.optimizer, "sgd"),
+            ("--dtype", options.dtype, "fp32")) if value != default]  # fmt: skip
+        if given:
+            raise ConvcalcError(f"{', '.join(given)} needs --training (it sizes a training step)")
+        return None
+    from convcalc.calc.training import training_cost
+
+    return training_cost(
+        specs, result, batch=options.batch, dtype=DType(options.dtype),
+        optimizer=Optimizer(options.optimizer),
+    )  # fmt: skip
 
 
 def _shape_target(

@@ -11,6 +11,7 @@ from convcalc.calc.grammar import format_layer
 from convcalc.calc.layers import Conv, Deconv
 from convcalc.calc.merging import UNTRACKED, ReceptiveField
 from convcalc.calc.network import LayerResult, NetworkResult, initial_field
+from convcalc.calc.training import TrainingCost
 from convcalc.present.numbers import count, number, per_axis
 
 
@@ -100,6 +101,34 @@ def stack_json(result: NetworkResult, convention: str) -> dict[str, Any]:
         "total_macs": result.total_macs,
         "total_flops": 2 * result.total_macs,
         "total_memory_bytes": result.total_memory,
+    }
+
+
+def training_json(cost: TrainingCost | None) -> dict[str, Any]:
+    """The ``training`` object of ``shape --training --json`` (empty without it): bytes
+    and MACs for the whole batch."""
+    if cost is None:
+        return {}
+    return {
+        "training": {
+            "batch": cost.batch,
+            "dtype": cost.dtype.value,
+            "optimizer": cost.optimizer.value,
+            "weights_bytes": cost.weights_bytes,
+            "gradients_bytes": cost.gradients_bytes,
+            "optimizer_bytes": cost.optimizer_bytes,
+            "activations_bytes": cost.activations_bytes,
+            "total_bytes": cost.total_bytes,
+            "forward_macs": cost.forward_macs,
+            "backward_macs": cost.backward_macs,
+            "layers": [
+                {
+                    "kept_bytes": layer.kept_bytes * cost.batch,
+                    "backward_macs": layer.backward_macs * cost.batch,
+                }
+                for layer in cost.layers
+            ],
+        }
     }
 
 

@@ -26,6 +26,7 @@ from convcalc.calc.compare import Comparison, ratio, ratio_text, reading
 from convcalc.calc.geometry import Solution
 from convcalc.calc.merging import UNTRACKED
 from convcalc.calc.network import LayerResult, NetworkResult
+from convcalc.calc.training import TrainingCost
 from convcalc.compute.bench import Timing
 from convcalc.present.formatting import counts, field_text, solution_spec
 from convcalc.present.numbers import count, number, si, size_bytes
@@ -38,19 +39,33 @@ _LABELS = {
 }
 
 
-def stack_table(result: NetworkResult, convention: str, *, expand: bool = False) -> Group:
+def stack_table(
+    result: NetworkResult,
+    convention: str,
+    *,
+    expand: bool = False,
+    training: TrainingCost | None = None,
+) -> Group:
     """A stack as a table (layer, output HxWxC, params, MACs, receptive field, memory).
 
     A group (or a block) is one row; with ``expand`` the layers inside follow it,
-    indented, each branch's prefixed with its number. On a narrow terminal the
-    receptive field's start and jump go first, then the memory, the receptive
-    field's size, the row number and the MACs.
+    indented, each branch's prefixed with its number. With ``training``, two more
+    columns (what each layer keeps for the backward pass and its backward MACs, for
+    the batch) and the training step's totals. On a narrow terminal the receptive
+    field's start and jump go first, then the memory, the receptive field's size,
+    the row number and the MACs.
     """
-    rows = [
-        row
-        for i, layer in enumerate(result.layers, start=1)
-        for row in _layer_rows(layer, str(i), "", expand)
-    ]
+    rows = []
+    for i, layer in enumerate(result.layers, start=1):
+        layer_rows = _layer_rows(layer, str(i), "", expand)
+        if training is not None:
+            cost = training.layers[i - 1]
+            extra = (
+                size_bytes(cost.kept_bytes * training.batch),
+                si(cost.backward_macs * training.batch) if cost.backward_macs else "0",
+            )
+            layer_rows = [layer_rows[0] + extra, *((*row, "", "") for row in layer_rows[1:])]
+        rows += layer_rows
     columns = (
         Col("#", drop=5),
         Col("layer", "left"),
@@ -61,9 +76,31 @@ def stack_table(result: NetworkResult, convention: str, *, expand: bool = False)
         Col("jump", drop=2),
         Col("start", drop=1),
         Col("memory", drop=3),
+        *((Col("kept", drop=7), Col("bwd MACs", drop=8)) if training is not None else ()),
     )
     table = FittedTable(columns, rows, title=f"input {result.input}  ({convention} rules)")
-    return Group(table, *totals_lines(result))
+    extra_lines = [] if training is None else training_lines(training)
+    return Group(table, *totals_lines(result), *extra_lines)
+
+
+def training_lines(cost: TrainingCost) -> list[Text]:
+    """The totals of a training step, under the table."""
+    return [
+        Text(
+            f"training step: batch {cost.batch}, {cost.dtype}, {cost.optimizer}; "
+            f"kept for backward: {size_bytes(cost.activations_bytes)}"
+        ),
+        Text(
+            f"  weights {size_bytes(cost.weights_bytes)} + gradients "
+            f"{size_bytes(cost.gradients_bytes)} + optimizer state "
+            f"{size_bytes(cost.optimizer_bytes)} + activations "
+            f"{size_bytes(cost.activations_bytes)} = peak {size_bytes(cost.total_bytes)}"
+        ),
+        Text(
+            f"  MACs forward {count(cost.forward_macs)} = {si(cost.forward_macs)}, backward "
+            f"{count(cost.backward_macs)} = {si(cost.backward_macs)} (FLOPs = 2 × MACs)"
+        ),
+    ]
 
 
 Row = tuple[str, ...]
