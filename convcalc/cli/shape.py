@@ -17,6 +17,7 @@ from convcalc.cli.records import take
 from convcalc.errors import ConvcalcError
 from convcalc.present.formatting import (
     explain_lines,
+    ops_json,
     single_json,
     single_text,
     solution_spec,
@@ -41,6 +42,11 @@ from convcalc.present.formatting import (
 @click.option("--explain", is_flag=True, help="Each layer's formula with the numbers filled in.")
 @click.option("--expand", is_flag=True, help="Show the layers inside groups and blocks.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the output shape.")
+@click.option(
+    "--ops", type=click.Choice(["macs", "all"]), default="macs", show_default=True,
+    help="all: also count the other arithmetic (batch norm, pooling, activations, adds), "
+    "apart from MACs.",
+)  # fmt: skip
 @click.option(
     "--training", is_flag=True, help="Add what a training step keeps, computes and stores."
 )
@@ -76,6 +82,7 @@ def shape(input_shape: str, layers: tuple[str, ...], **kwargs: Any) -> None:
     explain, quiet, as_json = kwargs.pop("explain"), kwargs.pop("quiet"), kwargs.pop("as_json")
     expand = kwargs.pop("expand")
     training = take(TrainingOptions, kwargs)
+    all_ops = kwargs.pop("ops") == "all"
     opts = take(LayerOptions, kwargs)
     if quiet and as_json:
         raise ConvcalcError("-q and --json both say what stdout holds; give one of them")
@@ -85,17 +92,20 @@ def shape(input_shape: str, layers: tuple[str, ...], **kwargs: Any) -> None:
     shape_in, specs = network_of(input_shape, layers, opts)
     result = evaluate(specs, shape_in, convention=Convention(opts.convention), strict=opts.strict)
     cost = _training_cost(specs, result, training)
+    other = _other_ops(specs, result) if all_ops else None
     if quiet:
         click.echo(str(result.output))
     elif as_json:
         to_json = single_json if opts.single else stack_json
-        emit_json(to_json(result, opts.convention) | training_json(cost))
-    elif opts.single and not explain and cost is None:
+        emit_json(to_json(result, opts.convention) | training_json(cost) | ops_json(other))
+    elif opts.single and not explain and cost is None and other is None:
         click.echo(single_text(result, opts.convention))
     else:
         from convcalc.present.tables import stack_table
 
-        print_rich(stack_table(result, opts.convention, expand=expand, training=cost))
+        print_rich(
+            stack_table(result, opts.convention, expand=expand, training=cost, other_ops=other)
+        )
         if explain:
             print_rich("\n".join(explain_lines(result)))
 
@@ -124,6 +134,12 @@ def _training_cost(specs: list[Spec], result: NetworkResult, options: TrainingOp
         specs, result, batch=options.batch, dtype=DType(options.dtype),
         optimizer=Optimizer(options.optimizer),
     )  # fmt: skip
+
+
+def _other_ops(specs: list[Spec], result: NetworkResult) -> list[int]:
+    from convcalc.calc.operations import network_other_ops
+
+    return network_other_ops(result, specs)
 
 
 def _shape_target(

@@ -104,6 +104,13 @@ def stack_json(result: NetworkResult, convention: str) -> dict[str, Any]:
     }
 
 
+def ops_json(other: list[int] | None) -> dict[str, Any]:
+    """``--ops all``: each layer's operations other than MACs, and their total."""
+    if other is None:
+        return {}
+    return {"other_ops": other, "total_other_ops": sum(other)}
+
+
 def training_json(cost: TrainingCost | None) -> dict[str, Any]:
     """The ``training`` object of ``shape --training --json`` (empty without it): bytes
     and MACs for the whole batch."""

@@ -45,6 +45,7 @@ def stack_table(
     *,
     expand: bool = False,
     training: TrainingCost | None = None,
+    other_ops: list[int] | None = None,
 ) -> Group:
     """A stack as a table (layer, output HxWxC, params, MACs, receptive field, memory).
 
@@ -58,6 +59,10 @@ def stack_table(
     rows = []
     for i, layer in enumerate(result.layers, start=1):
         layer_rows = _layer_rows(layer, str(i), "", expand)
+        if other_ops is not None:
+            ops = other_ops[i - 1]
+            layer_rows = [(*layer_rows[0], si(ops) if ops else "0"),
+                          *((*row, "") for row in layer_rows[1:])]  # fmt: skip
         if training is not None:
             cost = training.layers[i - 1]
             extra = (
@@ -76,10 +81,16 @@ def stack_table(
         Col("jump", drop=2),
         Col("start", drop=1),
         Col("memory", drop=3),
-        *((Col("kept", drop=7), Col("bwd MACs", drop=8)) if training is not None else ()),
+        *((Col("other ops", drop=7),) if other_ops is not None else ()),
+        *((Col("kept", drop=8), Col("bwd MACs", drop=9)) if training is not None else ()),
     )
     table = FittedTable(columns, rows, title=f"input {result.input}  ({convention} rules)")
     extra_lines = [] if training is None else training_lines(training)
+    if other_ops is not None:
+        extra_lines.insert(0, Text(
+            f"other operations (bias, batch norm, pooling, activations, adds, multiplies; "
+            f"not MACs): {count(sum(other_ops))} = {si(sum(other_ops))}"
+        ))  # fmt: skip
     return Group(table, *totals_lines(result), *extra_lines)
 
 
