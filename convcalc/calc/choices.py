@@ -95,6 +95,17 @@ class DType(StrEnum):
     INT8 = "int8"
 
 
+class Format(StrEnum):
+    """How a command prints its result: a rich table, one JSON document, or a table as
+    CSV, GitHub Markdown or LaTeX (booktabs)."""
+
+    TABLE = "table"
+    JSON = "json"
+    CSV = "csv"
+    MARKDOWN = "markdown"
+    LATEX = "latex"
+
+
 class PadRule(StrEnum):
     """Padding given by name rather than by count."""
 
@@ -149,6 +160,7 @@ __all__ = [
     "Convention",
     "DType",
     "FileFormat",
+    "Format",
     "Method",
     "Optimizer",
     "PadMode",

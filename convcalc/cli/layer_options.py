@@ -15,6 +15,7 @@ from convcalc.calc.presets import PRESETS
 from convcalc.calc.sequence import parse_specs
 from convcalc.cli.options import (
     dilation_option,
+    format_option,
     json_option,
     output_padding_option,
     padding_option,
@@ -60,6 +61,7 @@ def layer_options(fn: F) -> F:
             "--strict", is_flag=True, help="Fail when a window does not fit its input exactly."
         ),
         json_option,
+        format_option,
     ]
     for option in reversed(options):
         fn = option(fn)

@@ -7,8 +7,9 @@ from typing import Any, TypeVar
 
 import click
 
-from convcalc.calc.choices import PadMode
+from convcalc.calc.choices import Format, PadMode
 from convcalc.cli.output import choice_of
+from convcalc.errors import ConvcalcError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -40,6 +41,18 @@ max_pixels_option = click.option(
     help="Decode images of up to N pixels (default: Pillow's limit, 89,478,485).",
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
+format_option = click.option(
+    "--format", "fmt", type=choice_of(Format), default="table", show_default=True,
+    help="table, json (= --json), csv (plain integers), markdown or latex.",
+)  # fmt: skip
+
+
+def output_format(kwargs: dict[str, Any]) -> Format:
+    """The format asked for by --format and --json (popped from ``kwargs``)."""
+    fmt, as_json = Format(kwargs.pop("fmt")), kwargs.pop("as_json")
+    if as_json and fmt not in (Format.TABLE, Format.JSON):
+        raise ConvcalcError(f"--json and --format {fmt} ask for two formats; give one of them")
+    return Format.JSON if as_json else fmt
 
 
 def window_options(fn: F) -> F:

@@ -7,11 +7,12 @@ from typing import Any
 
 import click
 
-from convcalc.calc.choices import Convention
+from convcalc.calc.choices import Convention, Format
 from convcalc.calc.layers import Conv, DepthwiseConv, Layer
 from convcalc.calc.network import evaluate, placed_layers
 from convcalc.cli.command import ConvcalcCommand
 from convcalc.cli.layer_options import LayerOptions, layer_options, network_of
+from convcalc.cli.options import output_format
 from convcalc.cli.output import emit_json, print_rich
 from convcalc.cli.records import take
 from convcalc.errors import ConvcalcError
@@ -38,7 +39,7 @@ def params(input_shape: str, layers: tuple[str, ...], **kwargs: Any) -> None:
     """
     from convcalc.calc.compare import compare, totals
 
-    units, as_json = kwargs.pop("units"), kwargs.pop("as_json")
+    units, fmt = kwargs.pop("units"), output_format(kwargs)
     opts = take(LayerOptions, kwargs)
     if opts.pool or opts.transposed:
         raise ConvcalcError("params compares convolutions; drop --pool/--transposed")
@@ -54,10 +55,15 @@ def params(input_shape: str, layers: tuple[str, ...], **kwargs: Any) -> None:
     ]
     if not found:
         raise ConvcalcError("no convolution to compare: params needs conv or dwconv layers")
-    if as_json:
+    if fmt == Format.JSON:
         docs = [comparison_json(c) | {"layer": text} for text, c in found]
         total = totals_json(totals([c for _, c in found]))
         emit_json(docs[0] if opts.single else {"layers": docs, "total": total})
+        return
+    if fmt != Format.TABLE:
+        from convcalc.present.exports import comparison_rows, write_table
+
+        click.echo(write_table(fmt, comparison_rows(found)), nl=False)
         return
     from convcalc.present.tables import comparison_table
 

@@ -6,12 +6,13 @@ from typing import Any, NamedTuple
 
 import click
 
-from convcalc.calc.choices import Convention, DType, Optimizer
+from convcalc.calc.choices import Convention, DType, Format, Optimizer
 from convcalc.calc.grammar import parse_dims, parse_padding
 from convcalc.calc.layers import Spec
 from convcalc.calc.network import NetworkResult, evaluate
 from convcalc.cli.command import ConvcalcCommand
 from convcalc.cli.layer_options import LayerOptions, layer_options, network_of
+from convcalc.cli.options import output_format
 from convcalc.cli.output import choice_of, emit_json, print_rich
 from convcalc.cli.records import take
 from convcalc.errors import ConvcalcError
@@ -79,14 +80,18 @@ def shape(input_shape: str, layers: tuple[str, ...], **kwargs: Any) -> None:
       convcalc shape 224 --target 112 -k 3
     """
     target, limit = kwargs.pop("target"), kwargs.pop("limit")
-    explain, quiet, as_json = kwargs.pop("explain"), kwargs.pop("quiet"), kwargs.pop("as_json")
+    explain, quiet = kwargs.pop("explain"), kwargs.pop("quiet")
+    fmt = output_format(kwargs)
+    as_json = fmt == Format.JSON
     expand = kwargs.pop("expand")
     training = take(TrainingOptions, kwargs)
     all_ops = kwargs.pop("ops") == "all"
     opts = take(LayerOptions, kwargs)
-    if quiet and as_json:
-        raise ConvcalcError("-q and --json both say what stdout holds; give one of them")
+    if quiet and fmt != Format.TABLE:
+        raise ConvcalcError(f"-q and --format {fmt} both say what stdout holds; give one of them")
     if target is not None:
+        if fmt not in (Format.TABLE, Format.JSON):
+            raise ConvcalcError(f"--target prints a table or JSON, not {fmt}")
         _shape_target(input_shape, target, opts, limit, as_json, quiet)
         return
     shape_in, specs = network_of(input_shape, layers, opts)
@@ -98,6 +103,10 @@ def shape(input_shape: str, layers: tuple[str, ...], **kwargs: Any) -> None:
     elif as_json:
         to_json = single_json if opts.single else stack_json
         emit_json(to_json(result, opts.convention) | training_json(cost) | ops_json(other))
+    elif fmt != Format.TABLE:
+        from convcalc.present.exports import stack_rows, write_table
+
+        click.echo(write_table(fmt, stack_rows(result, training=cost, other_ops=other)), nl=False)
     elif opts.single and not explain and cost is None and other is None:
         click.echo(single_text(result, opts.convention))
     else:

@@ -150,7 +150,7 @@ def test_target_json_honours_limit_and_says_how_many_were_found(limit):
 @pytest.mark.parametrize("args", [["7", "-k", "3"], ["224", "--target", "112"]])
 def test_quiet_and_json_together_are_refused(args):
     result = run("shape", *args, "-q", "--json")
-    assert result.exit_code == 2 and "-q and --json" in result.stderr
+    assert result.exit_code == 2 and "-q and --format json" in result.stderr
 
 
 # -- --strict fails where input is lost, not where only padding is left over -----------
