@@ -45,6 +45,7 @@ from convcalc.cli.apply_options import (
 from convcalc.cli.command import ConvcalcCommand
 from convcalc.cli.kernels import kernel_forms, refuse_size_kernel
 from convcalc.cli.options import (
+    format_option,
     gray_option,
     max_pixels_option,
     output_padding_option,
@@ -138,6 +139,7 @@ from convcalc.errors import ConvcalcError
 )
 @click.option("-v", "--verbose", is_flag=True, help="Say which method was picked.")
 @click.option("--json", "as_json", is_flag=True, help="The result as one JSON document.")
+@format_option
 @click.option("--steps", is_flag=True, help="Each window's arithmetic, step by step.")
 @click.option(
     "--at",
@@ -177,6 +179,10 @@ def apply(items: tuple[str, ...], **kwargs: Any) -> None:
 
     given = _given(click.get_current_context())
     choices, how = take(LayerChoices, kwargs), take(HowOptions, kwargs)
+    if kwargs["fmt"] == "json":
+        kwargs["as_json"], kwargs["fmt"] = True, "table"
+    elif kwargs["as_json"] and kwargs["fmt"] != "table":
+        raise ConvcalcError(f"--json and --format {kwargs['fmt']} ask for two formats; give one")
     out, report = take(OutputOptions, kwargs), take(ReportOptions, kwargs)
     refuse_stdout_clash(out, report)
     inputs, spec_texts = _split_items(items)

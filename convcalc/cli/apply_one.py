@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from convcalc.calc.choices import Scale
+from convcalc.calc.choices import Format, Scale
 from convcalc.cli.apply_options import OutputOptions, Run
 from convcalc.cli.output import busy, json_numbers, print_rich, say
 from convcalc.errors import ConvcalcError
@@ -63,7 +63,7 @@ def apply_one(path: str, run: Run) -> dict[str, Any] | None:
     if doc is not None:
         doc.setdefault("notes", notes)
     else:
-        _print_result(result)
+        _print_result(result, Format(report.fmt))
     return doc
 
 
@@ -82,9 +82,14 @@ def _result_doc(result: Any, input_shape: tuple[int, ...]) -> dict[str, Any]:
     return doc | ({"output": json_numbers(result)} if _small(result) else _stats(result))
 
 
-def _print_result(result: Any) -> None:
+def _print_result(result: Any, fmt: Format) -> None:
     from convcalc.present.tables import matrix_table
 
+    if fmt != Format.TABLE:
+        from convcalc.present.exports import matrix_rows, write_table
+
+        click.echo(write_table(fmt, matrix_rows(result)), nl=False)
+        return
     if _small(result):
         for c in range(result.shape[2]):
             title = f"output {shape_text(result)}" + (

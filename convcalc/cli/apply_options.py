@@ -52,6 +52,7 @@ class ReportOptions(NamedTuple):
 
     verbose: bool
     as_json: bool
+    fmt: str
     steps: bool
     at: tuple[str, ...]
     limit: int | None
@@ -101,6 +102,11 @@ def ignored_options(run: Run, choices: LayerChoices, specs: bool) -> dict[str, s
     weighted = any(isinstance(layer, Conv | Deconv) for layer in layers)
     average = any(isinstance(layer, Pool) and layer.kind == PoolKind.AVG for layer in layers)
     ignored: dict[str, str] = {}
+    if run.out.output or run.report.steps:
+        ignored["fmt"] = (
+            "formats the printed result table; with -o the file's extension decides, and "
+            "--steps prints a table or --json"
+        )
     if not run.report.steps:
         ignored |= dict.fromkeys(
             ("at", "limit", "steps_layer"), "needs --steps (it picks which steps are shown)"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Sequence
+from typing import Any
 
 from convcalc.calc.choices import Format
 from convcalc.calc.compare import Comparison, ratio
@@ -81,6 +82,24 @@ def comparison_rows(found: Sequence[tuple[str, Comparison]]) -> Table:
         for way, item in counts(c)
     ]  # fmt: skip
     return header, rows
+
+
+def matrix_rows(values: Any) -> Table:
+    """An HxWxC result, one row per row of each channel (a ``channel`` column when there
+    are several); whole values as integers."""
+    channels = values.shape[2]
+    header = [*(["channel"] if channels > 1 else []), "row", *map(str, range(values.shape[1]))]
+    rows: list[list[Cell]] = [
+        [*([c] if channels > 1 else []), r, *(_number(v) for v in values[r, :, c])]
+        for c in range(channels)
+        for r in range(values.shape[0])
+    ]
+    return header, rows
+
+
+def _number(value: Any) -> Cell:
+    v = float(value)
+    return int(v) if v.is_integer() and abs(v) < 2**53 else v
 
 
 def _flattened(layer: LayerResult, path: str, extra: list[Cell]) -> list[list[Cell]]:

@@ -316,3 +316,29 @@ def test_animate_refuses_options_it_would_ignore(tmp_path):
     assert "--output-padding needs --transposed" in refused(
         "animate", UFLDL, "-k", "box3", "--output-padding", "1", "-o", out
     )
+
+
+@pytest.mark.parametrize(
+    ("fmt", "first"), [("csv", "row,0,1,2"), ("markdown", "| row | 0 | 1 | 2 |")]
+)
+def test_apply_prints_its_result_table_in_other_formats(fmt, first):
+    result = run(
+        "apply", str(SAMPLES / "ufldl_5x5.txt"), "-k", "1,0,1;0,1,0;1,0,1", "--format", fmt
+    )
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    assert lines[0] == first and "4" in lines[-1]
+
+
+@pytest.mark.parametrize("extra", [["-o", "out.npy"], ["--steps"]])
+def test_apply_format_with_a_file_or_steps_is_refused(extra, tmp_path):
+    result = run(
+        "apply",
+        str(SAMPLES / "ufldl_5x5.txt"),
+        "-k",
+        "box3",
+        "--format",
+        "csv",
+        *[str(tmp_path / e) if e.endswith(".npy") else e for e in extra],
+    )
+    assert result.exit_code == 2 and "--format" in result.stderr
