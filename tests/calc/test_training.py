@@ -90,11 +90,20 @@ def test_dtype_batch_and_optimizer_scale_what_they_should():
         ("resnet18", 177_477_120, 28_081_061_888),
         ("googlenet", 385_425_280, 23_029_907_456),
         ("mobilenetv2", 625_812_736, 4_725_684_224),  # shipped FlopCounterMode: 46.7 G
+        ("resnet50", 687_488_512, 64_482_836_480),
+        ("vgg16", 586_842_112, 246_830_596_096),
+        ("densenet121", 1_043_225_344, 44_402_475_008),
+        ("squeezenet1_1", 168_557_824, 5_416_105_472),
+        ("mobilenet_v3_large", 353_009_216, 3_422_084_096),
+        ("efficientnet_b0", 705_720_480, 6_086_331_904),
+        ("convnext_tiny", 873_247_008, 71_172_894_720),
+        ("inception_v3", 785_582_944, 91_258_004_224),
     ],
 )
 def test_presets_agree_with_what_pytorch_saves(name, torch_saved, torch_backward):
     specs = load_network(name)
-    c = training_cost(specs, evaluate(specs, parse_shape("224x224x3")), batch=8)
+    size = "299x299x3" if name == "inception_v3" else "224x224x3"
+    c = training_cost(specs, evaluate(specs, parse_shape(size)), batch=8)
     assert c.activations_bytes == pytest.approx(torch_saved, rel=0.02)
     if torch_backward is not None:
         assert c.backward_macs == torch_backward
