@@ -674,4 +674,4 @@ _WRITERS: dict[type, Callable[[Any], Written]] = {
 def format_group(group: Group) -> str:
     """A group written out whole: ``( conv:64,1 | conv:96,1 conv:128,3,p=1 ) concat``."""
     branches = [" ".join(format_layer(spec.layer) for spec in branch) for branch in group.branches]
-    return "( " + " | ".join(branches).replace("  ", " ") + f" ) {group.merge}"
+    return "( " + " | ".join(branches).replace("  ", " ").strip() + f" ) {group.merge}"
