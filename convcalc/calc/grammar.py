@@ -105,15 +105,25 @@ def parse_counts(text: str, what: str) -> tuple[int, ...]:
 
 
 def parse_padding(text: str) -> tuple[Padding, ...]:
-    """Read padding: ``N``, ``HxW``, ``same``, ``valid`` or ``full``."""
+    """Read padding: ``N``, ``HxW``, ``same``, ``valid`` or ``full``; an axis padded
+    unevenly is ``BEFORE+AFTER`` (``0+1x0+1``: one row after, one column after)."""
     word = text.strip().lower()
     if word in {rule.value for rule in PadRule}:
         return (PadRule(word),)
-    if not re.fullmatch(r"\+?\d+(x\+?\d+){0,3}", word):
+    if re.fullmatch(r"\+?\d+(x\+?\d+){0,3}", word):
+        return parse_counts(word, "padding")
+    if not re.fullmatch(r"\d+(\+\d+)?(x\d+(\+\d+)?){0,3}", word):
         raise ConvcalcError(
-            f"padding '{text}' is not valid; valid: a count of 0 or more, HxW, same, valid or full"
+            f"padding '{text}' is not valid; valid: a count of 0 or more, HxW, BEFORE+AFTER "
+            "per axis (0+1), same, valid or full"
         )
-    return parse_counts(word, "padding")
+    return tuple(_uneven(part, text) for part in word.split("x"))
+
+
+def _uneven(part: str, text: str) -> Padding:
+    before, _, after = part.partition("+")
+    lo = _bounded(before, "padding", text, lowest=0)
+    return lo if not after else (lo, _bounded(after, "padding", text, lowest=0))
 
 
 def parse_spec(text: str, where: str = "") -> Spec:
@@ -171,8 +181,11 @@ def format_dims(values: Sequence[int]) -> str:
 
 
 def format_padding(padding: Sequence[Padding]) -> str:
-    """Padding as typed: ``1``, ``1x2``, ``same``."""
-    return "x".join(p.value if isinstance(p, PadRule) else str(p) for p in padding)
+    """Padding as typed: ``1``, ``1x2``, ``0+1`` (before+after), ``same``."""
+    return "x".join(
+        p.value if isinstance(p, PadRule) else f"{p[0]}+{p[1]}" if isinstance(p, tuple) else str(p)
+        for p in padding
+    )
 
 
 # -- the grammar of each op -------------------------------------------------

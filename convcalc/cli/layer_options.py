@@ -23,6 +23,7 @@ from convcalc.cli.options import (
 )
 from convcalc.cli.output import choice_of
 from convcalc.errors import ConvcalcError
+from convcalc.io.network_files import is_network_file
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -92,14 +93,28 @@ class LayerOptions(NamedTuple):
         return self.kernel is not None
 
 
-def network_of(
-    input_text: str, spec_texts: tuple[str, ...], opts: LayerOptions
-) -> tuple[Shape, list[Spec]]:
-    """The input shape and the layers to run on it, from arguments or options."""
+class Network(NamedTuple):
+    """What `shape` and `params` compute: the input, the layers, whose rules apply."""
+
+    input: Shape
+    specs: list[Spec]
+    convention: Convention
+
+
+def network_of(input_text: str | None, spec_texts: tuple[str, ...], opts: LayerOptions) -> Network:
+    """The input shape and the layers to run on it, from arguments, options or a file."""
+    if opts.net and is_network_file(opts.net):
+        return _imported(input_text, spec_texts, opts)
+    if input_text is None:
+        raise ConvcalcError(
+            "no INPUT shape; valid: HxWxC such as 224x224x3 (or --net FILE.onnx|.keras, "
+            "whose file gives it)"
+        )
+    convention = Convention(opts.convention)
     if opts.single and (spec_texts or opts.net):
         raise ConvcalcError("give either -k (one layer) or layer specs/--net, not both")
     if opts.single:
-        return _single_network(input_text, opts)
+        return Network(*_single_network(input_text, opts), convention)
     from convcalc.calc.presets import load_network
 
     ignored = [
@@ -127,7 +142,29 @@ def network_of(
         raise ConvcalcError(
             "nothing to compute: give a kernel with -k, layer specs such as conv:6,5, or --net NAME"
         )
-    return parse_shape(input_text, network_rank([s.layer for s in specs])), specs
+    return Network(
+        parse_shape(input_text, network_rank([s.layer for s in specs])), specs, convention
+    )
+
+
+def _imported(input_text: str | None, spec_texts: tuple[str, ...], opts: LayerOptions) -> Network:
+    """A network read from an ONNX or Keras file; a given INPUT overrides the file's."""
+    from convcalc.io.network_files import read_network_file
+
+    assert opts.net is not None
+    if spec_texts or opts.single:
+        raise ConvcalcError("--net FILE takes no layer specs or -k beside it")
+    imported = read_network_file(opts.net)
+    rank = network_rank([spec.layer for spec in imported.specs])
+    if input_text is not None:
+        shape = parse_shape(input_text, rank)
+    elif imported.input_shape is not None:
+        shape = imported.input_shape
+    else:
+        raise ConvcalcError(
+            f"{opts.net} leaves its input size open; give it as INPUT, e.g. 224x224x3"
+        )
+    return Network(shape, imported.specs, imported.convention)
 
 
 def _single_network(input_text: str, opts: LayerOptions) -> tuple[Shape, list[Spec]]:

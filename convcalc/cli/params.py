@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from convcalc.calc.choices import Convention, Format
+from convcalc.calc.choices import Format
 from convcalc.calc.layers import Conv, DepthwiseConv, Layer
 from convcalc.calc.network import evaluate, placed_layers
 from convcalc.cli.command import ConvcalcCommand
@@ -20,7 +20,7 @@ from convcalc.present.formatting import comparison_json, totals_json, totals_lin
 
 
 @click.command(cls=ConvcalcCommand)
-@click.argument("input_shape", metavar="INPUT")
+@click.argument("input_shape", metavar="[INPUT]", required=False)
 @click.argument("layers", nargs=-1, metavar="[LAYER]...")
 @layer_options
 @click.option(
@@ -28,7 +28,7 @@ from convcalc.present.formatting import comparison_json, totals_json, totals_lin
     type=click.IntRange(min=1),
     help="Also compare with a fully connected layer of this many units.",
 )
-def params(input_shape: str, layers: tuple[str, ...], **kwargs: Any) -> None:
+def params(input_shape: str | None, layers: tuple[str, ...], **kwargs: Any) -> None:
     """Weights with and without weight sharing, against fully connected layers.
 
     \b
@@ -43,11 +43,11 @@ def params(input_shape: str, layers: tuple[str, ...], **kwargs: Any) -> None:
     opts = take(LayerOptions, kwargs)
     if opts.pool or opts.transposed:
         raise ConvcalcError("params compares convolutions; drop --pool/--transposed")
-    shape_in, specs = network_of(input_shape, layers, opts)
-    result = evaluate(specs, shape_in, convention=Convention(opts.convention), strict=opts.strict)
+    shape_in, specs, convention = network_of(input_shape, layers, opts)
+    result = evaluate(specs, shape_in, convention=convention, strict=opts.strict)
     if opts.no_bias:
         specs = [replace(s, layer=_without_bias(s.layer)) for s in specs]
-        result = evaluate(specs, shape_in, convention=Convention(opts.convention))
+        result = evaluate(specs, shape_in, convention=convention)
     found = [
         (placed.text, compare(placed.layer, placed.input, placed.result.output, units=units))
         for placed in placed_layers(specs, result)

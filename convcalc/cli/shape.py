@@ -6,9 +6,9 @@ from typing import Any, NamedTuple
 
 import click
 
-from convcalc.calc.choices import Convention, DType, Format, Optimizer
+from convcalc.calc.choices import DType, Format, Optimizer
 from convcalc.calc.grammar import parse_dims, parse_padding
-from convcalc.calc.layers import Spec
+from convcalc.calc.layers import Mark, Spec
 from convcalc.calc.network import NetworkResult, evaluate
 from convcalc.cli.command import ConvcalcCommand
 from convcalc.cli.layer_options import LayerOptions, layer_options, network_of
@@ -29,7 +29,7 @@ from convcalc.present.formatting import (
 
 
 @click.command(cls=ConvcalcCommand)
-@click.argument("input_shape", metavar="INPUT")
+@click.argument("input_shape", metavar="[INPUT]", required=False)
 @click.argument("layers", nargs=-1, metavar="[LAYER]...")
 @layer_options
 @click.option("--target", type=int, help="Which kernel/stride/padding/dilation give this size?")
@@ -63,7 +63,11 @@ from convcalc.present.formatting import (
     "--dtype", type=choice_of(DType), default="fp32", show_default=True,
     help="With --training: the element type of weights, gradients, state, activations.",
 )  # fmt: skip
-def shape(input_shape: str, layers: tuple[str, ...], **kwargs: Any) -> None:
+@click.option(
+    "--emit", type=click.Choice(["pytorch", "keras"]),
+    help="Print the network as a PyTorch or Keras module (Python source) instead.",
+)  # fmt: skip
+def shape(input_shape: str | None, layers: tuple[str, ...], **kwargs: Any) -> None:
     """Output size of a layer or a stack of layers.
 
     \b
@@ -87,36 +91,43 @@ def shape(input_shape: str, layers: tuple[str, ...], **kwargs: Any) -> None:
     training = take(TrainingOptions, kwargs)
     all_ops = kwargs.pop("ops") == "all"
     opts = take(LayerOptions, kwargs)
+    emit = kwargs.pop("emit")
+    if emit is not None:
+        _emit_alone(quiet, fmt, target, explain, expand, training.training, all_ops)
     if quiet and fmt != Format.TABLE:
         raise ConvcalcError(f"-q and --format {fmt} both say what stdout holds; give one of them")
     if target is not None:
         if fmt not in (Format.TABLE, Format.JSON):
             raise ConvcalcError(f"--target prints a table or JSON, not {fmt}")
+        if input_shape is None:
+            raise ConvcalcError("--target needs INPUT, the size of one axis, e.g. 224")
         _shape_target(input_shape, target, opts, limit, as_json, quiet)
         return
-    shape_in, specs = network_of(input_shape, layers, opts)
-    result = evaluate(specs, shape_in, convention=Convention(opts.convention), strict=opts.strict)
+    shape_in, specs, convention = network_of(input_shape, layers, opts)
+    result = evaluate(specs, shape_in, convention=convention, strict=opts.strict)
     cost = _training_cost(specs, result, training)
     other = _other_ops(specs, result) if all_ops else None
+    if emit is not None:
+        _emit(emit, input_shape, layers, opts, specs, result, convention)
+        return
     if quiet:
         click.echo(str(result.output))
     elif as_json:
         to_json = single_json if opts.single else stack_json
-        emit_json(to_json(result, opts.convention) | training_json(cost) | ops_json(other))
+        emit_json(to_json(result, convention) | training_json(cost) | ops_json(other))
     elif fmt != Format.TABLE:
         from convcalc.present.exports import stack_rows, write_table
 
         click.echo(write_table(fmt, stack_rows(result, training=cost, other_ops=other)), nl=False)
     elif opts.single and not explain and cost is None and other is None:
-        click.echo(single_text(result, opts.convention))
+        click.echo(single_text(result, convention))
     else:
         from convcalc.present.tables import stack_table
 
-        print_rich(
-            stack_table(result, opts.convention, expand=expand, training=cost, other_ops=other)
-        )
+        print_rich(stack_table(result, convention, expand=expand, training=cost, other_ops=other))
         if explain:
-            print_rich("\n".join(explain_lines(result)))
+            wheres = [s.where for s in specs if not isinstance(s.layer, Mark)]
+            print_rich("\n".join(explain_lines(result, wheres)))
 
 
 class TrainingOptions(NamedTuple):
@@ -181,3 +192,69 @@ def _shape_target(
         from convcalc.present.tables import solutions_table
 
         print_rich(solutions_table(n[0], target, solutions, limit))
+
+
+def _emit_alone(quiet: bool, fmt: Format, target: int | None, *flags: bool) -> None:
+    """--emit writes a module on stdout: refuse what would print or ask something else."""
+    explain, expand, training, all_ops = flags
+    given = [flag for flag, on in (
+        ("-q", quiet), (f"--format {fmt}", fmt != Format.TABLE), ("--target", target is not None),
+        ("--explain", explain), ("--expand", expand), ("--training", training),
+        ("--ops all", all_ops)) if on]  # fmt: skip
+    if given:
+        raise ConvcalcError(
+            f"--emit prints a Python module on stdout; {', '.join(given)} cannot go with it"
+        )
+
+
+def _emit(
+    target: str,
+    input_text: str | None,
+    layers: tuple[str, ...],
+    opts: LayerOptions,
+    specs: list[Spec],
+    result: NetworkResult,
+    convention: str,
+) -> None:
+    """Print the network as a PyTorch or Keras module; the network's notes on stderr."""
+    from convcalc.calc.choices import Convention
+    from convcalc.calc.network import placed_layers
+    from convcalc.cli.output import say
+    from convcalc.present.emit_keras import emit_keras
+    from convcalc.present.emit_pytorch import emit_pytorch
+
+    emitter = emit_pytorch if target == "pytorch" else emit_keras
+    command = _command_line(target, input_text, layers, opts, convention)
+    text = emitter(specs, result, result.input, convention=Convention(convention), command=command)
+    click.echo(text, nl=False)
+    notes = dict.fromkeys(
+        f"note: {leaf.text}: {note}"
+        for leaf in placed_layers(specs, result)
+        for note in leaf.result.notes
+        if "receptive field" not in note and "no input is lost" not in note
+    )
+    say(list(notes))
+
+
+def _command_line(
+    target: str, input_text: str | None, layers: tuple[str, ...], opts: LayerOptions,
+    convention: str,
+) -> str:  # fmt: skip
+    """The convcalc command that emits this module, for its docstring."""
+    import shlex
+
+    words = ["convcalc", "shape", *([input_text] if input_text else [])]
+    words += ["--net", opts.net] if opts.net else []
+    words += list(layers)
+    if opts.single:  # the one layer's options as given
+        words += [word for flag, value in (
+            ("-k", opts.kernel), ("-s", opts.stride), ("-p", opts.padding), ("-d", opts.dilation),
+            ("--filters", opts.filters), ("--groups", opts.groups if opts.groups != 1 else None),
+            ("--pool", opts.pool),
+            ("--output-padding", opts.output_padding if opts.output_padding != "0" else None),
+        ) if value is not None for word in (flag, str(value))]  # fmt: skip
+        words += [flag for flag, on in (("--no-bias", opts.no_bias), ("--ceil", opts.ceil),
+                  ("--transposed", opts.transposed)) if on]  # fmt: skip
+    words += [] if convention == "torch" else ["--convention", str(convention)]
+    words += ["--strict"] if opts.strict else []
+    return shlex.join([*words, "--emit", target])

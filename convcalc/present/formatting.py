@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from convcalc.calc.axes import axis_names
@@ -48,12 +49,14 @@ def single_text(result: NetworkResult, convention: str) -> str:
     return "\n".join(lines)
 
 
-def explain_lines(result: NetworkResult) -> list[str]:
-    """Each layer's formulas with the numbers filled in, and the receptive-field step."""
+def explain_lines(result: NetworkResult, wheres: Sequence[str] = ()) -> list[str]:
+    """Each layer's formulas with the numbers filled in, and the receptive-field step;
+    ``wheres`` (one per layer) say where each was written, e.g. a file's node name."""
     lines = []
     previous = initial_field(len(result.input.spatial))
     for i, layer in enumerate(result.layers, start=1):
-        lines.append(f"{i:>3}  {layer.spec}  → {layer.output}")
+        where = f"  ({wheres[i - 1]})" if i <= len(wheres) and "node '" in wheres[i - 1] else ""
+        lines.append(f"{i:>3}  {layer.spec}  → {layer.output}{where}")
         lines += [f"       {names}: {formula}" for names, formula in axis_lines(layer.axes)]
         lines += [f"       padding {pads}" for pads in _padding_text(layer.axes)]
         tracked = previous not in (None, UNTRACKED) and layer.receptive_field not in (

@@ -157,7 +157,9 @@ _sizes = st.integers(1, 9)
 _dims = st.lists(_sizes, min_size=1, max_size=3).map(tuple)
 _pads = st.one_of(
     st.sampled_from(list(PadRule)).map(lambda r: (r,)),
-    st.lists(st.integers(0, 4), min_size=1, max_size=3).map(tuple),
+    st.lists(
+        st.integers(0, 4) | st.tuples(st.integers(0, 4), st.integers(0, 4)), min_size=1, max_size=3
+    ).map(tuple),
 )
 _window = {"stride": _dims, "padding": _pads, "dilation": _dims}
 
