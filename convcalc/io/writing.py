@@ -17,10 +17,8 @@ import contextlib
 import io
 import math
 import os
-import signal
 import sys
-import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Literal
 
@@ -382,13 +380,11 @@ def _write_files(files: list[tuple[str, Payload]]) -> None:
     target = ""
     try:
         for target, payload in files:
-            with _signals_held():  # never a temporary file created but not yet recorded
-                fd, temp = tempfile.mkstemp(
-                    dir=os.path.dirname(os.path.abspath(target)),
-                    prefix=f".{os.path.basename(target)}.",
-                    suffix=".tmp",
-                )
-                temps.append((temp, target))
+            # the name is recorded before the file exists, so that a signal turned into
+            # an exception at any point (in whichever thread the OS delivered it) finds it
+            temp = _temporary_name(target)
+            temps.append((temp, target))
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_BINARY, 0o600)
             try:
                 for part in _parts(payload):
                     _write_all(fd, part)
@@ -407,27 +403,13 @@ def _write_files(files: list[tuple[str, Payload]]) -> None:
         raise
 
 
-@contextlib.contextmanager
-def _signals_held() -> Iterator[None]:
-    """Interrupting signals (SIGINT, SIGTERM, SIGHUP) held back for a few statements.
-
-    The CLI turns these signals into exceptions, and :func:`_write_files` removes its
-    temporary files when one unwinds through it; a signal held here is delivered
-    right after, once the file it would interrupt the creation of is recorded.
-    """
-    if not hasattr(signal, "pthread_sigmask"):  # Windows: no signal masks
-        yield
-        return
-    held = signal.pthread_sigmask(signal.SIG_BLOCK, _INTERRUPTING)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+def _temporary_name(target: str) -> str:
+    """A new name beside ``target`` for its temporary file: ``.NAME.RANDOM.tmp``."""
+    folder, name = os.path.split(os.path.abspath(target))
+    return os.path.join(folder, f".{name}.{os.urandom(6).hex()}.tmp")
 
 
-_INTERRUPTING = {
-    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
-}
+_O_BINARY = getattr(os, "O_BINARY", 0)  # Windows: no newline translation
 
 
 def _parts(payload: Payload) -> list[bytes | memoryview]:
