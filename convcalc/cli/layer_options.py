@@ -21,7 +21,7 @@ from convcalc.cli.options import (
     padding_option,
     stride_option,
 )
-from convcalc.cli.output import choice_of
+from convcalc.cli.output import choice_of, say
 from convcalc.errors import ConvcalcError
 from convcalc.io.network_files import is_network_file
 
@@ -164,6 +164,7 @@ def _imported(input_text: str | None, spec_texts: tuple[str, ...], opts: LayerOp
         raise ConvcalcError(
             f"{opts.net} leaves its input size open; give it as INPUT, e.g. 224x224x3"
         )
+    say([f"note: {note}" for note in imported.notes])
     return Network(shape, imported.specs, imported.convention)
 
 

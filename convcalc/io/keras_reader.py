@@ -114,7 +114,8 @@ def read_keras(path: str) -> ImportedNetwork:
         )
     output = reader.take(outputs[0], "the model's output")
     specs = graph_specs(reader.nodes, path, output)
-    return ImportedNetwork(specs, reader.input_shape, Convention.TF)
+    notes = tuple(dict.fromkeys(reader.notes))
+    return ImportedNetwork(specs, reader.input_shape, Convention.TF, notes)
 
 
 # -- the file ------------------------------------------------------------------
@@ -198,6 +199,7 @@ class _Reader:
         self.alias: dict[str, str] = {}
         self.rank: dict[str, int | None] = {}
         self.pending: dict[str, _Pending] = {}
+        self.notes: list[str] = []
 
     # models
 
@@ -302,6 +304,10 @@ class _Reader:
             raise ConvcalcError(
                 f"{self.source}: layer '{output}' is a {kind}, which convcalc cannot size",
                 f"Layers read: {', '.join(sorted(_CONVERTERS))}.",
+            )
+        if config.get("trainable") is False and _HOLDS_WEIGHTS.intersection(config):
+            self.notes.append(
+                f"layer '{output}' is frozen (trainable: false); its weights count as trainable"
             )
         if config.get("data_format", "channels_last") != "channels_last":
             raise self.refuse(call, f"has data_format={config['data_format']}", "channels_last")
@@ -441,6 +447,11 @@ def _batch_norm(r: _Reader, call: _Call) -> None:
     else:
         full = BatchNorm()
     layer = full if scale and center else Scale() if scale or center else Pointwise("identity")
+    if layer is not full and call.kind == "BatchNormalization":
+        r.notes.append(
+            f"layer '{call.name}' is batch norm without scale or center: its trainable values "
+            "are counted, its 2·C moving statistics are not"
+        )
     r.emit(call, [layer])
 
 
@@ -523,6 +534,14 @@ def _named(name: str) -> Callable[[_Reader, _Call], None]:
     return lambda r, call: r.emit(call, [Pointwise(name)])
 
 
+def _normalization(r: _Reader, call: _Call) -> None:
+    r.notes.append(
+        f"layer '{call.name}' (Normalization) is read as identity: its mean, variance and "
+        "count are not counted"
+    )
+    r.emit(call, [Pointwise("identity")])
+
+
 _ACTIVATIONS = {
     "relu": "relu",
     "relu6": "relu6",
@@ -561,6 +580,9 @@ def _activation_layer(r: _Reader, call: _Call) -> None:
     layers = _activation(r, call, call.config.get("activation"))
     r.emit(call, layers or [Pointwise("identity")])
 
+
+_HOLDS_WEIGHTS = frozenset({"filters", "units", "kernel_size", "depth_multiplier", "axis"})
+"""Config keys of layers with weights (a frozen one of those is worth a note)."""
 
 _CONVERTERS: dict[str, Callable[[_Reader, _Call], None]] = {
     **{
@@ -602,7 +624,7 @@ _CONVERTERS: dict[str, Callable[[_Reader, _Call], None]] = {
     "CustomScaleLayer": _merge,  # keras.applications' InceptionResNetV2: a + b·scale
     "LayerScale": lambda r, call: r.emit(call, [Scale()]),  # keras.applications' ConvNeXt
     "Rescaling": _named("identity"),
-    "Normalization": _named("identity"),
+    "Normalization": _normalization,
     "Identity": _named("identity"),
 }
 """Each Keras layer class convcalc reads, and the function that emits its nodes."""

@@ -22,6 +22,8 @@ class ImportedNetwork(NamedTuple):
     specs: list[Spec]
     input_shape: Shape | None
     convention: Convention
+    notes: tuple[str, ...] = ()
+    """What the figures leave out or count otherwise than the file (said on stderr)."""
 
 
 def is_network_file(name: str) -> bool:

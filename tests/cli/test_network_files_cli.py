@@ -26,3 +26,25 @@ def test_a_given_input_overrides_the_files():
 def test_a_network_file_refuses_specs_beside_it():
     result = run("shape", "224x224x3", "relu", "--net", str(DATA / "resnet18.onnx"))
     assert result.exit_code == 2 and "takes no layer specs" in result.stderr
+
+
+def test_what_a_keras_file_counts_otherwise_is_said(tmp_path):
+    import json
+
+    config = json.loads((DATA / "keras_functional.json").read_text())
+
+    def freeze_first_conv(node: object) -> bool:
+        if isinstance(node, dict):
+            if node.get("class_name") == "Conv2D":
+                node["config"]["trainable"] = False
+                return True
+            return any(freeze_first_conv(value) for value in node.values())
+        return isinstance(node, list) and any(freeze_first_conv(v) for v in node)
+
+    assert freeze_first_conv(config)
+    frozen = tmp_path / "frozen.json"
+    frozen.write_text(json.dumps(config))
+    result = run("shape", "--net", str(frozen), "--json")
+    assert result.exit_code == 0
+    assert "is frozen (trainable: false); its weights count as trainable" in result.stderr
+    assert "moving statistics are not" in result.stderr  # the file's BN without scale
