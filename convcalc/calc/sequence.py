@@ -30,6 +30,9 @@ from convcalc.errors import ConvcalcError
 MAX_REPEAT = 1000
 """``*N`` takes N from 1 to this."""
 
+MAX_LAYERS = 100_000
+"""A network holds at most this many layers once its repeats are written out."""
+
 
 class Word(NamedTuple):
     """One word of a network's text and where it was written (``net.txt:3``)."""
@@ -63,6 +66,8 @@ def parse_network(text: str, source: str) -> list[Spec]:
 def parse_words(words: list[Word]) -> list[Spec]:
     """The specs of a whole network; groups become `Group` layers, ``@NAME`` `Mark`s."""
     specs, end = _sequence(words, 0)
+    if _size(specs) > MAX_LAYERS:
+        raise ConvcalcError(f"the network holds over {MAX_LAYERS:,} layers; valid: fewer")
     if end < len(words):
         word = words[end]
         raise ConvcalcError(f"{word.where}: '{word.text}' outside a group; valid: ( A | B ) concat")
@@ -87,6 +92,7 @@ def _sequence(words: list[Word], at: int) -> tuple[list[Spec], int]:
             specs.append(_mark(word))
         elif word.text.startswith("*"):
             specs += _repeats(last, word)
+            last = []  # ( A ) *3 *3 would repeat the repeats: write ( ( A ) *3 ) *3
         else:
             last = [parse_spec(word.text, word.where)]
             specs += last
@@ -142,7 +148,22 @@ def _repeats(last: list[Spec], word: Word) -> list[Spec]:
         raise ConvcalcError(
             f"{word.where}: '{word.text}' is not a repeat; valid: *N with N from 1 to {MAX_REPEAT}"
         )
+    total = _size(last) * int(count)
+    if total > MAX_LAYERS:
+        raise ConvcalcError(
+            f"{word.where}: '{word.text}' makes {total:,} layers; valid: at most "
+            f"{MAX_LAYERS:,} in all"
+        )
     return last * (int(count) - 1)
+
+
+def _size(specs: list[Spec]) -> int:
+    """How many layers ``specs`` hold, the ones inside groups included."""
+    return sum(
+        1 + (sum(_size(list(b)) for b in spec.layer.branches)
+             if isinstance(spec.layer, Group) else 0)
+        for spec in specs
+    )  # fmt: skip
 
 
 def _split(text: str) -> list[str]:

@@ -225,3 +225,11 @@ def test_strict_judges_a_group_by_all_its_branches():
         evaluate(
             parse_specs(["( conv:4,3,s=2 | conv:4,1,s=2 ) add"]), parse_shape("8x8x4"), strict=True
         )
+
+
+@pytest.mark.parametrize(
+    "text", ["( ( ( conv:8,1 ) *1000 ) *1000 ) *1000", "( ( conv:_,1 ) *1000 | ) add *1000"]
+)
+def test_repeats_are_bounded_before_they_are_written_out(text):
+    with pytest.raises(ConvcalcError, match="layers; valid: at most 100,000"):
+        parse_specs([text])
