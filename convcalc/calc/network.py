@@ -639,7 +639,7 @@ def _fit_notes(axes: tuple[Axis, ...]) -> list[str]:
     notes = []
     for (text, uncovered), names in grouped.items():
         if uncovered:
-            units = "/".join(singular(n) for n in names) + ("s" if uncovered > 1 else "")
+            units = "/".join(names if uncovered > 1 else [singular(n) for n in names])
             text += f"; the last {uncovered} input {units} never covered"
         elif "rounded down" in text:
             text += "; only padding is left uncovered, no input is lost"

@@ -6,9 +6,10 @@ from typing import Any, NamedTuple
 
 import click
 
-from convcalc.calc.choices import DType, Format, Optimizer
+from convcalc.calc.choices import Convention, DType, Format, Optimizer
 from convcalc.calc.grammar import parse_dims, parse_padding
 from convcalc.calc.layers import Mark, Spec
+from convcalc.calc.merging import UNTRACKED
 from convcalc.calc.network import NetworkResult, evaluate
 from convcalc.cli.command import ConvcalcCommand
 from convcalc.cli.layer_options import LayerOptions, layer_options, network_of
@@ -42,6 +43,11 @@ from convcalc.present.formatting import (
 )
 @click.option("--explain", is_flag=True, help="Each layer's formula with the numbers filled in.")
 @click.option("--expand", is_flag=True, help="Show the layers inside groups and blocks.")
+@click.option(
+    "--coverage", is_flag=True,
+    help="One layer (-k): how many windows read each input cell, as a grid.",
+)  # fmt: skip
+@click.option("--show", is_flag=True, help="With --coverage: draw the grid as a heatmap.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the output shape.")
 @click.option(
     "--ops", type=click.Choice(["macs", "all"]), default="macs", show_default=True,
@@ -88,6 +94,9 @@ def shape(input_shape: str | None, layers: tuple[str, ...], **kwargs: Any) -> No
     fmt = output_format(kwargs)
     as_json = fmt == Format.JSON
     expand = kwargs.pop("expand")
+    coverage, show = kwargs.pop("coverage"), kwargs.pop("show")
+    if show and not coverage:
+        raise ConvcalcError("--show needs --coverage (it draws the coverage grid)")
     training = take(TrainingOptions, kwargs)
     all_ops = kwargs.pop("ops") == "all"
     opts = take(LayerOptions, kwargs)
@@ -109,6 +118,9 @@ def shape(input_shape: str | None, layers: tuple[str, ...], **kwargs: Any) -> No
     other = _other_ops(specs, result) if all_ops else None
     if emit is not None:
         _emit(emit, input_shape, layers, opts, specs, result, convention)
+        return
+    if coverage:
+        _coverage(result, convention, as_json=as_json, show=show, single=opts.single)
         return
     if quiet:
         click.echo(str(result.output))
@@ -160,6 +172,34 @@ def _other_ops(specs: list[Spec], result: NetworkResult) -> list[int]:
     from convcalc.calc.operations import network_other_ops
 
     return network_other_ops(result, specs)
+
+
+def _coverage(
+    result: NetworkResult, convention: Convention, *, as_json: bool, show: bool, single: bool
+) -> None:
+    """``--coverage``: the layer's sizes, then how many windows read each input cell."""
+    from convcalc.calc.coverage import coverage_grid
+
+    layer = result.layers[0]
+    windows = layer.receptive_field not in (None, UNTRACKED)  # not a transposed convolution
+    if not single or not layer.axes or not windows or len(layer.axes) > 2:
+        raise ConvcalcError(
+            "--coverage counts the windows of one convolution or pooling layer of 1 or 2 "
+            "axes; valid: -k K with -s, -p, -d (not --transposed)"
+        )
+    try:
+        grid = coverage_grid(layer.axes)
+    except ValueError as exc:
+        raise ConvcalcError(
+            f"--coverage of {result.input}: {exc}; valid: a smaller input"
+        ) from None
+    if as_json:
+        emit_json(single_json(result, convention) | {"coverage": grid})
+        return
+    from convcalc.present.coverage import coverage_renderable
+
+    click.echo(single_text(result, convention))
+    print_rich(coverage_renderable(grid, heat=show))
 
 
 def _shape_target(
