@@ -49,17 +49,26 @@ def kernels(name: str | None, as_json: bool) -> None:
         return
     values = parse_kernel(name)
     separable = values.ndim == 2 and separable_factors(values) is not None
+    fraction = presets.exact_fraction(values)
     if as_json:
+        exact = (
+            {}
+            if fraction is None
+            else {"fraction": {"denominator": fraction[0], "numerators": fraction[1].tolist()}}
+        )
         emit_json(
             {
                 "name": name,
                 "shape": list(values.shape),
                 "values": values.tolist(),
                 "separable": separable,
-            }
-        )
+            } | exact
+        )  # fmt: skip
         return
     title = f"{name}  ({'x'.join(map(str, values.shape))}" + (", separable)" if separable else ")")
+    if fraction is not None:  # exact: 1/256 × integers, not 0.003906
+        print_rich(matrix_table(fraction[1], f"{title} = 1/{fraction[0]} ×"))
+        return
     print_rich(matrix_table(values, title))
 
 

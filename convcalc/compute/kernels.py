@@ -18,6 +18,8 @@ import difflib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from fractions import Fraction
+from math import gcd
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -102,6 +104,35 @@ def get_preset(name: str) -> FloatArray:
     if key not in _PRESETS:
         raise unknown_kernel(name)
     return _PRESETS[key][1]()
+
+
+def exact_fraction(
+    values: ArrayLike, *, max_denominator: int = 65536
+) -> tuple[int, NDArray[np.int64]] | None:
+    """A kernel written as ``1/D ×`` an integer matrix, when its values are exactly
+    such fractions (gauss5 is 1/256 × [[1, 4, 6, 4, 1], …]); None otherwise, or when D
+    would exceed ``max_denominator`` or D is 1 (the kernel is integers already).
+
+    Examples
+    --------
+    >>> exact_fraction(get_preset("box3"))[0]
+    9
+    """
+    flat = np.asarray(values, dtype=np.float64).ravel()
+    if not np.all(np.isfinite(flat)):
+        return None
+    denominator = 1
+    for value in flat:
+        fraction = Fraction(float(value)).limit_denominator(max_denominator)
+        if float(fraction) != float(value):
+            return None
+        denominator = denominator * fraction.denominator // gcd(denominator, fraction.denominator)
+        if denominator > max_denominator:
+            return None
+    if denominator == 1:
+        return None
+    scaled = np.rint(np.asarray(values, dtype=np.float64) * denominator)
+    return denominator, scaled.astype(np.int64)
 
 
 def parameterised_kernels() -> list[tuple[str, str]]:

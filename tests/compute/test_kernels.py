@@ -205,3 +205,15 @@ def test_unknown_kernel_says_what_else_to_give():
     )
     with pytest.raises(ConvcalcError, match=r"unknown kernel 'zzzzzz'; give a preset name"):
         get_preset("zzzzzz")
+
+
+def test_kernels_that_are_exact_fractions_are_shown_as_such():
+    from convcalc.compute.kernels import exact_fraction
+    from tests.conftest import run, run_json
+
+    denominator, numerators = exact_fraction(get_preset("gauss5"))
+    assert denominator == 256 and numerators[2].tolist() == [6, 24, 36, 24, 6]
+    assert exact_fraction(get_preset("sobel-x")) is None  # integers already
+    assert exact_fraction(parse_kernel("gauss:sigma=1,size=3")) is None  # irrational
+    assert run_json("kernels", "box3")["fraction"]["denominator"] == 9
+    assert "gauss5  (5x5, separable) = 1/256 ×" in run("kernels", "gauss5").stdout
