@@ -40,6 +40,7 @@ from convcalc.cli.apply_options import (
     ReportOptions,
     Run,
     ignored_options,
+    refuse_backward_clash,
     refuse_stdout_clash,
 )
 from convcalc.cli.command import ConvcalcCommand
@@ -158,6 +159,18 @@ from convcalc.errors import ConvcalcError
     help="With --steps: which layer of a pipeline to trace.",
 )
 @click.option("--show", is_flag=True, help="Draw the input and the output in the terminal.")
+@click.option(
+    "--backward",
+    is_flag=True,
+    help="Also the gradients (as PyTorch's autograd): dL/dX of the input, dL/dW of each "
+    "filter, dL/db of each bias.",
+)
+@click.option(
+    "--grad-output",
+    metavar="FILE",
+    help="With --backward: the upstream gradient dL/dY, a file shaped like the output "
+    "(default: all ones).",
+)
 def apply(items: tuple[str, ...], **kwargs: Any) -> None:
     """Convolution or pooling applied to an image or a matrix.
 
@@ -174,6 +187,7 @@ def apply(items: tuple[str, ...], **kwargs: Any) -> None:
       cat a.png | convcalc apply - -k gauss5 -o - > b.png
       convcalc apply samples/cs231n_5x5x3.txt -k samples/cs231n_w0.txt \\
           -k samples/cs231n_w1.txt --bias 1,0 -p 1 -s 2 --steps
+      convcalc apply samples/ufldl_5x5.txt -k "1,0,1;0,1,0;1,0,1" --backward --json
     """
     from convcalc.compute.pipeline import Settings, check_stages
 
@@ -213,6 +227,7 @@ def apply(items: tuple[str, ...], **kwargs: Any) -> None:
             f"--steps-layer {report.steps_layer} is past the last layer; valid: 1 to {len(stages)}"
         )
     files = expand_inputs(inputs)
+    refuse_backward_clash(run, len(files))
     if len(files) > 1 or is_folder_output(out.output):
         if report.steps or report.show or report.as_json:
             raise ConvcalcError(

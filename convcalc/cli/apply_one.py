@@ -52,6 +52,9 @@ def apply_one(path: str, run: Run) -> dict[str, Any] | None:
         _print_show(loaded.data, result, stderr=report.as_json)
     if report.as_json and doc is None:
         doc = _result_doc(result, loaded.data.shape)
+    grads = _backward(loaded.data, run) if report.backward else None
+    if doc is not None and grads is not None:
+        doc |= _gradients_doc(grads, run)
     if out.output:
         lines, written = _write(path, loaded, result, out)
         notes += lines
@@ -64,6 +67,8 @@ def apply_one(path: str, run: Run) -> dict[str, Any] | None:
         doc.setdefault("notes", notes)
     else:
         _print_result(result, Format(report.fmt))
+        if grads is not None:
+            _print_gradients(grads, run)
     return doc
 
 
@@ -118,6 +123,87 @@ def _stats(array: Any) -> dict[str, float]:
             "max": float(array.max()),
             "mean": float(array.mean(dtype=np.float64)),
         }
+
+
+# -- gradients ----------------------------------------------------------------
+
+
+def _backward(data: Any, run: Run) -> Any:
+    """The backward pass of the run, from the --grad-output file or all ones."""
+    from convcalc.compute.gradients import backward
+    from convcalc.compute.pipeline import quiet_overflow
+    from convcalc.io.reading import read_input
+
+    path = run.report.grad_output
+    upstream = None
+    if path is not None:
+        upstream = read_input(path, max_pixels=run.max_pixels).data
+    with quiet_overflow():
+        try:
+            return backward(data, run.stages, run.settings, upstream)
+        except ConvcalcError as exc:
+            if path is not None and "upstream gradient" in str(exc):
+                raise ConvcalcError(f"--grad-output {path}: {exc}", exc.hint) from None
+            raise
+
+
+def _gradients_doc(grads: Any, run: Run) -> dict[str, Any]:
+    """``grad_input`` (HxWxC; ``grad_input_stats`` when large), and per weighted layer
+    ``grad_kernel`` (one per filter) and ``grad_bias``: at the top for one such layer,
+    else in ``grad_layers`` with each layer's number and spec."""
+    grad_input = grads.grad_input
+    doc: dict[str, Any] = {
+        "grad_output": "ones" if run.report.grad_output is None else run.report.grad_output
+    }
+    if _small(grad_input):
+        doc["grad_input"] = json_numbers(grad_input)
+    else:
+        doc["grad_input_stats"] = _stats(grad_input)
+    weighted = [
+        (position, run.stages[position - 1].spec.text, layer)
+        for position, layer in enumerate(grads.layers, start=1)
+        if layer is not None
+    ]
+    entries = [
+        {
+            "layer": position,
+            "spec": text,
+            "grad_kernel": [json_numbers(k) for k in layer.kernels],
+            **({} if layer.bias is None else {"grad_bias": json_numbers(list(layer.bias))}),
+        }
+        for position, text, layer in weighted
+    ]
+    if len(entries) == 1:
+        doc |= {key: entries[0][key] for key in ("grad_kernel", "grad_bias") if key in entries[0]}
+    elif entries:
+        doc["grad_layers"] = entries
+    return doc
+
+
+def _print_gradients(grads: Any, run: Run) -> None:
+    """The gradients as tables (statistics for a large input) on stdout."""
+    from convcalc.present.tables import matrix_table
+
+    source = run.report.grad_output or "all ones"
+    click.echo(f"gradients, with dL/dY = {source}:")
+    grad_input = grads.grad_input
+    if _small(grad_input):
+        print_rich(matrix_table(grad_input, f"dL/dX {shape_text(grad_input)}"))
+    else:
+        stats = _stats(grad_input)
+        click.echo(
+            f"dL/dX {shape_text(grad_input)}: min {stats['min']:.6g}, max {stats['max']:.6g}, "
+            f"mean {stats['mean']:.6g}"
+        )
+    several = sum(layer is not None for layer in grads.layers) > 1
+    for position, layer in enumerate(grads.layers, start=1):
+        if layer is None:
+            continue
+        where = f"layer {position} ({run.stages[position - 1].spec.text}) " if several else ""
+        for f, kernel in enumerate(layer.kernels):
+            print_rich(matrix_table(kernel, f"{where}dL/dW filter {f + 1}"))
+        if layer.bias is not None:
+            click.echo(f"{where}dL/db: {', '.join(f'{v:.6g}' for v in layer.bias)}")
 
 
 # -- writing ------------------------------------------------------------------

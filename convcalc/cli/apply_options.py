@@ -58,6 +58,8 @@ class ReportOptions(NamedTuple):
     limit: int | None
     steps_layer: int
     show: bool
+    backward: bool
+    grad_output: str | None
 
 
 class Run(NamedTuple):
@@ -88,6 +90,26 @@ def refuse_stdout_clash(out: OutputOptions, report: ReportOptions) -> None:
             raise ConvcalcError(
                 f"{flag} prints on stdout and -o - writes the PNG there; give -o a file name, "
                 f"or drop {flag}"
+            )
+
+
+def refuse_backward_clash(run: Run, inputs: int) -> None:
+    """Refuse what --backward does not combine with: its gradients are printed (a
+    summary, or JSON with --json) for one input, and not traced step by step yet."""
+    report = run.report
+    if not report.backward:
+        return
+    clashes = (
+        (run.out.output is not None, f"-o {run.out.output}", "drop -o, and use --json for values"),
+        (report.steps, "--steps", "the backward arithmetic is not traced yet; drop --steps"),
+        (inputs > 1, f"{inputs} inputs", "give one input"),
+        (report.fmt != "table", f"--format {report.fmt}", "use --json, or the printed summary"),
+    )
+    for clash, what, valid in clashes:
+        if clash:
+            raise ConvcalcError(
+                f"--backward prints the gradients of one input (a summary, or --json) and "
+                f"does not combine with {what}; {valid}"
             )
 
 
@@ -130,6 +152,8 @@ def ignored_options(run: Run, choices: LayerChoices, specs: bool) -> dict[str, s
         ignored["ceil"] = "needs --pool (it rounds a pooling layer's output size up)"
     if not choices.transposed:
         ignored.setdefault("output_padding", "needs --transposed")
+    if not run.report.backward:
+        ignored["grad_output"] = "needs --backward (it is the upstream gradient dL/dY)"
     if not conv:
         need = "needs a convolution (-k KERNEL, or conv:k=… in layer specs)"
         ignored |= {"method": need, "pad_mode": need}
