@@ -58,6 +58,19 @@ ANIMATIONS = {
     "slide_ufldl": ["samples/ufldl_5x5.txt", "-k", "1,0,1;0,1,0;1,0,1", "--cell", "28"],
     "slide_stride2": ["samples/edge_6x6.txt", "-k", "edge-v", "-p", "1", "-s", "2", "--cell", "28"],
     "slide_maxpool": ["samples/maxpool_4x4.txt", "--pool", "max", "-k", "2", "--cell", "28"],
+    "cs231n": [*STEPS["steps_cs231n"][:11], "--cell", "24", "--duration", "900"],
+    "transposed": [
+        "samples/maxpool_4x4.txt",
+        "--transposed",
+        "-k",
+        "1,1;1,1",
+        "-s",
+        "2",
+        "--cell",
+        "28",
+        "--duration",
+        "600",
+    ],
 }
 
 

@@ -162,7 +162,7 @@ def format_layer(layer: Layer, sources: Sequence[str] | None = None) -> str:
     'conv:64,3,s=2,p=1'
     >>> parse_spec(format_layer(Pool(PoolKind.MAX, (3,), (2,)))).layer
     Pool(kind=<PoolKind.MAX: 'max'>, kernel=(3,), stride=(2,), padding=(0,), dilation=(1,), \
-ceil=False)
+ceil=False, rank=None)
     """
     if isinstance(layer, Group):
         return format_group(layer)
@@ -390,9 +390,16 @@ def _build_deconv(op: str, v: dict[str, Any]) -> Layer:
 
 
 def _build_pool(op: str, v: dict[str, Any]) -> Layer:
-    kind = PoolKind(op.removesuffix("pool"))
+    name, rank = (op[:-2], int(op[-2])) if op.endswith(("1d", "3d")) else (op, None)
+    kind = PoolKind(name.removesuffix("pool"))
     return Pool(
-        kind, v["kernel"], v.get("s"), v.get("p", (0,)), v.get("d", (1,)), v.get("ceil", False)
+        kind,
+        v["kernel"],
+        v.get("s"),
+        v.get("p", (0,)),
+        v.get("d", (1,)),
+        v.get("ceil", False),
+        rank,
     )
 
 
@@ -471,6 +478,10 @@ _OPS: dict[str, _Grammar] = {
     "maxpool": _POOL,
     "avgpool": _POOL,
     "l2pool": _POOL,
+    "maxpool1d": _POOL,
+    "maxpool3d": _POOL,
+    "avgpool1d": _POOL,
+    "avgpool3d": _POOL,
     "gap": _Grammar(builder=lambda op, v: GlobalPool(PoolKind.AVG)),
     "adaptiveavgpool": _Grammar(
         ("size",),
@@ -641,7 +652,8 @@ def _write_dwconv(layer: Any) -> Written:
 
 
 def _write_pool(layer: Any) -> Written:
-    return f"{layer.kind.value}pool", [
+    rank = "" if layer.rank is None else f"{layer.rank}d"
+    return f"{layer.kind.value}pool{rank}", [
         format_dims(layer.kernel),
         *_window_args(layer.stride, layer.padding, layer.dilation, None),
         *(["ceil"] if layer.ceil else []),

@@ -150,7 +150,11 @@ class Deconv(_Description):
 
 @dataclass(repr=False, eq=False)
 class Pool(_Description):
-    """Max, average or L2 pooling; stride None means the kernel size."""
+    """Max, average or L2 pooling; stride None means the kernel size.
+
+    ``rank`` None takes the network's rank (``maxpool:2``); 1 or 3 is written
+    ``maxpool1d:2``, ``maxpool3d:2`` and fixes it.
+    """
 
     kind: PoolKind
     kernel: Dims
@@ -158,6 +162,7 @@ class Pool(_Description):
     padding: Pads = (0,)
     dilation: Dims = (1,)
     ceil: bool = False
+    rank: int | None = None
 
 
 @dataclass(repr=False, eq=False)
@@ -309,6 +314,8 @@ def network_rank(layers: list[Layer]) -> int | None:
     (a ResNet or MobileNet block is 2-D), or None when no layer fixes it."""
     for layer in layers:
         if isinstance(layer, RANKED):
+            return layer.rank
+        if isinstance(layer, Pool) and layer.rank is not None:
             return layer.rank
         if isinstance(layer, ResBlock | InvertedResidual):
             return 2

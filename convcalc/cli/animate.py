@@ -7,7 +7,7 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
-from convcalc.calc.choices import AnimKind, PadMode
+from convcalc.calc.choices import AnimKind, ChannelMode, PadMode
 from convcalc.calc.grammar import parse_counts, parse_dims, parse_padding
 from convcalc.calc.network import two_axes
 from convcalc.cli.command import ConvcalcCommand
@@ -16,9 +16,10 @@ from convcalc.cli.options import (
     max_pixels_option,
     output_padding_option,
     pad_mode_option,
+    parse_numbers,
     window_options,
 )
-from convcalc.cli.output import BUSY_SIZE, busy, emit_json, say
+from convcalc.cli.output import BUSY_SIZE, busy, choice_of, emit_json, say
 from convcalc.errors import ConvcalcError
 
 
@@ -27,9 +28,24 @@ from convcalc.errors import ConvcalcError
 @click.option(
     "-k",
     "--kernel",
+    "kernels",
     required=True,
-    help="Kernel: a preset, a matrix or a file (2-D; a 1x1 kernel is written 3.0). "
-    "With --pool: the window size.",
+    multiple=True,
+    help="Kernel: a preset, a matrix or a file (KHxKW or KHxKWxC; a 1x1 kernel is written "
+    "3.0); repeat for several filters. With --pool: the window size.",
+)
+@click.option("--bias", help="One bias per filter, comma-separated.")
+@click.option(
+    "--channels",
+    type=choice_of(ChannelMode),
+    default="each",
+    show_default=True,
+    help="A 2-D kernel on a colour image: filter each channel, or sum them.",
+)
+@click.option(
+    "--region",
+    help="ROW,COL,H,W: animate this part of the input (default on an input over "
+    "64 a side: 8x8 at its centre).",
 )
 @window_options
 @click.option("--pool", type=click.Choice(["max", "avg"]), help="Animate pooling instead.")
@@ -62,7 +78,10 @@ from convcalc.errors import ConvcalcError
 )
 def animate(
     input_path: str,
-    kernel: str,
+    kernels: tuple[str, ...],
+    bias: str | None,
+    channels: str,
+    region: str | None,
     stride: str | None,
     padding: str | None,
     dilation: str | None,
@@ -86,6 +105,9 @@ def animate(
       convcalc animate samples/edge_6x6.txt -k edge-v -p 1 -s 2 -o edge.gif
       convcalc animate samples/maxpool_4x4.txt --pool max -k 2 -o pool.gif
       convcalc animate samples/maxpool_4x4.txt --transposed -k "1,1;1,1" -s 2 -o up.gif
+      convcalc animate samples/cs231n_5x5x3.txt -k samples/cs231n_w0.txt \\
+          -k samples/cs231n_w1.txt --bias 1,0 -p 1 -s 2 -o cs231n.gif
+      convcalc animate samples/photo.png -k sobel-x --region 40,40,8,8 -o crop.gif
     """
     from convcalc.io.kernels import read_kernels
     from convcalc.io.reading import read_input
@@ -107,17 +129,18 @@ def animate(
         output_format(output)  # names the formats for an unknown extension
         raise ConvcalcError(f"animate writes a GIF; '{output}' does not end in .gif")
     loaded = read_input(input_path, max_pixels=max_pixels)
+    if (pool or transposed) and (len(kernels) > 1 or bias is not None):
+        what = "--pool" if pool else "--transposed"
+        raise ConvcalcError(f"{what} animates one -k and no --bias; several filters are for conv")
     if pool:
         kind = AnimKind.POOL_MAX if pool == "max" else AnimKind.POOL_AVG
-        weights: Any = two_axes(parse_dims(kernel, "pool size"), "kernel")
+        weights: Any = two_axes(parse_dims(kernels[0], "pool size"), "kernel")
     else:
         kind = AnimKind.TRANSPOSED if transposed else AnimKind.CONV
-        refuse_size_kernel(kernel, f"-k {kernel}")
-        (weights,) = read_kernels((kernel,))
-        if weights.ndim != 2:
-            raise ConvcalcError(
-                f"animate takes a 2-D kernel; '{kernel}' has depth {weights.shape[2]}"
-            )
+        for kernel in kernels:
+            refuse_size_kernel(kernel, f"-k {kernel}")
+        read = tuple(read_kernels(kernels))
+        weights = read[0] if len(read) == 1 else read
     request = AnimationRequest(
         loaded.data,
         weights,
@@ -127,6 +150,9 @@ def animate(
         two_axes(parse_dims(dilation or "1", "dilation"), "dilation"),
         two_axes(parse_counts(output_padding, "output padding"), "output padding"),
         PadMode(pad_mode),
+        bias=None if bias is None else parse_numbers(bias, "--bias"),
+        channels=ChannelMode(channels),
+        region=None if region is None else _region(region),
     )
     with busy("drawing frames", size=BUSY_SIZE):
         pictures, notes = frames(request, cell=cell, max_frames=max_frames)
@@ -145,3 +171,14 @@ def animate(
                 "notes": [*loaded.notes, *notes],
             }
         )
+
+
+def _region(text: str) -> tuple[int, int, int, int]:
+    """``ROW,COL,H,W`` as four counts."""
+    parts = text.split(",")
+    if len(parts) != 4 or not all(p.strip().isdigit() for p in parts):
+        raise ConvcalcError(
+            f"--region '{text}' is not valid; valid: ROW,COL,H,W (four counts, e.g. 40,40,8,8)"
+        )
+    top, left, rows, cols = (int(p) for p in parts)
+    return top, left, rows, cols

@@ -41,6 +41,7 @@ from convcalc.cli.apply_options import (
     Run,
     ignored_options,
     refuse_backward_clash,
+    refuse_rank_clash,
     refuse_stdout_clash,
 )
 from convcalc.cli.command import ConvcalcCommand
@@ -51,6 +52,7 @@ from convcalc.cli.options import (
     max_pixels_option,
     output_padding_option,
     pad_mode_option,
+    parse_numbers,
     window_options,
 )
 from convcalc.cli.output import choice_of, emit_json
@@ -108,6 +110,13 @@ from convcalc.errors import ConvcalcError
     help="Algorithm: all agree to floating-point tolerance.",
 )
 @click.option("--convention", type=choice_of(Convention), default="torch", show_default=True)
+@click.option(
+    "--rank",
+    type=click.IntRange(1, 3),
+    help="Spatial axes of the data and layers: 1 (a signal, L or LxC .npy), 2 (an image), "
+    "3 (a volume, DxHxW[xC] .npy). Default: the layer specs' (conv1d, conv3d, maxpool3d …), "
+    "else the input's (a 1-D .npy is a signal, a 4-D one a volume), else 2.",
+)
 @gray_option
 @max_pixels_option
 @click.option(
@@ -188,6 +197,8 @@ def apply(items: tuple[str, ...], **kwargs: Any) -> None:
       convcalc apply samples/cs231n_5x5x3.txt -k samples/cs231n_w0.txt \\
           -k samples/cs231n_w1.txt --bias 1,0 -p 1 -s 2 --steps
       convcalc apply samples/ufldl_5x5.txt -k "1,0,1;0,1,0;1,0,1" --backward --json
+      convcalc apply signal.npy -k box:size=5 -p same     # a 1-D signal
+      convcalc apply volume.npy conv3d:k=gauss:1,p=1 maxpool3d:2 -o out.npy
     """
     from convcalc.compute.pipeline import Settings, check_stages
 
@@ -200,8 +211,9 @@ def apply(items: tuple[str, ...], **kwargs: Any) -> None:
     out, report = take(OutputOptions, kwargs), take(ReportOptions, kwargs)
     refuse_stdout_clash(out, report)
     inputs, spec_texts = _split_items(items)
-    stages = _stages(spec_texts, choices)
-    check_stages(stages)
+    rank = _run_rank(spec_texts, kwargs.pop("rank"), inputs)
+    stages = _stages(spec_texts, choices, rank)
+    check_stages(stages, rank)
     settings = Settings(
         pad_mode=PadMode(how.pad_mode),
         method=Method(how.method),
@@ -209,6 +221,7 @@ def apply(items: tuple[str, ...], **kwargs: Any) -> None:
         flip=how.flip,
         exclude_pad=how.exclude_pad,
         convention=Convention(how.convention),
+        rank=rank,
     )
     run = Run(
         stages=stages,
@@ -228,6 +241,7 @@ def apply(items: tuple[str, ...], **kwargs: Any) -> None:
         )
     files = expand_inputs(inputs)
     refuse_backward_clash(run, len(files))
+    refuse_rank_clash(run, len(files))
     if len(files) > 1 or is_folder_output(out.output):
         if report.steps or report.show or report.as_json:
             raise ConvcalcError(
@@ -272,31 +286,51 @@ def _split_items(items: Sequence[str]) -> tuple[list[str], list[str]]:
     return inputs, specs
 
 
-def _stages(spec_texts: Sequence[str], choices: LayerChoices) -> list[Any]:
+def _run_rank(spec_texts: Sequence[str], given: int | None, inputs: Sequence[str]) -> int:
+    """The run's rank: the layer specs' (conv1d …), else --rank, else the first input's.
+
+    A --rank that disagrees with the specs is refused.
+    """
+    from convcalc.compute.pipeline import layer_rank
+    from convcalc.io.reading import input_rank
+
+    specs = parse_specs(spec_texts) if spec_texts else []
+    fixed = next((r for r in (layer_rank(s.layer) for s in specs) if r is not None), None)
+    if fixed is not None and given is not None and fixed != given:
+        first = next(s for s in specs if layer_rank(s.layer) is not None)
+        raise ConvcalcError(
+            f"--rank {given} and {first.text} (a {fixed}-D layer) disagree; give one of them"
+        )
+    if fixed is not None:
+        return fixed
+    return given if given is not None else input_rank(inputs[0])
+
+
+def _stages(spec_texts: Sequence[str], choices: LayerChoices, rank: int = 2) -> list[Any]:
     from convcalc.compute.pipeline import Stage
     from convcalc.io.kernels import read_kernels
 
     if spec_texts:
         if choices.kernels or choices.pool:
             raise ConvcalcError("give either -k/--pool options or layer specs, not both")
-        return [_stage_from_spec(spec) for spec in parse_specs(spec_texts)]
-    layer = _option_layer(choices)
+        return [_stage_from_spec(spec, rank) for spec in parse_specs(spec_texts)]
+    layer = _option_layer(choices, rank)
     if isinstance(layer, Pool | GlobalPool):
         return [Stage(spec=Spec(text=format_layer(layer), layer=layer))]
     for text in choices.kernels:
         refuse_size_kernel(text, f"-k {text}")
-    bias = None if choices.bias is None else _numbers(choices.bias, "--bias")
+    bias = None if choices.bias is None else parse_numbers(choices.bias, "--bias")
     return [
         Stage(
             spec=Spec(text=format_layer(layer, choices.kernels), layer=layer),
-            kernels=read_kernels(choices.kernels),
+            kernels=read_kernels(choices.kernels, rank),
             bias=bias,
             activation=Activation(choices.activation),
         )
     ]
 
 
-def _option_layer(choices: LayerChoices) -> Layer:
+def _option_layer(choices: LayerChoices, rank: int = 2) -> Layer:
     padding = parse_padding(choices.padding or "0")
     dilation = parse_dims(choices.dilation or "1", "dilation")
     stride = None if choices.stride is None else parse_dims(choices.stride, "stride")
@@ -315,6 +349,7 @@ def _option_layer(choices: LayerChoices) -> Layer:
             padding=padding,
             dilation=dilation,
             ceil=choices.ceil,
+            rank=None if rank == 2 else rank,
         )
     if not choices.kernels:
         raise ConvcalcError(
@@ -330,11 +365,19 @@ def _option_layer(choices: LayerChoices) -> Layer:
             padding=padding,
             dilation=dilation,
             output_padding=output_padding,
+            rank=rank,
         )
-    return Conv(out=None, kernel=None, stride=stride or (1,), padding=padding, dilation=dilation)
+    return Conv(
+        out=None,
+        kernel=None,
+        stride=stride or (1,),
+        padding=padding,
+        dilation=dilation,
+        rank=rank,
+    )
 
 
-def _stage_from_spec(spec: Spec) -> Any:
+def _stage_from_spec(spec: Spec, rank: int = 2) -> Any:
     from convcalc.compute.pipeline import Stage
     from convcalc.io.kernels import read_kernels
 
@@ -351,18 +394,5 @@ def _stage_from_spec(spec: Spec) -> Any:
                 f"{spec.where} ({spec.text}): apply needs the kernel's values; "
                 "write conv:k=PRESET|MATRIX|FILE, e.g. conv:k=sobel-x"
             )
-        return Stage(spec=spec, kernels=read_kernels((layer.source,)))
+        return Stage(spec=spec, kernels=read_kernels((layer.source,), rank))
     return Stage(spec=spec)
-
-
-def _numbers(text: str, what: str) -> tuple[float, ...]:
-    values = []
-    for part in text.replace(";", ",").split(","):
-        try:
-            value = float(part)
-        except ValueError:
-            raise ConvcalcError(f"{what} value '{part.strip()}' is not a number") from None
-        if value != value or value in (float("inf"), float("-inf")):
-            raise ConvcalcError(f"{what} value '{part.strip()}' is not finite")
-        values.append(value)
-    return tuple(values)

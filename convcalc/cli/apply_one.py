@@ -35,11 +35,13 @@ def apply_one(path: str, run: Run) -> dict[str, Any] | None:
     out, report = run.out, run.report
     if out.output and out.output != "-":
         check_output(out.output, inputs=[path], force=out.force, sheet=out.sheet)
-    loaded = read_input(path, gray=run.gray, max_pixels=run.max_pixels)
+    rank = run.settings.rank
+    loaded = read_input(path, gray=run.gray, max_pixels=run.max_pixels, rank=rank)
     _check_memory(loaded.data, run, estimate_bytes)
     out_dtype = "uint8" if _writes_8bit(loaded.data, run) else None
     with busy(
-        f"applying {len(run.stages)} layer(s) to {shape_text(loaded.data)}", loaded.data.size
+        f"applying {len(run.stages)} layer(s) to {shape_text(loaded.data, rank)}",
+        loaded.data.size,
     ):
         outcome = run_pipeline(loaded.data, run.stages, run.settings, out_dtype=out_dtype)
     result = outcome.output
@@ -51,12 +53,13 @@ def apply_one(path: str, run: Run) -> dict[str, Any] | None:
     if report.show:
         _print_show(loaded.data, result, stderr=report.as_json)
     if report.as_json and doc is None:
-        doc = _result_doc(result, loaded.data.shape)
+        doc = _result_doc(result, loaded.data.shape, rank)
     grads = _backward(loaded.data, run) if report.backward else None
     if doc is not None and grads is not None:
         doc |= _gradients_doc(grads, run)
     if out.output:
-        lines, written = _write(path, loaded, result, out)
+        write = _write if rank == 2 else _write_ranked
+        lines, written = write(path, loaded, result, out)
         notes += lines
         say(notes)
         if doc is not None:
@@ -66,30 +69,43 @@ def apply_one(path: str, run: Run) -> dict[str, Any] | None:
     if doc is not None:
         doc.setdefault("notes", notes)
     else:
-        _print_result(result, Format(report.fmt))
+        _print_result(result, Format(report.fmt), rank)
         if grads is not None:
             _print_gradients(grads, run)
     return doc
 
 
-def shape_text(array: Any) -> str:
-    """HxWxC, or HxW for one channel."""
-    dims = array.shape[:2] if array.ndim == 3 and array.shape[2] == 1 else array.shape
-    return "x".join(map(str, dims))
+def shape_text(array: Any, rank: int = 2) -> str:
+    """HxWxC, or HxW for one channel (at rank 1 LxC or L, at rank 3 DxHxWxC or DxHxW)."""
+    one = array.ndim == rank + 1 and array.shape[-1] == 1
+    return "x".join(map(str, array.shape[:-1] if one else array.shape))
 
 
 # -- the result ---------------------------------------------------------------
 
 
-def _result_doc(result: Any, input_shape: tuple[int, ...]) -> dict[str, Any]:
-    """``input_shape``, ``output_shape`` and the values (``output``) or statistics."""
+def _result_doc(result: Any, input_shape: tuple[int, ...], rank: int = 2) -> dict[str, Any]:
+    """``input_shape``, ``output_shape`` and the values (``output``) or statistics.
+
+    At rank 1 and 3 the values are nested by rank (L, or DxHxW, for one channel;
+    then channels last) and ``rank`` is told.
+    """
     doc: dict[str, Any] = {"input_shape": list(input_shape), "output_shape": list(result.shape)}
+    if rank != 2:
+        values = result[..., 0] if result.shape[-1] == 1 else result
+        small = _small_ranked(result)
+        return {"rank": rank, **doc} | (
+            {"output": json_numbers(values)} if small else _stats(result)
+        )
     return doc | ({"output": json_numbers(result)} if _small(result) else _stats(result))
 
 
-def _print_result(result: Any, fmt: Format) -> None:
+def _print_result(result: Any, fmt: Format, rank: int = 2) -> None:
     from convcalc.present.tables import matrix_table
 
+    if rank != 2:
+        _print_ranked(result, fmt, rank)
+        return
     if fmt != Format.TABLE:
         from convcalc.present.exports import matrix_rows, write_table
 
@@ -108,6 +124,45 @@ def _print_result(result: Any, fmt: Format) -> None:
         f"mean {stats['mean']:.6g}"
     )
     say(["too large to print; save it with -o out.png (picture) or -o out.npy (values)"])
+
+
+def _print_ranked(result: Any, fmt: Format, rank: int) -> None:
+    """A 1-D result as a one-row table per channel; a 3-D one slice by slice (depth,
+    then channel); statistics when large."""
+    from convcalc.present.tables import matrix_table
+
+    if fmt != Format.TABLE:
+        if rank != 1:
+            raise ConvcalcError(
+                f"--format {fmt} writes a matrix; a 3-D result prints as tables or --json"
+            )
+        from convcalc.present.exports import matrix_rows, write_table
+
+        click.echo(write_table(fmt, matrix_rows(result[None])), nl=False)
+        return
+    if not _small_ranked(result):
+        stats = _stats(result)
+        click.echo(
+            f"output {shape_text(result, rank)}: min {stats['min']:.6g}, max {stats['max']:.6g}, "
+            f"mean {stats['mean']:.6g}"
+        )
+        say(["too large to print; save it with -o out.npy (values)"])
+        return
+    channels = result.shape[-1]
+    slices = [result[None]] if rank == 1 else list(result)
+    for d, plane in enumerate(slices):
+        for c in range(channels):
+            where = [f"depth {d}"] if rank == 3 else []
+            where += [f"channel {c}"] if channels > 1 else []
+            title = ", ".join([f"output {shape_text(result, rank)}", *where])
+            print_rich(matrix_table(plane[..., c], title))
+
+
+def _small_ranked(result: Any) -> bool:
+    """A 1-D result of at most 24 values per channel (one row), a 3-D one of at most
+    SMALL_CELLS values per channel, rows of at most 24."""
+    cells = result.size // result.shape[-1]
+    return bool(cells <= SMALL_CELLS and result.shape[-2] <= 24)
 
 
 def _small(result: Any) -> bool:
@@ -249,6 +304,25 @@ def _write(
         "bits": written.bits,
     }
     return [*notes, f"wrote {where} ({shape_text(result)})"], doc
+
+
+def _write_ranked(
+    path: str, loaded: Any, result: Any, out: OutputOptions
+) -> tuple[list[str], dict[str, Any]]:
+    """Write a 1-D or 3-D result: a .npy keeps the rank (L, LxC, DxHxW, DxHxWxC); a
+    1-D result to .csv/.txt is one row per channel."""
+    from convcalc.io.writing import write_npy, write_output
+
+    assert out.output is not None
+    if not out.output.lower().endswith(".npy"):  # refused before for rank 3
+        written = write_output(out.output, result[None], inputs=[path], force=out.force)
+        where = ", ".join(written.paths)
+    else:
+        values = result[..., 0] if result.shape[-1] == 1 else result
+        write_npy(out.output, values, inputs=[path], force=out.force)
+        where = out.output
+    doc = {"paths": [where], "format": where.rsplit(".", 1)[-1].lower()}
+    return [f"wrote {where} ({shape_text(result, result.ndim - 1)})"], doc
 
 
 def _writes_8bit(data: Any, run: Run) -> bool:

@@ -113,6 +113,41 @@ def refuse_backward_clash(run: Run, inputs: int) -> None:
             )
 
 
+def refuse_rank_clash(run: Run, inputs: int) -> None:
+    """Refuse what a 1-D or 3-D run does not do (yet): step tables, pictures,
+    gradients, algorithms other than the direct one, several inputs, image output."""
+    rank = run.settings.rank
+    if rank == 2:
+        return
+    output = run.out.output
+    kept = (".npy", ".csv", ".txt") if rank == 1 else (".npy",)
+    clashes = (
+        (run.report.steps, "--steps", "step tables are drawn for 2-D layers; drop --steps"),
+        (run.report.show, "--show", "pictures are drawn for 2-D data; drop --show"),
+        (run.report.backward, "--backward", "gradients are computed for 2-D layers"),
+        (
+            str(run.settings.method) not in ("auto", "direct"),
+            f"--method {run.settings.method}",
+            "it runs the direct method: --method auto or direct",
+        ),
+        (inputs > 1, f"{inputs} inputs", "give one input at a time"),
+        (
+            output is not None and not output.lower().endswith(kept),
+            f"-o {output}",
+            f"write {' or '.join(kept)} (an image is 2-D)",
+        ),
+    )
+    for clash, what, valid in clashes:
+        if clash:
+            raise ConvcalcError(
+                f"a {rank}-D run (a {_RANK_DATA[rank]}) does not take {what}; {valid}"
+            )
+
+
+_RANK_DATA = {1: "signal, L or LxC", 3: "volume, DxHxW or DxHxWxC"}
+"""What the data of a 1-D and a 3-D run is, for messages."""
+
+
 def ignored_options(run: Run, choices: LayerChoices, specs: bool) -> dict[str, str]:
     """The options this run would not use, each with what it needs (click's names).
 

@@ -58,3 +58,17 @@ def output_format(kwargs: dict[str, Any]) -> Format:
 def window_options(fn: F) -> F:
     """-s, -p and -d: a window's stride, padding and dilation."""
     return stride_option(padding_option(dilation_option(fn)))
+
+
+def parse_numbers(text: str, what: str) -> tuple[float, ...]:
+    """Finite numbers separated by commas (or semicolons), as ``--bias`` takes them."""
+    values = []
+    for part in text.replace(";", ",").split(","):
+        try:
+            value = float(part)
+        except ValueError:
+            raise ConvcalcError(f"{what} value '{part.strip()}' is not a number") from None
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ConvcalcError(f"{what} value '{part.strip()}' is not finite")
+        values.append(value)
+    return tuple(values)

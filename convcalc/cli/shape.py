@@ -73,6 +73,22 @@ from convcalc.present.formatting import (
     "--emit", type=click.Choice(["pytorch", "keras"]),
     help="Print the network as a PyTorch or Keras module (Python source) instead.",
 )  # fmt: skip
+@click.option(
+    "--rf-image", metavar="IMAGE",
+    help="Draw one unit's receptive field and its paths on this picture (-o FILE); "
+    "INPUT, when left out, is the picture's HxWxC.",
+)  # fmt: skip
+@click.option(
+    "--at", "rf_at", metavar="ROW,COL",
+    help="With --rf-image: the unit in the layer's output (default: the centre).",
+)  # fmt: skip
+@click.option(
+    "--layer", "rf_layer", type=click.IntRange(min=1),
+    help="With --rf-image: the layer, numbered as the table's rows (default: the last "
+    "with a spatial output).",
+)  # fmt: skip
+@click.option("-o", "--output", "rf_output", metavar="FILE", help="With --rf-image: the picture.")
+@click.option("--force", "rf_force", is_flag=True, help="With --rf-image: overwrite the input.")
 def shape(input_shape: str | None, layers: tuple[str, ...], **kwargs: Any) -> None:
     """Output size of a layer or a stack of layers.
 
@@ -88,7 +104,15 @@ def shape(input_shape: str | None, layers: tuple[str, ...], **kwargs: Any) -> No
       convcalc shape 32x32x3 conv:6,5 maxpool:2 conv:16,5 maxpool:2 fc:120 fc:84 fc:10
       convcalc shape 224x224x3 --net resnet18
       convcalc shape 224 --target 112 -k 3
+      convcalc shape --net vgg16 --rf-image photo.png --at 8,8 --layer 13 -o rf.png
     """
+    rf = take(RfImageOptions, kwargs)
+    if rf.rf_image is not None:
+        _rf_image(input_shape, layers, rf.rf_image, rf, kwargs)
+        return
+    if given := [flag for flag, on in rf._asdict().items() if on]:
+        flags = ", ".join("-o" if f == "rf_output" else "--" + f[3:] for f in given)
+        raise ConvcalcError(f"{flags} needs --rf-image (they draw a receptive field on it)")
     target, limit = kwargs.pop("target"), kwargs.pop("limit")
     explain, quiet = kwargs.pop("explain"), kwargs.pop("quiet")
     fmt = output_format(kwargs)
@@ -140,6 +164,98 @@ def shape(input_shape: str | None, layers: tuple[str, ...], **kwargs: Any) -> No
         if explain:
             wheres = [s.where for s in specs if not isinstance(s.layer, Mark)]
             print_rich("\n".join(explain_lines(result, wheres)))
+
+
+class RfImageOptions(NamedTuple):
+    """A receptive field drawn on a picture (`shape --rf-image`)."""
+
+    rf_image: str | None
+    rf_at: str | None
+    rf_layer: int | None
+    rf_output: str | None
+    rf_force: bool
+
+
+def _rf_image(
+    input_text: str | None, layers: tuple[str, ...], image: str, rf: RfImageOptions,
+    kwargs: dict[str, Any],
+) -> None:  # fmt: skip
+    """``--rf-image``: one unit's field box and path counts drawn on the picture."""
+    import re
+
+    from convcalc.calc.choices import Scale
+    from convcalc.cli.output import say
+    from convcalc.compute.fields import path_counts
+    from convcalc.io.network_files import is_network_file
+    from convcalc.io.reading import read_input
+    from convcalc.io.writing import check_output, write_output
+    from convcalc.present.rf_picture import field_box, rf_picture
+
+    others = [flag for flag, key in (
+        ("--target", "target"), ("--coverage", "coverage"), ("--emit", "emit"),
+        ("--training", "training"), ("--explain", "explain"), ("-q", "quiet"),
+    ) if kwargs[key]]  # fmt: skip
+    if others:
+        raise ConvcalcError(f"--rf-image draws a picture; {', '.join(others)} cannot go with it")
+    if rf.rf_output is None:
+        raise ConvcalcError("--rf-image needs -o FILE.png, where the picture is written")
+    check_output(rf.rf_output, inputs=(image,), force=rf.rf_force, channels=3)
+    opts = take(LayerOptions, kwargs)
+    loaded = read_input(image)
+    height, width, channels = loaded.data.shape
+    if input_text is not None and not re.fullmatch(r"\d+(x\d+)*", input_text.strip().lower()):
+        layers = (input_text, *layers)  # INPUT left out: a layer came first
+        input_text = None
+    if input_text is None and not (opts.net and is_network_file(opts.net)):
+        input_text = f"{height}x{width}x{channels}"
+    shape_in, specs, convention = network_of(input_text, layers, opts)
+    if shape_in.spatial != (height, width):
+        raise ConvcalcError(
+            f"{image} is {height}x{width} but INPUT is {shape_in}; valid: an INPUT of "
+            f"{height}x{width}xC, or leave INPUT out to take the picture's"
+        )
+    result = evaluate(specs, shape_in, convention=convention, strict=opts.strict)
+    spatial = [i for i, r in enumerate(result.layers, 1) if not r.output.flat]
+    if not spatial:
+        raise ConvcalcError("--rf-image: no layer has a spatial output (HxW) to pick a unit in")
+    number = rf.rf_layer if rf.rf_layer is not None else spatial[-1]
+    layer = result.layers[number - 1] if number <= len(result.layers) else None
+    if layer is not None and layer.receptive_field == UNTRACKED:
+        raise ConvcalcError(
+            f"--layer {number} ({layer.spec}): its receptive field is not tracked (it follows "
+            "a transposed convolution); valid: a layer before it"
+        )
+    grid = layer.output.spatial if layer is not None and not layer.output.flat else (1, 1)
+    unit = _unit(rf.rf_at, grid)
+    counts = path_counts(specs, result, number, unit)
+    assert layer is not None  # path_counts checked the layer
+    field = layer.receptive_field
+    box = (
+        field_box(field.start, field.jump, field.size, unit, (height, width))
+        if field is not None
+        else field_box((0, 0), (0, 0), (2 * height, 2 * width), (0, 0), (height, width))
+    )
+    picture = rf_picture(loaded.data, counts, box, max_value=loaded.max_value)
+    write_output(rf.rf_output, picture, scale=Scale.CLIP, inputs=(image,), force=rf.rf_force)
+    reached = counts[counts > 0]
+    size = "the whole input" if field is None else "x".join(map(str, field.size))
+    low, high = int(reached.min()), int(reached.max())
+    say([
+        f"{rf.rf_output}: layer {number} ({layer.spec}), unit {unit[0]},{unit[1]} of "
+        f"{layer.output}: receptive field rows {box.top}-{box.bottom}, columns "
+        f"{box.left}-{box.right} ({size}); {reached.size:,} pixels reached by {low:,} to "
+        f"{high:,} paths each"
+    ])  # fmt: skip
+
+
+def _unit(text: str | None, grid: tuple[int, ...]) -> tuple[int, int]:
+    """``--at ROW,COL`` (default: the centre of the layer's output)."""
+    if text is None:
+        return grid[0] // 2, grid[-1] // 2
+    parts = text.replace(" ", "").split(",")
+    if len(parts) != 2 or not all(p.isdigit() for p in parts):
+        raise ConvcalcError(f"--at '{text}' is not valid; valid: ROW,COL such as 3,4")
+    return int(parts[0]), int(parts[1])
 
 
 class TrainingOptions(NamedTuple):

@@ -88,10 +88,16 @@ def backward(
     Raises
     ------
     ConvcalcError
-        A ``grad_output`` of another shape than the output, or a stage whose
-        gradient is not computed (l2 pooling, lrn).
+        A ``grad_output`` of another shape than the output, a stage whose
+        gradient is not computed (l2 pooling, lrn), or a run of rank 1 or 3
+        (gradients are computed for 2-D layers).
     """
     settings = Settings() if settings is None else settings
+    if settings.rank != 2:
+        raise ConvcalcError(
+            f"--backward computes the gradients of 2-D layers; this run is {settings.rank}-D "
+            "(valid: a 2-D input and layers, or drop --backward)"
+        )
     xa = ops.as_image(x)
     inputs: list[Array] = []
     for position, stage in enumerate(stages, start=1):

@@ -146,8 +146,12 @@ def parameterised_kernels() -> list[tuple[str, str]]:
     return [(g.syntax, g.description) for g in _GENERATORS.values()]
 
 
-def named_kernel(spec: str) -> FloatArray | None:
+def named_kernel(spec: str, rank: int = 2) -> FloatArray | None:
     """The kernel a preset name or a parameterised form names, or None.
+
+    At ``rank`` 1 or 3 the separable blurs take the rank (``box:size=80`` is 80
+    long in 1-D, ``gauss:sigma=1,size=5`` is 5x5x5 in 3-D: the outer product of
+    the normalised 1-D profile); presets and ``motion`` are 2-D and refused there.
 
     Parameters
     ----------
@@ -156,12 +160,15 @@ def named_kernel(spec: str) -> FloatArray | None:
         parameterised kernel ``NAME:ARG,...`` where an argument is positional or
         ``key=value`` (:func:`parameterised_kernels`): ``gauss:sigma=1.5,size=7``,
         ``gauss:1.5``, ``box:5``, ``motion:size=9,angle=45``.
+    rank
+        The number of spatial axes: 1, 2 or 3.
 
     Returns
     -------
     ndarray of float64 or None
-        KHxKW, a new array each call; None when ``spec`` is neither form (it may
-        then be a file or a matrix: see `convcalc.io.kernels.parse_kernel`).
+        KHxKW (K at rank 1, KDxKHxKW at rank 3), a new array each call; None when
+        ``spec`` is neither form (it may then be a file or a matrix: see
+        `convcalc.io.kernels.parse_kernel`).
 
     Raises
     ------
@@ -175,11 +182,21 @@ def named_kernel(spec: str) -> FloatArray | None:
     np.float64(1.0)
     >>> named_kernel("1,0,-1") is None
     True
+    >>> named_kernel("box:size=4", rank=1)
+    array([0.25, 0.25, 0.25, 0.25])
     """
     key = spec.strip().lower()
+    name, colon, args = key.partition(":")
+    if rank != 2 and (key in _PRESETS or (colon and name in _GENERATORS)):
+        if key in _PRESETS or name not in _RANKED_GENERATORS:
+            raise ConvcalcError(
+                f"kernel {spec.strip()!r} is 2-D; valid for a {rank}-D layer: "
+                f"{', '.join(_GENERATORS[n].syntax for n in _RANKED_GENERATORS)}, a file, or an "
+                f"inline kernel ({_RANKED_INLINE[rank]})"
+            )
+        return _with_rank(_GENERATORS[name].make(args), rank, spec.strip())
     if key in _PRESETS:
         return _PRESETS[key][1]()
-    name, colon, args = key.partition(":")
     if colon and name in _GENERATORS:
         return _GENERATORS[name].make(args)
     return None
@@ -466,6 +483,30 @@ _GENERATORS: dict[str, _Generator] = {
         ),
     )
 }
+
+
+_RANKED_GENERATORS = ("gauss", "box")
+"""The generated kernels that take the rank: separable, the outer product of a profile."""
+
+_RANKED_INLINE = {1: "'1,2,1'", 3: "slices along depth separated by |: '1,1;1,1|1,1;1,1'"}
+"""How an inline kernel is written at rank 1 and 3, for messages."""
+
+MAX_RANKED_CELLS = MAX_GENERATED_SIZE**2
+"""The most values a generated kernel of rank 3 may have (as many as the largest 2-D one)."""
+
+
+def _with_rank(kernel: FloatArray, rank: int, spec: str) -> FloatArray:
+    """A separable KxK blur at ``rank``: the outer product of its (normalised) row sums."""
+    profile = kernel.sum(axis=1)  # outer(g, g)/sum: the row sums are g/sum(g)
+    if profile.size**rank > MAX_RANKED_CELLS:
+        raise ConvcalcError(
+            f"kernel {spec!r} at rank {rank} has {profile.size**rank:,} values; valid: at most "
+            f"{MAX_RANKED_CELLS:,} (size at most {int(MAX_RANKED_CELLS ** (1 / rank) + 1e-9)})"
+        )
+    result: FloatArray = profile
+    for _ in range(rank - 1):
+        result = np.multiply.outer(result, profile)
+    return result
 
 
 # --- unknown names ---------------------------------------------------------------

@@ -18,15 +18,18 @@ import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from convcalc.calc.choices import Activation, Convention, Method, PadMode, PoolKind
-from convcalc.calc.geometry import Padding
+from convcalc.calc.geometry import Axis, Padding
 from convcalc.compute.arrays import Array, saturated, tap_product, working_array, working_dtype
 from convcalc.compute.methods import choose_method, correlate_direct, correlate_padded, is_separable
 from convcalc.compute.padding import PaddedInput
 from convcalc.compute.padding import pad as pad  # re-exported: ops is where apply's operations live
 from convcalc.compute.windows import (
     avg_counts,
+    avg_divisors,
     conv_axes,
+    conv_axes_nd,
     pool_axes,
+    pool_axes_nd,
     transposed_axes,
     transposed_full_size,
 )
@@ -336,8 +339,11 @@ def pool(
     return out
 
 
-def global_pool(x: ArrayLike, kind: PoolKind) -> Array:
+def global_pool(x: ArrayLike, kind: PoolKind, *, rank: int = 2) -> Array:
     """Pool each channel over the whole map: HxWxC (or HxW) to 1x1xC.
+
+    With ``rank`` 1 or 3, over every spatial axis of L x C or DxHxWxC (to 1x C,
+    1x1x1xC).
 
     ``max``, ``avg`` (the mean) or ``l2`` (``sqrt(sum of squares)``).
 
@@ -346,15 +352,161 @@ def global_pool(x: ArrayLike, kind: PoolKind) -> Array:
     >>> global_pool(np.arange(4).reshape(2, 2), PoolKind.AVG)
     array([[[1.5]]])
     """
-    xa = as_image(x)
+    xa = as_image(x) if rank == 2 else working_array(x)
+    spatial = tuple(range(xa.ndim - 1))
     out: Array
     if kind == PoolKind.MAX:
-        out = xa.max(axis=(0, 1), keepdims=True)
+        out = xa.max(axis=spatial, keepdims=True)
     elif kind == PoolKind.AVG:
-        out = xa.mean(axis=(0, 1), keepdims=True)
+        out = xa.mean(axis=spatial, keepdims=True)
     elif kind == PoolKind.L2:
-        out = np.sqrt(np.square(xa).sum(axis=(0, 1), keepdims=True))
+        out = np.sqrt(np.square(xa).sum(axis=spatial, keepdims=True))
     else:
+        raise ConvcalcError(f"pooling {kind!r} is not valid; valid: {', '.join(PoolKind)}")
+    return out
+
+
+def correlate_nd(
+    x: ArrayLike,
+    kernels: ArrayLike,
+    *,
+    stride: tuple[int, ...],
+    padding: tuple[Padding, ...],
+    dilation: tuple[int, ...],
+    pad_mode: PadMode = PadMode.ZERO,
+    groups: int = 1,
+    bias: Sequence[float] | None = None,
+    flip: bool = False,
+    activation: Activation = Activation.NONE,
+    convention: Convention = Convention.TORCH,
+) -> Array:
+    """A convolution layer of any rank (1-D signals, 3-D volumes), tap by tap.
+
+    The rank is the kernel bank's: ``kernels.ndim - 2``. As `correlate`, per
+    spatial axis::
+
+        out = floor((n + p_lo + p_hi - d(f-1) - 1)/s) + 1
+
+    Parameters
+    ----------
+    x : array, (*N) x C: L x C for 1-D, DxHxWxC for 3-D
+    kernels : array, (*K) x (C/groups) x F: K x C x F, or KDxKHxKW x C x F
+    stride, dilation : tuple of int, one per spatial axis
+    padding : tuple of Padding, one per spatial axis
+    pad_mode, groups, bias, flip, activation, convention
+        As in `correlate`.
+
+    Returns
+    -------
+    array, (*O) x F
+
+    Notes
+    -----
+    Each kernel tap adds ``xp[tap·d :: s] @ w[tap]`` (a strided view of the padded
+    input times a (C/groups) x F matrix) to the output, the direct method of
+    `correlate`; the 2-D layers keep `correlate` and its other methods.
+
+    Examples
+    --------
+    >>> correlate_nd(np.arange(5.0)[:, None], np.ones((3, 1, 1)), stride=(1,), padding=(1,),
+    ...              dilation=(1,))[:, 0]
+    array([1., 3., 6., 9., 7.])
+    """
+    xa = working_array(x)
+    w = working_array(kernels).astype(xa.dtype, copy=False)
+    rank = w.ndim - 2
+    if rank < 1 or xa.ndim != rank + 1:
+        raise ConvcalcError(
+            f"an input of shape {'x'.join(map(str, xa.shape))} does not fit a kernel bank of "
+            f"shape {'x'.join(map(str, w.shape))}; valid: {rank} spatial axes and channels"
+        )
+    channels, (depth, filters) = xa.shape[-1], w.shape[-2:]
+    if groups < 1 or channels % groups or filters % groups or depth * groups != channels:
+        raise ConvcalcError(
+            f"a kernel bank of depth {depth} with groups {groups} does not fit {channels} "
+            f"input channels; valid: depth {channels} // groups"
+        )
+    axes = conv_axes_nd(
+        xa.shape,
+        w.shape[:rank],
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        convention=convention,
+    )
+    xp = pad(xa, [(a.pad_lo, a.pad_hi) for a in axes], pad_mode)
+    if flip:
+        w = w[(slice(None, None, -1),) * rank]
+    y = np.zeros((*(a.size for a in axes), filters), dtype=w.dtype)
+    tmp = np.empty_like(y)
+    for tap in np.ndindex(*w.shape[:rank]):
+        view = xp[tuple(_taps(a, i) for a, i in zip(axes, tap, strict=True))]
+        tap_product(view, w[tap], groups, tmp)
+        y += tmp
+    return activate(_add_bias(y, bias), activation)
+
+
+def pool_nd(
+    x: ArrayLike,
+    kind: PoolKind,
+    size: tuple[int, ...],
+    *,
+    stride: tuple[int, ...] | None = None,
+    padding: tuple[Padding, ...],
+    dilation: tuple[int, ...],
+    ceil: bool = False,
+    exclude_pad: bool = False,
+    convention: Convention = Convention.TORCH,
+) -> Array:
+    """`pool` for any rank: L x C (1-D) or DxHxWxC (3-D) with one window size per axis.
+
+    The rules (max never picks padding, average's divisors, l2) are `pool`'s.
+
+    Returns
+    -------
+    array, (*O) x C
+
+    Examples
+    --------
+    >>> pool_nd(np.array([[1.0], [3.0], [2.0], [5.0]]), PoolKind.MAX, (2,),
+    ...         padding=(0,), dilation=(1,))[:, 0]
+    array([3., 5.])
+    """
+    xa = working_array(x)
+    rank = len(size)
+    if xa.ndim != rank + 1:
+        raise ConvcalcError(
+            f"an input of shape {'x'.join(map(str, xa.shape))} is not valid for a {rank}-D "
+            f"pooling window; valid: {rank} spatial axes and channels"
+        )
+    axes = pool_axes_nd(
+        xa.shape,
+        size,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        ceil=ceil,
+        convention=convention,
+    )
+    fill = -np.inf if kind == PoolKind.MAX else 0.0
+    extent = [max(a.n + a.pad_lo + a.pad_hi, (a.size - 1) * a.stride + a.span) for a in axes]
+    padded = np.full((*extent, xa.shape[-1]), fill, dtype=xa.dtype)
+    padded[tuple(slice(a.pad_lo, a.pad_lo + a.n) for a in axes)] = xa
+    if kind == PoolKind.L2:
+        np.square(padded, out=padded)
+    combine = np.maximum if kind == PoolKind.MAX else np.add
+    out = np.empty((*(a.size for a in axes), xa.shape[-1]), dtype=xa.dtype)
+    for number, tap in enumerate(np.ndindex(*size)):
+        view = padded[tuple(_taps(a, i) for a, i in zip(axes, tap, strict=True))]
+        if number == 0:
+            out[...] = view
+        else:
+            combine(out, view, out=out)
+    if kind == PoolKind.AVG:
+        out /= avg_divisors(axes, exclude_pad=exclude_pad, convention=convention)[..., None]
+    elif kind == PoolKind.L2:
+        np.sqrt(out, out=out)
+    elif kind != PoolKind.MAX:
         raise ConvcalcError(f"pooling {kind!r} is not valid; valid: {', '.join(PoolKind)}")
     return out
 
@@ -462,3 +614,9 @@ def _add_bias(y: Array, bias: Sequence[float] | None) -> Array:
         )
     y += b
     return y
+
+
+def _taps(axis: Axis, tap: int) -> slice:
+    """Along one axis, the padded input's cells that kernel tap ``tap`` meets."""
+    start = tap * axis.dilation
+    return slice(start, start + (axis.size - 1) * axis.stride + 1, axis.stride)

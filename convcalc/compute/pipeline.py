@@ -1,5 +1,6 @@
 """What `convcalc apply` runs: a list of stages (convolution, pooling, activation …)
-applied in order to an HxWxC array.
+applied in order to an HxWxC array (or, at rank 1, an L x C signal; at rank 3, a
+DxHxWxC volume: `Settings.rank`).
 
 The option form (``-k sobel-x -s 2``) is the one-stage case of the same pipeline
 as the layer-spec form (``conv:k=sobel-x,s=2 relu maxpool:2``).
@@ -12,6 +13,7 @@ filter by filter) or sums over them (``sum``: one per filter).
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -23,7 +25,7 @@ from numpy.typing import DTypeLike, NDArray
 
 from convcalc.calc.choices import Activation, ChannelMode, Convention, Method, PadMode
 from convcalc.calc.layers import Conv, Deconv, GlobalPool, Layer, Pointwise, Pool, Spec
-from convcalc.calc.network import two_axes
+from convcalc.calc.network import per_axis, two_axes
 from convcalc.compute import ops
 from convcalc.compute.arrays import saturated
 from convcalc.errors import ConvcalcError
@@ -41,11 +43,13 @@ class Settings:
     flip: bool = False
     exclude_pad: bool = False
     convention: Convention = Convention.TORCH
+    rank: int = 2  # spatial axes: 1 (L x C signals), 2 (HxWxC images), 3 (DxHxWxC volumes)
 
 
 @dataclass(frozen=True)
 class Stage:
-    """One layer to apply, with its kernels' values (KHxKW or KHxKWxC) when it has any."""
+    """One layer to apply, with its kernels' values (KHxKW or KHxKWxC; at rank 1 K or
+    KxC, at rank 3 KDxKHxKW or KDxKHxKWxC) when it has any."""
 
     spec: Spec
     kernels: tuple[Array, ...] = ()
@@ -70,15 +74,23 @@ def run(
 ) -> Outcome:
     """Apply the stages in order to an HxWxC array; returns Ho x Wo x F.
 
+    At ``settings.rank`` 1 the input is L x C (or L) and the result Lo x F; at
+    rank 3, DxHxWxC (or DxHxW) and Do x Ho x Wo x F.
+
     Integer input computes in float64, float32 and 8-bit input in float32. An
     integer ``out_dtype`` returns the result rounded and saturated to that type
     (OpenCV's ``saturate_cast``), made strip by strip when the last stage is a
     convolution (see `convcalc.compute.ops.correlate`); `stays_8bit` says when uint8
     loses nothing an 8-bit image would keep.
     """
-    check_stages(stages)
+    check_stages(stages, settings.rank)
     notes: list[str] = []
-    x = x[:, :, None] if x.ndim == 2 else x
+    x = x[..., None] if x.ndim == settings.rank else x
+    if x.ndim != settings.rank + 1:
+        raise ConvcalcError(
+            f"an input of shape {'x'.join(map(str, x.shape))} is not {settings.rank}-D data; "
+            f"valid: {_DATA_SHAPES[settings.rank]}"
+        )
     with quiet_overflow():
         for position, stage in enumerate(stages, start=1):
             last = out_dtype if position == len(stages) else None
@@ -98,21 +110,44 @@ def run(
     return Outcome(x, tuple(notes))
 
 
-def check_stages(stages: Sequence[Stage]) -> None:
-    """Refuse, before any work, a stage apply cannot run as written.
+def check_stages(stages: Sequence[Stage], rank: int = 2) -> None:
+    """Refuse, before any work, a stage apply cannot run as written at ``rank``.
 
-    Apply computes 2-D layers: a 1-D or 3-D (transposed) convolution would
-    otherwise run as a 2-D one on the same numbers, a silently wrong answer.
+    Every ranked layer (conv1d, conv3d, maxpool1d …) must have the run's rank: a
+    conv1d in a 2-D run would otherwise run as a 2-D layer on the same numbers, a
+    silently wrong answer. Transposed convolution is applied in 2-D only.
     """
+    if rank not in _DATA_SHAPES:
+        raise ConvcalcError(f"rank {rank} is not valid; valid: 1, 2 or 3")
     for position, stage in enumerate(stages, start=1):
         layer = stage.spec.layer
-        rank = getattr(layer, "rank", 2)
-        if rank != 2:
-            where = f"layer {position} ({stage.spec.text})" if len(stages) > 1 else stage.spec.text
+        where = f"layer {position} ({stage.spec.text})" if len(stages) > 1 else stage.spec.text
+        fixed = layer_rank(layer)
+        if fixed is not None and fixed != rank:
             raise ConvcalcError(
-                f"{where} is a {rank}-D layer: apply runs 2-D layers; conv1d/conv3d are "
-                "sized by `convcalc shape` but not applied yet"
+                f"{where} is a {fixed}-D layer in a {rank}-D run; valid: layers of one rank "
+                f"({_RANKED_OPS[rank]})"
             )
+        if isinstance(layer, Deconv) and rank != 2:
+            raise ConvcalcError(
+                f"{where}: apply runs transposed convolution in 2-D only; valid at rank {rank}: "
+                f"{_RANKED_OPS[rank]}, gap, gmp and activations"
+            )
+
+
+def layer_rank(layer: Layer) -> int | None:
+    """The rank a layer fixes (conv1d: 1, conv: 2, maxpool3d: 3), or None (maxpool:2,
+    relu, gap take the run's)."""
+    if isinstance(layer, Conv | Deconv):
+        return layer.rank
+    if isinstance(layer, Pool):
+        return layer.rank
+    return None
+
+
+def stages_rank(stages: Sequence[Stage]) -> int | None:
+    """The rank the stages fix: that of the first layer with one, or None."""
+    return next((r for r in map(layer_rank, (s.spec.layer for s in stages)) if r), None)
 
 
 @contextmanager
@@ -141,7 +176,7 @@ def stays_8bit(x: Array, stages: Sequence[Stage], settings: Settings) -> bool:
     channels it reads (a blur: box, Gaussian, motion), whatever the padding.
     The result is then what an 8-bit image stores, clipped or not.
     """
-    if x.dtype != np.uint8 or len(stages) != 1:
+    if x.dtype != np.uint8 or len(stages) != 1 or settings.rank != 2:
         return False
     stage = stages[0]
     if (
@@ -160,48 +195,60 @@ _SUM_SLACK = 1e-6
 
 
 def kernel_bank(
-    kernels: Sequence[Array], channels: int, mode: ChannelMode
+    kernels: Sequence[Array], channels: int, mode: ChannelMode, rank: int = 2
 ) -> tuple[Array, int, bool]:
     """Stack filters into a KH x KW x (C/groups) x F' bank for C input channels.
+
+    At ``rank`` 1 the kernels are K or KxC and the bank K x (C/groups) x F'; at
+    rank 3, KDxKHxKW(xC) and KDxKHxKW x (C/groups) x F'.
 
     Returns the bank, the groups, and whether the output is per channel (``each``:
     output channel ``c·F + f`` is filter f on channel c).
     """
     if not kernels:
         raise ConvcalcError("no kernel given; use -k PRESET|MATRIX|FILE or conv:k=...")
-    shapes = {k.shape[:2] for k in kernels}
+    shapes = {k.shape[:rank] for k in kernels}
     if len(shapes) > 1:
         shown = " and ".join("x".join(map(str, s)) for s in sorted(shapes))
         raise ConvcalcError(f"all kernels of a layer must have the same size; got {shown}")
-    depths = {1 if k.ndim == 2 else k.shape[2] for k in kernels}
+    window = _KERNEL_SHAPES[rank]
+    bad = [k.shape for k in kernels if k.ndim not in (rank, rank + 1)]
+    if bad:
+        raise ConvcalcError(
+            f"a kernel of shape {'x'.join(map(str, bad[0]))} does not fit a {rank}-D layer; "
+            f"valid: {window} or {window}xC"
+        )
+    depths = {1 if k.ndim == rank else k.shape[rank] for k in kernels}
     if len({k.ndim for k in kernels}) > 1 and channels > 1:
         raise ConvcalcError(
-            "a layer mixes 2-D kernels with kernels of depth "
-            f"{max(depths)}; valid: all KHxKW, or all KHxKWx{channels}"
+            f"a layer mixes {rank}-D kernels with kernels of depth "
+            f"{max(depths)}; valid: all {window}, or all {window}x{channels}"
         )
     for depth in depths - {1}:
         if depth != channels:
             raise ConvcalcError(
                 f"a kernel of depth {depth} does not match the input's {channels} channels; "
-                f"valid: depth {channels} (summed, as in a CNN) or a 2-D kernel"
+                f"valid: depth {channels} (summed, as in a CNN) or a {window} kernel"
             )
-    planes = [k if k.ndim == 3 else k[:, :, None] for k in kernels]
+    planes = [k if k.ndim == rank + 1 else k[..., None] for k in kernels]
     if depths == {channels} or channels == 1:
-        bank = np.stack([np.broadcast_to(p, (*p.shape[:2], channels)) for p in planes], axis=3)
+        bank = np.stack(
+            [np.broadcast_to(p, (*p.shape[:rank], channels)) for p in planes], axis=rank + 1
+        )
         return bank, 1, False
     if mode == ChannelMode.SUM:
-        bank = np.stack([np.repeat(p, channels, axis=2) for p in planes], axis=3)
+        bank = np.stack([np.repeat(p, channels, axis=rank) for p in planes], axis=rank + 1)
         return bank, 1, False
-    flat = np.stack([p[:, :, 0] for p in planes], axis=2)  # KH x KW x F
-    return np.tile(flat, (1, 1, channels))[:, :, None, :], channels, True
+    flat = np.stack([p[..., 0] for p in planes], axis=rank)  # (*K) x F
+    return np.tile(flat, (1,) * rank + (channels,))[..., None, :], channels, True
 
 
 def filter_major(y: Array, channels: int) -> Array:
-    """Reorder per-channel outputs (c·F + f) to filter by filter (f·C + c)."""
-    h, w, total = y.shape
+    """Reorder per-channel outputs (c·F + f) to filter by filter (f·C + c), any rank."""
+    *spatial, total = y.shape
     filters = total // channels
-    reordered: Array = y.reshape(h, w, channels, filters).transpose(0, 1, 3, 2)
-    return reordered.reshape(h, w, total)
+    reordered: Array = y.reshape(*spatial, channels, filters).swapaxes(-1, -2)
+    return reordered.reshape(*spatial, total)
 
 
 def refuse_groups(layer: Conv | Deconv) -> None:
@@ -229,8 +276,11 @@ def estimate_bytes(
     """Peak working memory, roughly, of running the stages on an HxWxC input.
 
     Per stage: the input, its padded copy and the output with an accumulator, in
-    the compute dtype's ``itemsize``; the peak over stages.
+    the compute dtype's ``itemsize``; the peak over stages. An L x C or DxHxWxC
+    input (rank 1 or 3) counts the same way over all its axes.
     """
+    if len(shape) != 3:
+        return _estimate_ranked(shape, stages, settings, itemsize)
     h, w, c = shape
     peak = 0
     for stage in stages:
@@ -252,6 +302,29 @@ def estimate_bytes(
             h = w = 1
         elif isinstance(layer, Deconv):
             h, w = h * scale, w * scale
+        c = out_c
+    return peak
+
+
+def _estimate_ranked(
+    shape: tuple[int, ...], stages: Sequence[Stage], settings: Settings, itemsize: int
+) -> int:
+    """`estimate_bytes` at rank 1 or 3 (no transposed layers there)."""
+    *spatial, c = shape
+    peak = 0
+    for stage in stages:
+        layer = stage.spec.layer
+        out_c = c
+        if isinstance(layer, Conv) and stage.kernels:
+            rank = len(spatial)
+            each = settings.channels == ChannelMode.EACH and stage.kernels[0].ndim == rank
+            out_c = len(stage.kernels) * (c if each else 1)
+        pad = _padding_guess(layer)
+        cells = math.prod(spatial)
+        padded = math.prod(n + 2 * pad for n in spatial) * c
+        peak = max(peak, (cells * c + padded + 2 * cells * out_c) * itemsize)
+        if isinstance(layer, GlobalPool):
+            spatial = [1] * len(spatial)
         c = out_c
     return peak
 
@@ -279,7 +352,7 @@ def _apply(
     x: Array, stage: Stage, settings: Settings, notes: list[str], out_dtype: DTypeLike | None
 ) -> Array:
     layer: Layer = stage.spec.layer
-    apply = _STAGES.get(type(layer))
+    apply = (_STAGES if settings.rank == 2 else _RANKED_STAGES).get(type(layer))
     if apply is None:
         raise ConvcalcError(
             f"'{stage.spec.text}' cannot be applied to an image; valid in apply: conv:k=…, "
@@ -369,12 +442,56 @@ def _pointwise(layer: Pointwise, x: Array, stage: Stage, ctx: _Context) -> Array
     if name in {"dropout", "lrn"}:
         return x if name == "dropout" else _refuse(name)
     if name == "softmax":
-        shifted = np.exp(x - x.max(axis=2, keepdims=True))
-        result: Array = shifted / shifted.sum(axis=2, keepdims=True)
+        shifted = np.exp(x - x.max(axis=-1, keepdims=True))
+        result: Array = shifted / shifted.sum(axis=-1, keepdims=True)
         return result
     if name == "relu6":
         return np.clip(ops.activate(x, Activation.RELU), None, 6)
     return ops.activate(x, Activation(name))
+
+
+def _convolve_ranked(layer: Conv, x: Array, stage: Stage, ctx: _Context) -> Array:
+    refuse_groups(layer)
+    settings, channels, rank = ctx.settings, x.shape[-1], ctx.settings.rank
+    bank, groups, each = kernel_bank(stage.kernels, channels, settings.channels, rank)
+    if settings.method not in (Method.AUTO, Method.DIRECT):
+        raise ConvcalcError(
+            f"--method {settings.method} computes 2-D layers; a {rank}-D layer runs the direct "
+            "method: valid --method auto or direct"
+        )
+    y = ops.correlate_nd(
+        x,
+        bank,
+        stride=per_axis(layer.stride, rank, "stride"),
+        padding=per_axis(layer.padding, rank, "padding"),
+        dilation=per_axis(layer.dilation, rank, "dilation"),
+        pad_mode=settings.pad_mode,
+        groups=groups,
+        bias=_bias(stage, each, channels),
+        flip=settings.flip,
+        activation=stage.activation,
+        convention=settings.convention,
+    )
+    return filter_major(y, channels) if each else y
+
+
+def _pool_ranked(layer: Pool, x: Array, stage: Stage, ctx: _Context) -> Array:
+    rank = ctx.settings.rank
+    return ops.pool_nd(
+        x,
+        layer.kind,
+        per_axis(layer.kernel, rank, "kernel"),
+        stride=None if layer.stride is None else per_axis(layer.stride, rank, "stride"),
+        padding=per_axis(layer.padding, rank, "padding"),
+        dilation=per_axis(layer.dilation, rank, "dilation"),
+        ceil=layer.ceil,
+        exclude_pad=ctx.settings.exclude_pad,
+        convention=ctx.settings.convention,
+    )
+
+
+def _global_pool_ranked(layer: GlobalPool, x: Array, stage: Stage, ctx: _Context) -> Array:
+    return ops.global_pool(x, layer.kind, rank=ctx.settings.rank)
 
 
 _STAGES: dict[type, _StageFn] = {
@@ -385,6 +502,27 @@ _STAGES: dict[type, _StageFn] = {
     Pointwise: _pointwise,
 }
 """What apply runs for each kind of layer; any other kind is refused."""
+
+_RANKED_STAGES: dict[type, _StageFn] = {
+    Conv: _convolve_ranked,
+    Pool: _pool_ranked,
+    GlobalPool: _global_pool_ranked,
+    Pointwise: _pointwise,
+}
+"""What apply runs at rank 1 (L x C signals) and 3 (DxHxWxC volumes)."""
+
+_DATA_SHAPES = {1: "L or LxC", 2: "HxW or HxWxC", 3: "DxHxW or DxHxWxC"}
+"""The input a run of each rank takes (channels last)."""
+
+_KERNEL_SHAPES = {1: "K", 2: "KHxKW", 3: "KDxKHxKW"}
+"""A kernel's spatial shape at each rank."""
+
+_RANKED_OPS = {
+    1: "conv1d, maxpool1d, avgpool1d, maxpool, avgpool",
+    2: "conv, deconv, maxpool, avgpool, l2pool",
+    3: "conv3d, maxpool3d, avgpool3d, maxpool, avgpool",
+}
+"""The window layers apply runs at each rank, for messages."""
 
 
 # -- helpers ---------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The geometry of a 2-D layer on an HxWxC array: its rows' and columns' windows.
+"""The geometry of a layer on an HxWxC array (or L x C, DxHxWxC): its windows per axis.
 
 Per axis the rules are `convcalc.calc.geometry`'s, so `apply`, `--steps` and
 `animate` size and pad exactly as `convcalc shape` does.
@@ -109,8 +109,64 @@ def pool_axes(
         Anything `pool_axis` refuses, or a dilated window that sees only
         padding: every window must tap at least one input cell (PyTorch).
     """
+    rows, cols = pool_axes_nd(
+        shape,
+        size,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        ceil=ceil,
+        convention=convention,
+    )
+    return rows, cols
+
+
+def conv_axes_nd(
+    shape: tuple[int, ...],
+    kernel: tuple[int, ...],
+    *,
+    stride: tuple[int, ...],
+    padding: tuple[Padding, ...],
+    dilation: tuple[int, ...],
+    convention: Convention = Convention.TORCH,
+) -> tuple[Axis, ...]:
+    """`conv_axes` for any number of spatial axes: one `Axis` per entry of ``kernel``.
+
+    ``shape`` is the input's spatial sizes (then, ignored, its channels); every
+    other argument has one entry per spatial axis (L; DxHxW ...).
+    """
+    return tuple(
+        conv_axis(
+            shape[k],
+            kernel[k],
+            stride=stride[k],
+            padding=padding[k],
+            dilation=dilation[k],
+            convention=convention,
+        )
+        for k in range(len(kernel))
+    )
+
+
+def pool_axes_nd(
+    shape: tuple[int, ...],
+    size: tuple[int, ...],
+    *,
+    stride: tuple[int, ...] | None = None,
+    padding: tuple[Padding, ...],
+    dilation: tuple[int, ...],
+    ceil: bool = False,
+    convention: Convention = Convention.TORCH,
+) -> tuple[Axis, ...]:
+    """`pool_axes` for any number of spatial axes: one `Axis` per entry of ``size``.
+
+    Raises
+    ------
+    ConvcalcError
+        As `pool_axes`.
+    """
     strides = size if stride is None else stride
-    rows, cols = axes = tuple(
+    axes = tuple(
         pool_axis(
             shape[k],
             size[k],
@@ -120,16 +176,34 @@ def pool_axes(
             ceil=ceil,
             convention=convention,
         )
-        for k in (0, 1)
+        for k in range(len(size))
     )
-    for a, name in zip(axes, axis_names(2), strict=True):
+    for a, name in zip(axes, axis_names(len(axes)), strict=True):
         if not _window_counts(a, exclude_pad=True).all():
             raise ConvcalcError(
                 f"a pooling window of {a.kernel} {name} with dilation {a.dilation} covers only "
                 f"padding ({a.pad_lo} before, {a.pad_hi} after {a.n} {name}); valid: less "
                 "padding or dilation"
             )
-    return rows, cols
+    return axes
+
+
+def avg_divisors(
+    axes: tuple[Axis, ...],
+    *,
+    exclude_pad: bool = False,
+    convention: Convention = Convention.TORCH,
+) -> NDArray[np.int64]:
+    """The divisors of average pooling for every output position (any rank).
+
+    The product over axes of `avg_counts`'s per-axis counts: an array shaped like
+    the output's spatial axes.
+    """
+    exclude = exclude_pad or convention == Convention.TF
+    divisors: NDArray[np.int64] = np.ones((), dtype=np.int64)
+    for axis in axes:
+        divisors = np.multiply.outer(divisors, _window_counts(axis, exclude))
+    return divisors
 
 
 def avg_counts(

@@ -3,7 +3,7 @@
 A specification is a preset name, a parameterised kernel (both from the catalogue,
 `convcalc.compute.kernels`), the path of a kernel file, or an inline matrix.
 Kernels come back float64, KHxKW, or KHxKWxC when they have one slice per input
-channel.
+channel; for a 1-D layer K or KxC, for a 3-D one KDxKHxKW or KDxKHxKWxC (``rank``).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from convcalc.compute.kernels import (
 )
 from convcalc.errors import ConvcalcError, RuntimeFailure
 from convcalc.io.matrices import INLINE_SYNTAX, load_npy, parse_inline_matrix, parse_text_matrix
-from convcalc.io.reading import read_input
+from convcalc.io.reading import ranked_layout, read_input
 
 FloatArray = NDArray[np.float64]
 
@@ -34,7 +34,7 @@ MAX_KERNEL_FILE_BYTES = 2**26
 read through :func:`read_kernels` are inputs, bounded by the memory available."""
 
 
-def read_kernels(texts: Sequence[str]) -> tuple[FloatArray, ...]:
+def read_kernels(texts: Sequence[str], rank: int = 2) -> tuple[FloatArray, ...]:
     """The kernels that ``-k`` or ``k=`` name, as arrays.
 
     Kernel files are read by `convcalc.io.reading.read_input`, like inputs:
@@ -45,11 +45,14 @@ def read_kernels(texts: Sequence[str]) -> tuple[FloatArray, ...]:
     ----------
     texts
         Kernel specifications, as :func:`parse_kernel` takes them.
+    rank
+        The layer's spatial axes, as :func:`parse_kernel` takes it.
 
     Returns
     -------
     tuple of ndarray of float64
-        One kernel per specification, each KHxKW or KHxKWxC.
+        One kernel per specification, each KHxKW or KHxKWxC (at rank 1 and 3 as
+        :func:`parse_kernel` says).
 
     Raises
     ------
@@ -61,11 +64,13 @@ def read_kernels(texts: Sequence[str]) -> tuple[FloatArray, ...]:
     >>> [k.shape for k in read_kernels(["sobel-x", "1,2,1"])]
     [(3, 3), (1, 3)]
     """
-    return tuple(parse_kernel(text, read_file=_kernel_file) for text in texts)
+    if rank == 2:
+        return tuple(parse_kernel(text, read_file=_kernel_file) for text in texts)
+    return tuple(parse_kernel(text, rank=rank) for text in texts)
 
 
 def parse_kernel(
-    spec: str, *, read_file: Callable[[str], NDArray[Any]] | None = None
+    spec: str, *, read_file: Callable[[str], NDArray[Any]] | None = None, rank: int = 2
 ) -> FloatArray:
     """Turn a ``-k`` value into a kernel.
 
@@ -89,11 +94,18 @@ def parse_kernel(
     read_file
         Reads a kernel file given its path (for example one that also reads
         images); its result is checked like any other kernel.
+    rank
+        The layer's spatial axes. At rank 1 a kernel is K or KxC (an inline
+        ``1,2,1`` is 3 taps), at rank 3 KDxKHxKW or KDxKHxKWxC (inline, depth
+        slices separated by ``|``: ``1,1;1,1|1,1;1,1`` is 2x2x2); the layouts are
+        `convcalc.io.reading.ranked_layout`'s. Generated kernels take the rank
+        (`convcalc.compute.kernels.named_kernel`).
 
     Returns
     -------
     ndarray of float64
-        KHxKW, or KHxKWxC for a kernel with one slice per input channel.
+        KHxKW, or KHxKWxC for a kernel with one slice per input channel (at rank
+        1 and 3 as above).
 
     Raises
     ------
@@ -113,11 +125,13 @@ def parse_kernel(
     (3, 3)
     """
     text = spec.strip()
-    named = named_kernel(text)
+    if rank != 2 and read_file is None:
+        read_file = lambda path: _kernel_file(path, rank)  # noqa: E731 - ranked layouts
+    named = named_kernel(text, rank)
     if named is not None:
         return named
     if text and os.path.lexists(text) and (_PATH_LIKE.search(text) or not os.path.isdir(text)):
-        return _checked_kernel(_read_kernel_file(text, read_file), text)
+        return _checked_kernel(_read_kernel_file(text, read_file), text, rank)
     name, colon, _ = text.lower().partition(":")
     if colon and name in preset_names():
         raise ConvcalcError(
@@ -133,7 +147,11 @@ def parse_kernel(
             f"kernel file {text!r} not found; give a preset name (see `convcalc kernels`), "
             f"an inline matrix ({INLINE_SYNTAX}) or an existing file"
         )
-    return parse_inline_matrix(text, source=f"kernel {text!r}")
+    matrix = parse_inline_matrix(text, source=f"kernel {text!r}")
+    if rank == 2:
+        return matrix
+    source = f"kernel {text!r}"
+    return _checked_kernel(_one_channel(ranked_layout(matrix, rank, "text", source)), text, rank)
 
 
 # -- helpers ---------------------------------------------------------------
@@ -148,11 +166,15 @@ _OTHER_FORMS = f", a file, or an inline matrix ({INLINE_SYNTAX})"
 """What a specification may be besides a name, for the unknown-name message."""
 
 
-def _kernel_file(path: str) -> NDArray[Any]:
-    """A kernel file read as an input is: HxWx1 becomes KHxKW."""
+def _kernel_file(path: str, rank: int = 2) -> NDArray[Any]:
+    """A kernel file read as an input is: HxWx1 becomes KHxKW (Lx1 K, DxHxWx1 KDxKHxKW)."""
     check_regular_file(path, name=f"kernel file {path!r}", valid=_KERNEL_FILE_VALID)
-    data = read_input(path).data
-    return data[:, :, 0] if data.shape[2] == 1 else data
+    return _one_channel(read_input(path, rank=rank).data)
+
+
+def _one_channel(data: NDArray[Any]) -> NDArray[Any]:
+    """Channels-last data with one channel loses that axis: it is a kernel of one slice."""
+    return data[..., 0] if data.shape[-1] == 1 else data
 
 
 def _is_number(text: str) -> bool:
@@ -188,13 +210,14 @@ def _read_kernel_file(path: str, read_file: Callable[[str], NDArray[Any]] | None
     return parse_text_matrix(text, source=path)
 
 
-def _checked_kernel(array: Any, source: str) -> FloatArray:
+def _checked_kernel(array: Any, source: str, rank: int = 2) -> FloatArray:
     kernel = np.asarray(array)
-    if kernel.ndim not in (2, 3) or kernel.size == 0 or kernel.dtype.kind not in "biuf":
+    if kernel.ndim not in (rank, rank + 1) or kernel.size == 0 or kernel.dtype.kind not in "biuf":
         shape = "x".join(map(str, kernel.shape)) or "0-d"
+        window = {1: "K", 2: "KHxKW", 3: "KDxKHxKW"}[rank]
         raise ConvcalcError(
-            f"kernel {source!r} is a {shape} {kernel.dtype} array; a kernel must be "
-            "KHxKW or KHxKWxC, non-empty, with integer or float values"
+            f"kernel {source!r} is a {shape} {kernel.dtype} array; a kernel of a {rank}-D "
+            f"layer must be {window} or {window}xC, non-empty, with integer or float values"
         )
     kernel = kernel.astype(np.float64)
     if not np.isfinite(kernel).all():

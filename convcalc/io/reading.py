@@ -32,6 +32,10 @@ array or text matrix gets the same weights in float64. Arrays and text matrices
 come back as :func:`convcalc.io.matrices.load_npy` and ``parse_text_matrix`` give
 them, as HxWxC, with ``mode="array"`` and ``max_value=None``.
 
+With ``rank`` 1 or 3 (signals, volumes) ``data`` is L x C or DxHxWxC instead, as
+:func:`ranked_layout` lays the array out; ``rank=None`` takes the rank from a
+``.npy`` array's shape (see :func:`input_rank`).
+
 Writing results is `convcalc.io.writing`'s job.
 """
 
@@ -93,6 +97,7 @@ def read_input(
     gray: bool = False,
     stdin: BinaryIO | None = None,
     max_pixels: int | None = None,
+    rank: int | None = 2,
 ) -> Loaded:
     """Read an image, a ``.npy`` array or a text matrix as an HxWxC array.
 
@@ -110,11 +115,15 @@ def read_input(
     max_pixels : int, optional
         The most pixels (width x height) an image may have; by default Pillow's
         decompression-bomb limit (``PIL.Image.MAX_IMAGE_PIXELS``, 89,478,485).
+    rank : int or None
+        The spatial axes ``data`` has: 2 (HxWxC), 1 (L x C) or 3 (DxHxWxC), see
+        :func:`ranked_layout`; None: 1 for a 1-D ``.npy``, 3 for a 4-D one, else 2.
 
     Returns
     -------
     Loaded
-        ``data`` HxWxC, ``alpha`` HxW or None; dtypes as in the module table.
+        ``data`` HxWxC (L x C, DxHxWxC), ``alpha`` HxW or None; dtypes as in the
+        module table.
 
     Raises
     ------
@@ -143,6 +152,9 @@ def read_input(
     if not data:
         raise ConvcalcError(f"{source}: empty input (0 bytes); expected an image, .npy or text")
     ext = "" if path == "-" else os.path.splitext(path)[1].lower()
+    npy = ext == ".npy" or data.startswith(b"\x93NUMPY")
+    if rank != 2 and (rank is not None or npy):
+        return _read_ranked(data, npy, source, gray, rank)
     if ext == ".npy":
         return _from_array(load_npy(data, source=source), "npy", source, gray)
     if ext in (".txt", ".csv", ".tsv"):
@@ -162,6 +174,57 @@ def read_input(
             ) from exc
     return _from_array(
         parse_text_matrix(_as_text(data, source), source=source), "text", source, gray
+    )
+
+
+def input_rank(path: str) -> int:
+    """The rank :func:`read_input` gives an input with ``rank=None``, from a ``.npy``
+    header alone: 1 for a 1-D array (a signal), 3 for a 4-D one (DxHxWxC), else 2.
+
+    Anything but a readable regular ``.npy`` file (stdin, an image, a text matrix, a
+    missing file: its error comes when it is read) is 2.
+    """
+    try:
+        if path == "-" or not stat.S_ISREG(os.stat(path).st_mode):
+            return 2
+        with open(path, "rb") as file:
+            header = _npy_header(file)
+    except OSError:
+        return 2
+    if header is None or header[1].kind not in "biuf":
+        return 2  # not an array apply reads: read_input says why
+    return _NPY_RANKS.get(len(header[0]), 2)
+
+
+def ranked_layout(array: NDArray[Any], rank: int, kind: str, source: str) -> NDArray[Any]:
+    """An array as read (a ``.npy`` array, or a text matrix HxW or HxWxC) laid out as
+    rank-1 L x C or rank-3 DxHxWxC data, channels last.
+
+    ========  ==================================  =========================================
+    rank      ``.npy``                            text (or an inline kernel)
+    ========  ==================================  =========================================
+    1         (L,) a signal; (L, C)               one row: a signal; else rows are samples,
+                                                  columns channels
+    3         (D, H, W); (D, H, W, C)             slices (blank lines, ``|`` inline) along
+                                                  the depth: HxWxD becomes DxHxW
+    ========  ==================================  =========================================
+
+    Raises
+    ------
+    ConvcalcError
+        An array of another number of axes.
+    """
+    if kind == "npy" and array.ndim in (rank, rank + 1):
+        return array[..., None] if array.ndim == rank else array
+    if kind != "npy" and rank == 1 and array.ndim == 2:
+        return array.reshape(-1, 1) if array.shape[0] == 1 else array
+    if kind != "npy" and rank == 3 and array.ndim in (2, 3):
+        slices = array[..., None] if array.ndim == 2 else array
+        return np.moveaxis(slices, 2, 0)[..., None]
+    valid = {1: "(L,) or (L, C)", 3: "(D, H, W) or (D, H, W, C)"}.get(rank, "HxW or HxWxC")
+    raise ConvcalcError(
+        f"{source}: a {kind} array of shape {'x'.join(map(str, array.shape))} is not "
+        f"{rank}-D data; valid: a .npy of shape {valid}"
     )
 
 
@@ -252,17 +315,78 @@ def _as_text(data: bytes | bytearray, source: str) -> str:
         ) from exc
 
 
-def _from_array(
-    array: NDArray[Any], kind: Literal["npy", "text"], source: str, gray: bool
+_NPY_RANKS = {1: 1, 4: 3}
+"""The rank an array's number of axes fixes on its own (others read as 2-D)."""
+
+
+def _read_ranked(
+    data: bytes | bytearray, npy: bool, source: str, gray: bool, rank: int | None
 ) -> Loaded:
-    data = array[..., None] if array.ndim == 2 else array
+    """An input read as rank-1 or rank-3 data (:func:`ranked_layout`), or, with ``rank``
+    None (a ``.npy`` array), at the rank its shape says."""
+    if npy:
+        array = _raw_npy(data, source)
+        found = rank if rank is not None else _NPY_RANKS.get(array.ndim, 2)
+        if found == 2:
+            return _from_array(load_npy(data, source=source), "npy", source, gray)
+        return _from_array(ranked_layout(array, found, "npy", source), "npy", source, gray, found)
+    if data.startswith((b"\x89PNG", b"\xff\xd8", b"GIF8", b"II*", b"MM\0*", b"BM", b"RIFF")):
+        raise ConvcalcError(f"{source}: an image is 2-D data; a {rank}-D input is a .npy array")
+    array = parse_text_matrix(_as_text(data, source), source=source)
+    return _from_array(
+        ranked_layout(array, rank or 2, "text", source), "text", source, gray, rank or 2
+    )
+
+
+def _npy_header(stream: BinaryIO) -> tuple[tuple[int, ...], np.dtype[Any]] | None:
+    """A ``.npy`` stream's shape and dtype from its header, or None if it has none."""
+    try:
+        version = np.lib.format.read_magic(stream)
+        shape, _, dtype = (
+            np.lib.format.read_array_header_1_0(stream)
+            if version == (1, 0)
+            else np.lib.format.read_array_header_2_0(stream)
+        )
+    except ValueError:
+        return None
+    return tuple(shape), np.dtype(dtype)
+
+
+def _raw_npy(data: bytes | bytearray, source: str) -> NDArray[Any]:
+    """A ``.npy`` array with its own shape (any number of axes), checked as `load_npy`
+    checks one (by it, up to 3 axes): real numbers, not empty, finite."""
+    header = _npy_header(io.BytesIO(data))
+    if header is None or len(header[0]) <= 3:
+        array = load_npy(data, source=source)
+        return array.reshape(-1) if header is not None and len(header[0]) == 1 else array
+    try:
+        array = np.load(io.BytesIO(data), allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise ConvcalcError(f"{source}: not a readable .npy array ({exc})") from None
+    if array.dtype.kind not in "biuf" or array.size == 0:
+        raise ConvcalcError(
+            f"{source}: a {'x'.join(map(str, array.shape))} {array.dtype} array; valid: "
+            "non-empty, with integer, bool or float values"
+        )
+    if array.dtype.kind == "b":
+        array = array.astype(np.uint8)
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        raise ConvcalcError(f"{source}: the array has values that are not finite")
+    result: NDArray[Any] = array
+    return result
+
+
+def _from_array(
+    array: NDArray[Any], kind: Literal["npy", "text"], source: str, gray: bool, rank: int = 2
+) -> Loaded:
+    data = array[..., None] if array.ndim == rank else array
     data = data if data.flags.writeable else data.copy()
     notes: tuple[str, ...] = ()
-    if gray and data.shape[2] == 3:
+    if gray and data.shape[-1] == 3:
         data = (data.astype(np.float64) @ np.array([0.299, 0.587, 0.114]))[..., None]
         notes = ("converted to grayscale (ITU-R 601-2 luma)",)
-    elif gray and data.shape[2] != 1:
-        raise ConvcalcError(f"{source}: gray needs 1 or 3 channels, got {data.shape[2]}")
+    elif gray and data.shape[-1] != 1:
+        raise ConvcalcError(f"{source}: gray needs 1 or 3 channels, got {data.shape[-1]}")
     return Loaded(data, None, kind, "array", None, source, notes)
 
 

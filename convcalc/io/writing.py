@@ -204,9 +204,17 @@ def write_output(
     return report
 
 
+def write_npy(
+    path: str, array: NDArray[Any], *, inputs: Sequence[str] = (), force: bool = False
+) -> None:
+    """Write an array of any rank (a signal L or LxC, a volume DxHxW[xC]) as ``.npy``,
+    atomically and never over an input, as :func:`write_output` writes HxWxC ones."""
+    write_bytes(path, _npy_payload(array), inputs=inputs, force=force)
+
+
 def write_bytes(
     path: str,
-    payload: bytes,
+    payload: Payload,
     *,
     inputs: Sequence[str] = (),
     force: bool = False,
@@ -252,15 +260,18 @@ def _same_file(a: str, b: str) -> bool:
         return os.path.realpath(a) == os.path.realpath(b)
 
 
+def _npy_payload(values: NDArray[Any]) -> Payload:
+    """``.npy`` bytes: the header, then the array's own memory (no copy when contiguous)."""
+    values = np.ascontiguousarray(values)
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, np.lib.format.header_data_from_array_1_0(values))
+    return [header.getvalue(), memoryview(values.data).cast("B")]
+
+
 def _encode_values(array: NDArray[Any], path: str, fmt: FileFormat) -> Payload:
     values = array[..., 0] if array.shape[2] == 1 else array
-    if fmt == FileFormat.NPY:  # the header, then the array's own memory: no copy
-        values = np.ascontiguousarray(values)
-        header = io.BytesIO()
-        np.lib.format.write_array_header_1_0(
-            header, np.lib.format.header_data_from_array_1_0(values)
-        )
-        return [header.getvalue(), memoryview(values.data).cast("B")]
+    if fmt == FileFormat.NPY:
+        return _npy_payload(values)
     delimiter = {".tsv": "\t", ".txt": " "}.get(os.path.splitext(path)[1].lower(), ",")
     text = format_text_matrix(values, delimiter=delimiter)
     return (text if text.endswith("\n") else text + "\n").encode("utf-8")

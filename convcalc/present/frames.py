@@ -24,10 +24,12 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from convcalc.calc.choices import AnimKind, PadMode, PadRule, PoolKind
+from convcalc.calc.choices import AnimKind, ChannelMode, PadMode, PadRule, PoolKind
 from convcalc.calc.geometry import Axis, Padding, conv_axis, pool_axis, transposed_axis
+from convcalc.calc.layers import Conv, Pool, Spec
 from convcalc.compute import ops, windows
 from convcalc.compute.methods import working_array
+from convcalc.compute.pipeline import Settings, Stage, kernel_bank, run
 from convcalc.errors import ConvcalcError
 from convcalc.present.numbers import number
 
@@ -36,11 +38,19 @@ Cell = tuple[int, int]
 """A (row, column) in a grid."""
 Box = tuple[int, int, int, int]
 """(top, left, rows, cols) of the real input or output inside its grid."""
+KernelLike = Array | tuple[int, int] | tuple[Array, ...]
+"""A convolution's weights (one array or one per filter), or a pooling window's size."""
 
 MAX_GRID = 256
 """The most rows or columns an input or output may have (crop or downscale larger ones)."""
 MAX_TERMS = 9
 """Captions spell out at most this many products or values."""
+LARGE_INPUT = 64
+"""An input with more rows or columns is animated on a region (`DEFAULT_REGION` unless given)."""
+DEFAULT_REGION = 8
+"""The side of the centre crop animated on a large input."""
+MAX_CHANNEL_LINES = 4
+"""Captions give each channel's products a line for at most this many channels."""
 MAX_FRAMES_RANGE = (3, 2_000)
 """How many frames an animation may have: the first, the last and the final whole
 output at least; at most a few minutes of GIF (see `convcalc.present.gif.MEMORY_BUDGET`)."""
@@ -50,22 +60,32 @@ output at least; at most a few minutes of GIF (see `convcalc.present.gif.MEMORY_
 class AnimationRequest:
     """What to animate.
 
-    ``image`` is HxW or HxWxC (several channels: their mean is animated, with a
-    note). ``kernel`` holds KHxKW weights for ``conv`` and ``transposed``; for
-    pooling it is the window size ``(KH, KW)`` (or an array whose shape gives it).
+    ``image`` is HxW or HxWxC. ``kernel`` holds KHxKW weights for ``conv`` and
+    ``transposed`` (conv: also KHxKWxC, or a tuple of such arrays, one per
+    filter); for pooling it is the window size ``(KH, KW)`` (or an array whose
+    shape gives it). Several channels or filters, or a ``bias`` (one value per
+    filter), animate the layer as `convcalc apply` runs it: per output channel
+    and position, with ``channels`` giving a 2-D kernel's meaning on several
+    channels (`convcalc.compute.pipeline.kernel_bank`). A transposed
+    convolution animates the mean of several channels, with a note.
+    ``region`` (top, left, rows, cols) crops the input first; an input over
+    `LARGE_INPUT` a side gets a `DEFAULT_REGION` crop at its centre, with a note.
     ``stride`` defaults to 1 (pooling: the window size). ``padding`` is per axis
     as `convcalc.calc.geometry` takes it: a count, ``(before, after)`` or a `PadRule`.
     ``pad_mode`` fills a convolution's padding; pooling pads as `convcalc.compute.ops.pool`.
     """
 
     image: Array
-    kernel: Array | tuple[int, int]
+    kernel: KernelLike
     kind: AnimKind = AnimKind.CONV
     stride: tuple[int, int] | None = None
     padding: tuple[Padding, Padding] = (0, 0)
     dilation: tuple[int, int] = (1, 1)
     output_padding: tuple[int, int] = (0, 0)
     pad_mode: PadMode = PadMode.ZERO
+    bias: tuple[float, ...] | None = None
+    channels: ChannelMode = ChannelMode.EACH
+    region: Box | None = None
 
 
 @dataclass(frozen=True)
@@ -84,6 +104,8 @@ class Step:
     weights: tuple[float, ...]
     caption: str
     short: str
+    panel: int = 0
+    """The output channel written (a layer of several channels or filters), else 0."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -94,6 +116,13 @@ class Plan:
     no value (max pooling). ``right`` is the final output (transposed: the full
     output before cropping, its real part from `convcalc.compute.ops.conv_transpose`).
     A ``*_box`` is (top, left, rows, cols) of the real input/output in its grid.
+
+    A layer of several channels or filters lays its ``left_slices`` input
+    channels and ``right_slices`` output channels side by side, one gap column
+    (NaN) apart, the box being that of the first slice (see `slice_left`);
+    output channel ``o`` reads input channels ``sees[o]`` with the weights
+    ``filters[o]`` (KH x KW x len(sees[o])), adds ``bias[o]``, and is named
+    ``names[o]``.
     """
 
     kind: AnimKind
@@ -108,11 +137,31 @@ class Plan:
     final_caption: str
     notes: tuple[str, ...]
     steps: tuple[Step, ...] = ()
+    left_slices: int = 1
+    right_slices: int = 1
+    filters: tuple[Array, ...] = ()
+    sees: tuple[tuple[int, ...], ...] = ()
+    bias: tuple[float, ...] = ()
+    names: tuple[str, ...] = ()
 
     @property
     def positions(self) -> int:
         """How many positions there are: output cells (transposed: input cells)."""
-        return self.left.size if self.kind == AnimKind.TRANSPOSED else self.right.size
+        if self.kind == AnimKind.TRANSPOSED:
+            return self.left.size
+        return self.right_box[2] * self.right_box[3] * self.right_slices
+
+
+def slice_left(width: int, k: int) -> int:
+    """The first column of slice ``k`` in a row of slices ``width`` columns wide."""
+    return k * (width + 1)
+
+
+def gap_columns(columns: int, slices: int) -> NDArray[np.bool_]:
+    """Which of a grid's ``columns`` are the gaps between its ``slices`` slices."""
+    width = (columns - slices + 1) // slices
+    gaps: NDArray[np.bool_] = np.arange(columns) % (width + 1) == width
+    return gaps
 
 
 def plan(request: AnimationRequest, *, max_frames: int = 400) -> Plan:
@@ -142,15 +191,22 @@ def plan(request: AnimationRequest, *, max_frames: int = 400) -> Plan:
     """
     check_range("max frames", max_frames, *MAX_FRAMES_RANGE, "")
     notes: list[str] = []
-    x = _plane(request.image, notes)
+    image = _region(request.image, request.region, notes)
     if request.kind not in set(AnimKind):
         raise ConvcalcError(
             f"animation kind {request.kind!r} is not valid; valid: {', '.join(AnimKind)}"
         )
     if request.kind == AnimKind.TRANSPOSED:
-        p = _transposed_plan(request, x, notes)
+        if isinstance(request.kernel, tuple) or request.bias is not None:
+            raise ConvcalcError(
+                "a transposed convolution is animated with one 2-D kernel and no bias; "
+                "valid: one KHxKW kernel"
+            )
+        p = _transposed_plan(request, _plane(image, notes), notes)
+    elif _volume(request, image):
+        p = _volume_plan(request, AnimKind(request.kind), image, notes)
     else:
-        p = _window_plan(request, AnimKind(request.kind), x, notes)
+        p = _window_plan(request, AnimKind(request.kind), _plane(image, notes), notes)
     for box, what in ((p.left_box, "input"), (p.right_box, "output")):
         if max(box[2:]) > MAX_GRID:
             raise ConvcalcError(
@@ -165,7 +221,8 @@ def plan(request: AnimationRequest, *, max_frames: int = 400) -> Plan:
             f"{p.positions} {what} positions: every {_ordinal(chosen[1])} shown and "
             f"the last ({len(chosen) + 1} frames, at most {max_frames})"
         )
-    return replace(p, notes=tuple(notes), steps=tuple(_step(p, k) for k in chosen))
+    step = _volume_step if p.sees else _step
+    return replace(p, notes=tuple(notes), steps=tuple(step(p, k) for k in chosen))
 
 
 def states(p: Plan) -> Iterator[tuple[Step, Array, NDArray[np.bool_]]]:
@@ -188,7 +245,11 @@ def states(p: Plan) -> Iterator[tuple[Step, Array, NDArray[np.bool_]]]:
         (transposed: the cells some scaled kernel has been added to).
     """
     if p.kind != AnimKind.TRANSPOSED:
-        order = np.arange(p.right.size).reshape(p.right.shape)
+        order = np.full(p.right.shape, p.positions)
+        h, w = p.right_box[2:]
+        for o in range(p.right_slices):
+            at = slice_left(w, o)
+            order[:h, at : at + w] = np.arange(o * h * w, (o + 1) * h * w).reshape(h, w)
         for step in p.steps:
             yield step, p.right, order <= step.index
         return
@@ -224,6 +285,26 @@ def check_range(what: str, value: int, lo: int, hi: int, unit: str) -> None:
         raise ConvcalcError(f"{what} {value} is not valid; valid: {lo} to {hi}{unit}")
 
 
+def mosaic(planes: Array) -> Array:
+    """An HxWxN array as N HxW slices side by side, one NaN column apart."""
+    h, w, n = planes.shape
+    out = np.full((h, slice_left(w, n) - 1), math.nan)
+    for k in range(n):
+        out[:, slice_left(w, k) : slice_left(w, k) + w] = planes[:, :, k]
+    return out
+
+
+def real_cells(shape: tuple[int, ...], box: Box, slices: int) -> NDArray[np.bool_]:
+    """Which cells of a grid of ``slices`` slices are real (not padding, not a gap)."""
+    inside = np.zeros(shape[:2], dtype=bool)
+    top, left, h, w = box
+    width = (shape[1] - slices + 1) // slices
+    for k in range(slices):
+        at = slice_left(width, k) + left
+        inside[top : top + h, at : at + w] = True
+    return inside
+
+
 # -- helpers -----------------------------------------------------------------------------
 
 
@@ -239,6 +320,204 @@ def _plane(image: Array, notes: list[str]) -> Array:
             "is not valid; valid: HxW or HxWxC"
         )
     return x
+
+
+def _region(image: Array, region: Box | None, notes: list[str]) -> Array:
+    """The part of the input animated: ``region``, or a centre crop of a large input."""
+    h, w = np.shape(image)[:2] if np.ndim(image) >= 2 else (0, 0)
+    if region is None:
+        if max(h, w) <= LARGE_INPUT:
+            return image
+        rows, cols = min(h, DEFAULT_REGION), min(w, DEFAULT_REGION)
+        region = ((h - rows) // 2, (w - cols) // 2, rows, cols)
+        notes.append(
+            f"the input is {h}x{w}: animating its centre {rows}x{cols} "
+            f"(--region {','.join(map(str, region))}; the crop is padded as the layer pads)"
+        )
+    top, left, rows, cols = region
+    if top < 0 or left < 0 or rows < 1 or cols < 1 or top + rows > h or left + cols > w:
+        raise ConvcalcError(
+            f"region {','.join(map(str, region))} is not valid for an input of {h}x{w}; "
+            f"valid: ROW,COL,H,W with H, W >= 1 inside the input"
+        )
+    return image[top : top + rows, left : left + cols]
+
+
+def _volume(request: AnimationRequest, image: Array) -> bool:
+    """Whether the layer has several channels, filters or a bias (drawn slice by slice)."""
+    several = np.ndim(image) == 3 and np.shape(image)[2] > 1
+    if request.kind != AnimKind.CONV:
+        return several
+    kernels = _kernel_list(request.kernel)
+    deep = any(k.ndim == 3 for k in kernels)
+    return several or deep or len(kernels) > 1 or request.bias is not None
+
+
+def _volume_plan(request: AnimationRequest, kind: AnimKind, image: Array, notes: list[str]) -> Plan:
+    """Several channels or filters: the layer `convcalc apply` runs, per output channel."""
+    x = np.asarray(working_array(image), dtype=np.float64)
+    x = x[:, :, None] if x.ndim == 2 else x
+    if x.ndim != 3 or x.size == 0:
+        raise ConvcalcError(
+            f"an input of shape {'x'.join(map(str, np.shape(image)))} "
+            "is not valid; valid: HxW or HxWxC"
+        )
+    channels, pooling = x.shape[2], kind != AnimKind.CONV
+    if pooling:
+        window = _window(request.kernel)
+        size = (window.shape[0], window.shape[1])
+        how = PoolKind.MAX if kind == AnimKind.POOL_MAX else PoolKind.AVG
+        layer: Conv | Pool = Pool(
+            kind=how,
+            kernel=size,
+            stride=request.stride,
+            padding=request.padding,
+            dilation=request.dilation,
+        )
+        stage = Stage(Spec(text=f"{how}pool", layer=layer))
+        filters = tuple(window[:, :, None] for _ in range(channels))
+        sees: tuple[tuple[int, ...], ...] = tuple((c,) for c in range(channels))
+        bias, names = (0.0,) * channels, tuple(f"channel {c}" for c in range(channels))
+        _ignored(request, "pooling", notes)
+    else:
+        kernels = tuple(
+            np.asarray(working_array(k), dtype=np.float64) for k in _kernel_list(request.kernel)
+        )
+        given = request.bias
+        if given is not None and len(given) != len(kernels):
+            raise ConvcalcError(
+                f"--bias has {len(given)} values for {len(kernels)} filters; give one per filter"
+            )
+        b = tuple(float(v) for v in given) if given is not None else (0.0,) * len(kernels)
+        bank, _, each = kernel_bank(kernels, channels, request.channels)
+        size = (bank.shape[0], bank.shape[1])
+        layer = Conv(
+            out=len(kernels),
+            kernel=size,
+            stride=request.stride or (1, 1),
+            padding=request.padding,
+            dilation=request.dilation,
+        )
+        stage = Stage(Spec(text="conv", layer=layer), kernels, given)
+        if each:  # output channel f·C + c is filter f on channel c
+            pairs = [(f, c) for f in range(len(kernels)) for c in range(channels)]
+            filters = tuple(bank[:, :, :, c * len(kernels) + f] for f, c in pairs)
+            sees = tuple((c,) for _, c in pairs)
+            bias, names = (
+                tuple(b[f] for f, _ in pairs),
+                tuple(f"filter {f} on channel {c}" for f, c in pairs),
+            )
+        else:
+            filters = tuple(bank[:, :, :, f] for f in range(len(kernels)))
+            sees = (tuple(range(channels)),) * len(kernels)
+            bias = b
+            depth = f"x{channels}" if channels > 1 else ""
+            names = tuple(
+                f"filter {f} ({size[0]}x{size[1]}{depth}, bias {value_text(v)})"
+                for f, v in enumerate(b)
+            )
+    stride = request.stride or (size if pooling else (1, 1))
+    axis = pool_axis if pooling else conv_axis
+    axes = [
+        axis(
+            x.shape[k],
+            size[k],
+            stride=stride[k],
+            padding=request.padding[k],
+            dilation=request.dilation[k],
+        )
+        for k in (0, 1)
+    ]
+    pads = [(a.pad_lo, a.pad_hi) for a in axes]
+    if pooling:
+        fill = math.nan if kind == AnimKind.POOL_MAX else 0.0
+        padded = ops.pad(x, pads, PadMode.ZERO, fill)
+    else:
+        padded = ops.pad(x, pads, request.pad_mode)
+    out = np.asarray(
+        run(x, [stage], Settings(pad_mode=request.pad_mode, channels=request.channels)).output,
+        dtype=np.float64,
+    )
+    name = {AnimKind.CONV: "conv", AnimKind.POOL_MAX: "max pool", AnimKind.POOL_AVG: "avg pool"}
+    title = _title(name[kind], size, stride, request, axes)
+    if not pooling:
+        title += f" · {len(filters)} output channels" if len(filters) > 1 else ""
+    return Plan(
+        kind,
+        title,
+        mosaic(padded),
+        (pads[0][0], pads[1][0], *x.shape[:2]),
+        mosaic(out),
+        (0, 0, *out.shape[:2]),
+        filters[0][:, :, 0],
+        stride,
+        request.dilation,
+        f"the whole output: {out.shape[0]}x{out.shape[1]}x{out.shape[2]}",
+        tuple(notes),
+        left_slices=channels,
+        right_slices=out.shape[2],
+        filters=filters,
+        sees=sees,
+        bias=bias,
+        names=names,
+    )
+
+
+def _volume_step(p: Plan, k: int) -> Step:
+    """Output channel o at (r, c): per input channel seen, its products, then the sum."""
+    h, w = p.right_box[2:]
+    o, (r, c) = k // (h * w), divmod(k % (h * w), w)
+    width = (p.left.shape[1] - p.left_slices + 1) // p.left_slices
+    kernel = p.filters[o]
+    (kh, kw), (sh, sw), (dh, dw) = kernel.shape[:2], p.stride, p.dilation
+    taps, weights, lines, sums = [], [], [], []
+    for s, ch in enumerate(p.sees[o]):
+        cells = [(r * sh + i * dh, c * sw + j * dw) for i in range(kh) for j in range(kw)]
+        values = [float(p.left[a, slice_left(width, ch) + b]) for a, b in cells]
+        ws = [float(v) for v in kernel[:, :, s].ravel()]
+        taps += [(a, slice_left(width, ch) + b) for a, b in cells]
+        weights += ws
+        if p.kind == AnimKind.CONV:
+            total = math.fsum(a * b for a, b in zip(values, ws, strict=True))
+            terms = " + ".join(
+                f"{value_text(a, paren=True)}·{value_text(b, paren=True)}"
+                for a, b in zip(values, ws, strict=True)
+            )
+            text = terms if len(cells) <= MAX_TERMS else f"sum of {len(cells)} products"
+            lines.append(f"  channel {ch}: {text} = {value_text(total, 4)}")
+            sums.append(total)
+    result = value_text(p.right[r, slice_left(w, o) + c], 4)
+    at = f"out[{r},{c},{o}]"
+    target = ((r, slice_left(w, o) + c),)
+    if p.kind != AnimKind.CONV:
+        at_left, at_right = slice_left(width, p.sees[o][0]), slice_left(w, o)
+        single = replace(
+            p,
+            left=p.left[:, at_left : at_left + width],
+            right=p.right[:, at_right : at_right + w],
+            sees=(),
+        )
+        caption = _step(single, r * w + c).caption.replace(f"out[{r},{c}]", at, 1)
+        return Step(k, (r, c), tuple(taps), target, (), caption, f"{at} = {result}", o)
+    bias = p.bias[o]
+    parts = [value_text(v, 4, paren=True) for v in sums]
+    if len(parts) > MAX_TERMS:
+        parts = [f"sum of {len(parts)} channel sums"]
+    terms = " + ".join([*parts, f"bias {value_text(bias, 4, paren=True)}"])
+    head = f"{at} ({p.names[o]}) = {terms} = {result}"
+    caption = "\n".join([head, *lines]) if len(lines) <= MAX_CHANNEL_LINES else head
+    return Step(k, (r, c), tuple(taps), target, tuple(weights), caption, f"{at} = {result}", o)
+
+
+def _kernel_list(kernel: KernelLike) -> tuple[Array, ...]:
+    """A convolution's filters: one array, or a tuple of arrays (one per filter)."""
+    if isinstance(kernel, tuple):
+        if not all(isinstance(k, np.ndarray) for k in kernel):
+            raise ConvcalcError(
+                f"a kernel of {kernel} is not valid for a convolution; valid: KHxKW(xC) weights"
+            )
+        return tuple(np.asarray(k) for k in kernel)
+    return (np.asarray(kernel),)
 
 
 def _window_plan(request: AnimationRequest, kind: AnimKind, x: Array, notes: list[str]) -> Plan:
@@ -380,15 +659,17 @@ def _sample(n: int, max_frames: int) -> list[int]:
     return chosen if chosen[-1] == n - 1 else [*chosen, n - 1]
 
 
-def _window(kernel: Array | tuple[int, int]) -> Array:
+def _window(kernel: KernelLike) -> Array:
     """A pooling window as a KHxKW array of ones, from ``(KH, KW)`` or an array's shape."""
     shape = kernel if isinstance(kernel, tuple) else np.shape(kernel)
+    if not all(isinstance(n, int | np.integer) for n in shape):
+        raise ConvcalcError("a pooling window of several kernels is not valid; valid: (KH, KW)")
     if len(shape) != 2:
         raise ConvcalcError(f"a pooling window of {shape} is not valid; valid: (KH, KW)")
     return np.ones((int(shape[0]), int(shape[1])))
 
 
-def _weights(kernel: Array | tuple[int, int]) -> Array:
+def _weights(kernel: KernelLike) -> Array:
     """A convolution's kernel as KHxKW float64 weights."""
     w = np.asarray(working_array(kernel), dtype=np.float64)
     if w.ndim != 2 or w.size == 0:

@@ -30,13 +30,15 @@ from convcalc.present.frames import (
     MAX_FRAMES_RANGE,
     AnimationRequest,
     Array,
-    Box,
     Cell,
     Plan,
     Step,
     box_dims,
     check_range,
+    gap_columns,
+    mosaic,
     plan,
+    real_cells,
     states,
     value_text,
 )
@@ -191,8 +193,11 @@ class _Layout:
     right_xy: tuple[int, int]
     text_y: tuple[int, int, int]
     captions: tuple[str, ...]
-    ranges: tuple[tuple[float, float], tuple[float, float]]
+    ranges: tuple[tuple[float, float], ...]  # left, right, middle (the filters)
     fonts: tuple[Font, Font, Font]  # text, cell values, kernel weights
+    inside: tuple[NDArray[np.bool_], NDArray[np.bool_]]  # the real cells, left and right
+    middle: tuple[Array, ...] = ()  # per output channel: its filter's slices side by side
+    middle_xy: tuple[int, int] = (0, 0)
 
 
 def _layout(p: Plan, cell: int) -> _Layout:
@@ -205,31 +210,62 @@ def _layout(p: Plan, cell: int) -> _Layout:
     left_w = max(p.left.shape[1] * px, round(text.getlength(labels[0])) + tsize)
     right_w = max(p.right.shape[1] * px, round(text.getlength(labels[1])))
     gap = max(3 * tsize, px)
-    limit = max(left_w + gap + right_w, 50 * tsize)
-    fitting = (s.caption if text.getlength(s.caption) <= limit else s.short for s in p.steps)
+    middle = tuple(mosaic(f) for f in p.filters) if p.kind == AnimKind.CONV else ()
+    middle_w = 0
+    if middle:
+        names = (round(text.getlength(n)) + tsize for n in p.names)
+        middle_w = max(middle[0].shape[1] * px, *names) + gap
+    limit = max(left_w + gap + middle_w + right_w, 50 * tsize)
+    fitting = (s.caption if _text_width(text, s.caption) <= limit else s.short for s in p.steps)
     captions = (*fitting, p.final_caption)
-    width = max(left_w + gap + right_w, *(round(text.getlength(s)) for s in (*captions, p.title)))
-    grid_h = max(p.left.shape[0], p.right.shape[0]) * px
+    width = max(
+        left_w + gap + middle_w + right_w,
+        *(_text_width(text, s) for s in (*captions, p.title)),
+    )
+    rows = [p.left.shape[0], p.right.shape[0], *(m.shape[0] for m in middle[:1])]
+    grid_h = max(rows) * px
     grids_y = margin + 2 * line
+    lines = max(c.count("\n") + 1 for c in captions)
+    inside = (
+        real_cells(p.left.shape, p.left_box, p.left_slices),
+        real_cells(p.right.shape, p.right_box, p.right_slices),
+    )
+    ranges = [_value_range(p.left, inside[0]), _value_range(p.right, inside[1])]
+    if middle:
+        ranges.append(_value_range(np.concatenate(middle, axis=1), np.ones(1, dtype=bool)))
     return _Layout(
         px,
         numbers,
-        (width + 2 * margin, grids_y + grid_h + line * 3 // 2 + margin),
+        (width + 2 * margin, grids_y + grid_h + line * (2 * lines + 1) // 2 + margin),
         (margin, grids_y + (grid_h - p.left.shape[0] * px) // 2),
-        (margin + left_w + gap, grids_y + (grid_h - p.right.shape[0] * px) // 2),
+        (margin + left_w + gap + middle_w, grids_y + (grid_h - p.right.shape[0] * px) // 2),
         (margin, margin + line, grids_y + grid_h + line // 2),
         captions,
-        (_value_range(p.left, p.left_box), _value_range(p.right, p.right_box)),
+        tuple(ranges),
         (text, _font(max(9, round(px * 0.42))), _font(max(6, round(px * 0.3)))),
+        inside,
+        middle,
+        (margin + left_w + gap, grids_y + (grid_h - rows[-1] * px) // 2),
     )
+
+
+def _text_width(font: Font, text: str) -> int:
+    """The width in pixels of a (multi-line) text's longest line."""
+    return max(round(font.getlength(line)) for line in text.split("\n"))
 
 
 def _labels(p: Plan) -> tuple[str, str]:
     """The grids' labels: ``input 5x5, padded 7x7`` and ``output 3x3``."""
     left, right = f"input {box_dims(p.left_box)}", f"output {box_dims(p.right_box)}"
-    if p.left_box[2:] != p.left.shape:
-        left += f", padded {p.left.shape[0]}x{p.left.shape[1]}"
-    if p.right_box[2:] != p.right.shape:
+    if p.sees:
+        left += f"x{p.left_slices}"
+        right += f"x{p.right_slices}"
+    if p.left_slices > 1:
+        left += " (channels side by side)"
+    width = (p.left.shape[1] - p.left_slices + 1) // p.left_slices
+    if p.left_box[2:] != (p.left.shape[0], width):
+        left += f", padded {p.left.shape[0]}x{width}"
+    if not p.sees and p.right_box[2:] != p.right.shape:
         right += f", cropped from {p.right.shape[0]}x{p.right.shape[1]}"
     return left, right
 
@@ -245,11 +281,13 @@ def _base(p: Plan, lay: _Layout) -> Image.Image:
     for (x, _), label in zip((lay.left_xy, lay.right_xy), _labels(p), strict=True):
         d.text((x, lay.text_y[1]), label, font=text, fill=DIM)
     x0, x1 = lay.left_xy[0] + p.left.shape[1] * lay.px, lay.right_xy[0]
+    if lay.middle:
+        x0 = lay.middle_xy[0] + lay.middle[0].shape[1] * lay.px
     y = lay.left_xy[1] + p.left.shape[0] * lay.px // 2
     a, b, head = x0 + (x1 - x0) // 5, x1 - (x1 - x0) // 5, lay.text_y[0] // 2
     d.line([(a, y), (b - head, y)], fill=GRID, width=2)
     d.polygon([(b, y), (b - head, y - head), (b - head, y + head)], fill=GRID)
-    _grid(im, lay, lay.left_xy, p.left, np.ones(p.left.shape, dtype=bool), p.left_box, 0)
+    _grid(im, lay, lay.left_xy, p.left, np.ones(p.left.shape, dtype=bool), 0, p.left_slices)
     return im
 
 
@@ -265,7 +303,14 @@ def _frame(
     """One frame: the base, the right grid, the highlighted cells and the caption."""
     im = base.copy()
     d = ImageDraw.Draw(im)
-    _grid(im, lay, lay.right_xy, values, shown, p.right_box, 1)
+    _grid(im, lay, lay.right_xy, values, shown, 1, p.right_slices)
+    if step is not None and lay.middle:
+        kernel = lay.middle[step.panel]
+        everything = np.ones(kernel.shape, dtype=bool)
+        slices = len(p.sees[step.panel])
+        _grid(im, lay, lay.middle_xy, kernel, everything, 2, slices)
+        label = p.names[step.panel]
+        d.text((lay.middle_xy[0], lay.text_y[1]), label, font=lay.fonts[0], fill=DIM)
     if step is not None:
         transposed = p.kind == AnimKind.TRANSPOSED
         _hot(
@@ -273,7 +318,6 @@ def _frame(
             lay,
             lay.left_xy,
             p.left,
-            p.left_box,
             0,
             step.source,
             () if transposed else step.weights,
@@ -283,12 +327,14 @@ def _frame(
             lay,
             lay.right_xy,
             values,
-            p.right_box,
             1,
             step.target,
             step.weights if transposed else (),
         )
-    d.text((lay.text_y[0], lay.text_y[2]), caption, font=lay.fonts[0], fill=TEXT)
+    spacing = lay.fonts[0].size // 2 if isinstance(lay.fonts[0], ImageFont.FreeTypeFont) else 4
+    d.multiline_text(
+        (lay.text_y[0], lay.text_y[2]), caption, font=lay.fonts[0], fill=TEXT, spacing=spacing
+    )
     return im
 
 
@@ -298,35 +344,45 @@ def _grid(
     xy: tuple[int, int],
     values: Array,
     shown: NDArray[np.bool_],
-    box: Box,
     side: int,
+    slices: int = 1,
 ) -> None:
-    """Paint a grid: the cell fills as one block image, then lines, hatching, numbers."""
-    (x0, y0), px, (top, left, h, w) = xy, lay.px, box
-    inside = np.zeros(values.shape, dtype=bool)
-    inside[top : top + h, left : left + w] = True
+    """Paint a grid of ``slices`` slices a gap apart: the cell fills as one block
+    image, then lines, hatching (padding), numbers and each real part's outline."""
+    (x0, y0), px = xy, lay.px
+    rows, cols = values.shape
+    inside = lay.inside[side] if side < 2 else np.ones(values.shape, dtype=bool)
+    gaps = np.broadcast_to(gap_columns(cols, slices) if slices > 1 else False, values.shape)
     fill = np.empty((*values.shape, 3), dtype=np.uint8)
     fill[...] = WHITE if lay.numbers else _gray(values, lay.ranges[side])[..., None]
     fill[~shown], fill[~inside] = EMPTY, PAD_FILL
+    fill[gaps] = WHITE
     im.paste(Image.fromarray(fill.repeat(px, axis=0).repeat(px, axis=1)), xy)
     d = ImageDraw.Draw(im)
-    rows, cols = values.shape
+    width = (cols - slices + 1) // slices
+    starts = [k * (width + 1) for k in range(slices)]
     if px >= 6:
-        for r in range(rows + 1):
-            d.line([(x0, y0 + r * px), (x0 + cols * px, y0 + r * px)], fill=GRID)
-        for c in range(cols + 1):
-            d.line([(x0 + c * px, y0), (x0 + c * px, y0 + rows * px)], fill=GRID)
-    for r, c in np.argwhere(~inside):
+        for a in starts:
+            for r in range(rows + 1):
+                d.line(
+                    [(x0 + a * px, y0 + r * px), (x0 + (a + width) * px, y0 + r * px)], fill=GRID
+                )
+            for c in range(a, a + width + 1):
+                d.line([(x0 + c * px, y0), (x0 + c * px, y0 + rows * px)], fill=GRID)
+    for r, c in np.argwhere(~inside & ~gaps):
         _hatch(d, x0 + c * px, y0 + r * px, px)
     if lay.numbers:
-        for r, c in np.argwhere(shown):
+        for r, c in np.argwhere(shown & ~gaps):
             _digits(d, lay, x0 + c * px, y0 + r * px, values[r, c], TEXT if inside[r, c] else DIM)
-    if (h, w) != values.shape:
-        d.rectangle(
-            [x0 + left * px, y0 + top * px, x0 + (left + w) * px, y0 + (top + h) * px],
-            outline=EDGE,
-            width=2 if px >= 6 else 1,
-        )
+    for a in starts:
+        real = np.argwhere(inside[:, a : a + width])
+        if real.size and real.shape[0] != rows * width:
+            (top, left), (bottom, right) = real.min(axis=0), real.max(axis=0) + 1
+            d.rectangle(
+                [x0 + (a + left) * px, y0 + top * px, x0 + (a + right) * px, y0 + bottom * px],
+                outline=EDGE,
+                width=2 if px >= 6 else 1,
+            )
 
 
 def _hot(
@@ -334,16 +390,15 @@ def _hot(
     lay: _Layout,
     xy: tuple[int, int],
     grid: Array,
-    box: Box,
     side: int,
     cells: Sequence[Cell],
     weights: Sequence[float],
 ) -> None:
     """Highlight cells: amber (thumbnails: amber over the grey), a border, the weight."""
-    (x0, y0), px, (top, left, h, w) = xy, lay.px, box
+    (x0, y0), px = xy, lay.px
     for n, (r, c) in enumerate(cells):
         x, y = x0 + c * px, y0 + r * px
-        inside = top <= r < top + h and left <= c < left + w
+        inside = bool(lay.inside[side][r, c])
         fill = HOT_FILL
         if not lay.numbers:  # keep a third of the grey, so the value still shows
             g = int(_gray(grid[r : r + 1, c : c + 1], lay.ranges[side])[0, 0]) if inside else 220
@@ -404,9 +459,9 @@ def _cell_text(v: float, font: Font, room: int) -> str | None:
     return None
 
 
-def _value_range(values: Array, box: Box) -> tuple[float, float]:
+def _value_range(values: Array, inside: NDArray[np.bool_]) -> tuple[float, float]:
     """The values drawn black and white in a thumbnail: the real cells' min and max."""
-    real = values[box[0] : box[0] + box[2], box[1] : box[1] + box[3]]
+    real = values[np.broadcast_to(inside, values.shape)]
     finite = real[np.isfinite(real)]
     return (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
 

@@ -8,10 +8,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from convcalc.calc.choices import AnimKind, PadMode, PadRule, PoolKind
+from convcalc.calc.choices import AnimKind, ChannelMode, PadMode, PadRule, PoolKind
 from convcalc.compute import ops
 from convcalc.errors import ConvcalcError
-from convcalc.present.frames import AnimationRequest, plan, states
+from convcalc.present.frames import AnimationRequest, plan, states, value_text
 
 UFLDL = np.array(
     [[1, 1, 1, 0, 0], [0, 1, 1, 1, 0], [0, 0, 1, 1, 1], [0, 0, 1, 1, 0], [0, 1, 1, 0, 0]]
@@ -104,11 +104,14 @@ def test_transposed_accumulates_to_the_output_of_ops() -> None:
     assert "cropped" in p.final_caption
 
 
-def test_colour_input_animates_the_channel_mean() -> None:
+def test_colour_input_with_a_2d_kernel_filters_each_channel_as_apply_does() -> None:
     x = np.stack([UFLDL, UFLDL * 3, UFLDL * 2], axis=2)
     p = plan(AnimationRequest(x, CROSS))
-    np.testing.assert_array_equal(p.right, 2 * ops.correlate(UFLDL, CROSS)[..., 0])
-    assert any("3 channels" in n for n in p.notes)
+    expected = ops.correlate(UFLDL, CROSS)[..., 0]
+    assert p.right_slices == 3 and p.sees == ((0,), (1,), (2,))
+    for c, factor in enumerate((1, 3, 2)):
+        np.testing.assert_array_equal(p.right[:, 4 * c : 4 * c + 3], factor * expected)
+    assert np.isnan(p.right[:, 3]).all()
 
 
 def test_same_padding_and_reflect_mode_are_in_the_title() -> None:
@@ -135,9 +138,13 @@ def test_same_padding_and_reflect_mode_are_in_the_title() -> None:
     ("call", "message"),
     [
         (lambda: plan(AnimationRequest(UFLDL, np.ones((7, 7)))), "kernel 7"),
-        (lambda: plan(AnimationRequest(UFLDL, np.ones((3, 3, 2)))), "KHxKW"),
+        (lambda: plan(AnimationRequest(UFLDL, np.ones((3, 3, 2)))), "depth 2"),
         (lambda: plan(AnimationRequest(UFLDL, CROSS), max_frames=2), "max frames 2"),
-        (lambda: plan(AnimationRequest(np.zeros((300, 4)), CROSS)), "at most 256"),
+        (
+            lambda: plan(AnimationRequest(np.zeros((300, 4)), CROSS, region=(0, 0, 300, 4))),
+            "at most 256",
+        ),
+        (lambda: plan(AnimationRequest(UFLDL, CROSS, region=(3, 3, 3, 3))), "region 3,3,3,3"),
         (
             lambda: plan(AnimationRequest(UFLDL, np.ones((2, 2, 2)), kind=AnimKind.POOL_MAX)),
             "window",
@@ -151,3 +158,96 @@ def test_same_padding_and_reflect_mode_are_in_the_title() -> None:
 def test_bad_values_raise_convcalc_errors(call: Any, message: str) -> None:
     with pytest.raises(ConvcalcError, match=message):
         call()
+
+
+# -- several channels and filters: the values apply computes -----------------------------
+
+CS231N = np.stack(
+    [
+        [[2, 0, 2, 0, 1], [0, 0, 1, 1, 1], [2, 0, 1, 0, 0], [0, 0, 1, 0, 0], [1, 0, 1, 0, 0]],
+        [[0, 0, 1, 0, 1], [2, 0, 2, 1, 0], [2, 0, 2, 2, 2], [0, 2, 0, 2, 0], [1, 1, 2, 1, 0]],
+        [[0, 2, 0, 1, 0], [2, 1, 1, 1, 2], [2, 1, 2, 0, 2], [0, 1, 1, 1, 2], [0, 1, 2, 1, 1]],
+    ],
+    axis=2,
+)
+RNG = np.random.default_rng(15)
+
+
+def _apply(x: Any, request: AnimationRequest) -> Any:
+    """What `convcalc apply` computes for the request's layer."""
+    from convcalc.calc.layers import Conv, Spec
+    from convcalc.compute.pipeline import Settings, Stage, run
+
+    kernels = request.kernel if isinstance(request.kernel, tuple) else (request.kernel,)
+    layer = Conv(
+        out=len(kernels),
+        kernel=kernels[0].shape[:2],
+        stride=request.stride or (1, 1),
+        padding=request.padding,
+    )
+    stage = Stage(Spec(text="conv", layer=layer), tuple(kernels), request.bias)
+    return run(x, [stage], Settings(channels=request.channels)).output
+
+
+def _check_against_apply(request: AnimationRequest) -> None:
+    p = plan(request, max_frames=2_000)
+    expected = _apply(request.image, request)
+    h, w, f = expected.shape
+    assert p.right_slices == f and p.positions == h * w * f == len(p.steps)
+    for step in p.steps:
+        o, (r, c) = step.panel, step.position
+        head = step.caption.split("\n")[0]
+        found = re.fullmatch(r"out\[(\d+),(\d+),(\d+)\] \(.*\) = (.*) = (\S+)", head)
+        assert found is not None, head
+        assert tuple(map(int, found.groups()[:3])) == (r, c, o)
+        assert float(found.group(5)) == pytest.approx(expected[r, c, o])
+        assert p.right[r, c * 1 + o * (w + 1)] == expected[r, c, o]
+        sums = [float(t.strip("()")) for t in found.group(4).replace("bias ", "").split(" + ")]
+        assert sum(sums) == pytest.approx(expected[r, c, o])
+        assert len(step.source) == len(step.weights) == 9 * len(p.sees[o])
+
+
+def test_the_cs231n_layer_shows_what_apply_computes() -> None:
+    w0 = RNG.integers(-1, 2, size=(3, 3, 3)).astype(float)
+    w1 = RNG.integers(-1, 2, size=(3, 3, 3)).astype(float)
+    request = AnimationRequest(CS231N, (w0, w1), stride=(2, 2), padding=(1, 1), bias=(1.0, 0.0))
+    _check_against_apply(request)
+    p = plan(request)
+    assert p.left_slices == 3 and p.left.shape == (7, 23)
+    assert p.steps[0].caption.count("\n") == 3  # the sum, then one line per channel
+    assert "filter 0 (3x3x3, bias 1)" in p.steps[0].caption
+    assert [s.panel for s in p.steps] == [0] * 9 + [1] * 9
+
+
+@pytest.mark.parametrize("channels", list(ChannelMode))
+def test_a_2d_kernel_on_colour_input_follows_channels(channels: ChannelMode) -> None:
+    x = RNG.integers(0, 5, size=(5, 6, 3))
+    request = AnimationRequest(x, (SOBEL.astype(float), CROSS.astype(float)), channels=channels)
+    _check_against_apply(request)
+    p = plan(request)
+    if channels == ChannelMode.EACH:  # grouped: each output channel sees one input channel
+        assert p.sees == ((0,), (1,), (2,)) * 2
+        assert p.names[4] == "filter 1 on channel 1"
+    else:
+        assert p.sees == ((0, 1, 2),) * 2
+
+
+def test_pooling_a_colour_input_pools_each_channel() -> None:
+    x = RNG.integers(0, 9, size=(4, 4, 2))
+    p = plan(AnimationRequest(x, (2, 2), kind=AnimKind.POOL_MAX))
+    expected = ops.pool(x, PoolKind.MAX, (2, 2))
+    np.testing.assert_array_equal(p.right[:, :2], expected[..., 0])
+    np.testing.assert_array_equal(p.right[:, 3:], expected[..., 1])
+    last = p.steps[-1]
+    assert last.caption.startswith("out[1,1,1] = max(") and last.panel == 1
+    assert last.caption.endswith(f"= {value_text(expected[1, 1, 1])}")
+
+
+def test_a_large_input_animates_a_centre_crop_with_a_note() -> None:
+    x = np.arange(100 * 90).reshape(100, 90)
+    p = plan(AnimationRequest(x, CROSS))
+    assert p.left_box[2:] == (8, 8)
+    assert any("--region 46,41,8,8" in n for n in p.notes)
+    np.testing.assert_array_equal(p.right, ops.correlate(x[46:54, 41:49], CROSS)[..., 0])
+    chosen = plan(AnimationRequest(x, CROSS, region=(0, 0, 5, 4)))
+    assert chosen.left.shape == (5, 4) and not chosen.notes

@@ -182,3 +182,15 @@ def test_gif_decodes_with_every_frame_and_the_last_held_longer() -> None:
 def test_bad_values_raise_convcalc_errors(call: Any, message: str) -> None:
     with pytest.raises(ConvcalcError, match=message):
         call()
+
+
+def test_a_layer_of_several_channels_and_filters_draws_the_filter_between() -> None:
+    x = np.arange(5 * 5 * 3).reshape(5, 5, 3) % 4
+    kernels = (np.ones((3, 3, 3)), -np.ones((3, 3, 3)))
+    request = AnimationRequest(x, kernels, stride=(2, 2), padding=(1, 1), bias=(1.0, 0.0))
+    images, _ = gif.frames(request, cell=20)
+    assert len(images) == 2 * 3 * 3 + 1
+    assert len({im.size for im in images}) == 1
+    lay = gif._layout(plan(request), 20)
+    assert len(lay.middle) == 2 and lay.middle[0].shape == (3, 11)
+    assert lay.left_xy[0] < lay.middle_xy[0] < lay.right_xy[0]
