@@ -23,7 +23,6 @@ from convcalc.cli.options import (
 )
 from convcalc.cli.output import choice_of, say
 from convcalc.errors import ConvcalcError
-from convcalc.io.network_files import is_network_file
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -103,7 +102,7 @@ class Network(NamedTuple):
 
 def network_of(input_text: str | None, spec_texts: tuple[str, ...], opts: LayerOptions) -> Network:
     """The input shape and the layers to run on it, from arguments, options or a file."""
-    if opts.net and is_network_file(opts.net):
+    if opts.net and _is_network_file(opts.net):
         return _imported(input_text, spec_texts, opts)
     if input_text is None:
         raise ConvcalcError(
@@ -213,3 +212,9 @@ def _single_layer(opts: LayerOptions) -> Layer:
         groups=opts.groups,
         bias=not opts.no_bias,
     )
+
+
+def _is_network_file(name: str) -> bool:
+    from convcalc.io.network_files import is_network_file
+
+    return is_network_file(name)

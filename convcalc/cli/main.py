@@ -6,7 +6,8 @@ when they print a table.
 
 While a command runs (`ConvcalcGroup.main`):
 
-- SIGTERM and SIGHUP raise `convcalc.cli.status.Terminated`, as SIGINT raises
+- SIGTERM and SIGHUP raise `convcalc.cli.status.Terminated` in a command that writes
+  files (`convcalc.cli.signals.writes_files`), as SIGINT raises
   KeyboardInterrupt, so that the command unwinds (a write in progress removes its
   temporary file) and exits with 128 + the signal number; a signal ignored at start
   (``nohup``) stays ignored.
@@ -27,7 +28,7 @@ import click
 
 from convcalc import __version__
 from convcalc.cli.command import ConvcalcCommand
-from convcalc.cli.signals import signals_raised
+from convcalc.cli.signals import signals_raised, writes_files
 from convcalc.cli.status import failure_of, internal_error, report
 from convcalc.cli.streams import ascii_fallback, guarded_stdout
 
@@ -67,7 +68,11 @@ class ConvcalcGroup(click.Group):
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, False, **extra)
         argv = list(sys.argv[1:] if args is None else args)
-        with ascii_fallback(), guarded_stdout(), signals_raised() as restore_signals:
+        with (
+            ascii_fallback(),
+            guarded_stdout(),
+            signals_raised(writes_files(argv)) as restore_signals,
+        ):
             try:
                 super().main(argv, prog_name, complete_var, False, **extra)
                 if sys.stdout is not None:

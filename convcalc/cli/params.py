@@ -16,7 +16,7 @@ from convcalc.cli.options import output_format
 from convcalc.cli.output import emit_json, print_rich
 from convcalc.cli.records import take
 from convcalc.errors import ConvcalcError
-from convcalc.present.formatting import comparison_json, totals_json, totals_lines
+from convcalc.present.comparisons import comparison_json, totals_json, totals_lines
 
 
 @click.command(cls=ConvcalcCommand)

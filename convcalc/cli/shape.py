@@ -9,7 +9,6 @@ import click
 from convcalc.calc.choices import Convention, DType, Format, Optimizer
 from convcalc.calc.grammar import parse_dims, parse_padding
 from convcalc.calc.layers import Mark, Spec
-from convcalc.calc.merging import UNTRACKED
 from convcalc.calc.network import NetworkResult, evaluate
 from convcalc.cli.command import ConvcalcCommand
 from convcalc.cli.layer_options import LayerOptions, layer_options, network_of
@@ -17,16 +16,6 @@ from convcalc.cli.options import output_format
 from convcalc.cli.output import choice_of, emit_json, print_rich
 from convcalc.cli.records import take
 from convcalc.errors import ConvcalcError
-from convcalc.present.formatting import (
-    explain_lines,
-    ops_json,
-    single_json,
-    single_text,
-    solution_spec,
-    solutions_json,
-    stack_json,
-    training_json,
-)
 
 
 @click.command(cls=ConvcalcCommand)
@@ -146,9 +135,19 @@ def shape(input_shape: str | None, layers: tuple[str, ...], **kwargs: Any) -> No
     if coverage:
         _coverage(result, convention, as_json=as_json, show=show, single=opts.single)
         return
-    if quiet:
+    if quiet:  # the one answer scripts wait for: nothing more is imported for it
         click.echo(str(result.output))
-    elif as_json:
+        return
+    from convcalc.present.formatting import (
+        explain_lines,
+        ops_json,
+        single_json,
+        single_text,
+        stack_json,
+        training_json,
+    )
+
+    if as_json:
         to_json = single_json if opts.single else stack_json
         emit_json(to_json(result, convention) | training_json(cost) | ops_json(other))
     elif fmt != Format.TABLE:
@@ -220,6 +219,8 @@ def _rf_image(
         raise ConvcalcError("--rf-image: no layer has a spatial output (HxW) to pick a unit in")
     number = rf.rf_layer if rf.rf_layer is not None else spatial[-1]
     layer = result.layers[number - 1] if number <= len(result.layers) else None
+    from convcalc.calc.merging import UNTRACKED
+
     if layer is not None and layer.receptive_field == UNTRACKED:
         raise ConvcalcError(
             f"--layer {number} ({layer.spec}): its receptive field is not tracked (it follows "
@@ -295,6 +296,8 @@ def _coverage(
 ) -> None:
     """``--coverage``: the layer's sizes, then how many windows read each input cell."""
     from convcalc.calc.coverage import coverage_grid
+    from convcalc.calc.merging import UNTRACKED
+    from convcalc.present.formatting import single_json, single_text
 
     layer = result.layers[0]
     windows = layer.receptive_field not in (None, UNTRACKED)  # not a transposed convolution
@@ -327,6 +330,7 @@ def _shape_target(
             f"--target works on one axis; give the input as one number, not '{input_text}'"
         )
     from convcalc.calc.geometry import find_targets
+    from convcalc.present.formatting import solution_spec, solutions_json
 
     fixed = {"kernels": opts.kernel, "strides": opts.stride, "dilations": opts.dilation}
     ranges = {key: parse_dims(value, key[:-1]) for key, value in fixed.items() if value}

@@ -4,19 +4,31 @@ in progress removes its temporary file, and the exit status is 128 + the signal.
 from __future__ import annotations
 
 import contextlib
-import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from types import FrameType
 
 from convcalc.cli.status import Terminated
 
+WRITING_COMMANDS = ("apply", "animate")
+
+
+def writes_files(argv: Sequence[str]) -> bool:
+    """True when the command line may write a file (``apply``, ``animate``, any ``-o``):
+    only then are signals turned into exceptions, sparing `shape`'s start-up the cost."""
+    return any(arg in WRITING_COMMANDS or arg.startswith(("-o", "--output")) for arg in argv)
+
 
 @contextlib.contextmanager
-def signals_raised() -> Iterator[Callable[[], None]]:
-    """SIGTERM and SIGHUP raise `Terminated` inside the block; yields a function that
-    puts the previous handlers back (called again on leaving). The first signal makes
-    the next ones ignored, so that the cleanup it starts runs to its end."""
-    stopping = [sig for sig in _STOPPING if signal.getsignal(sig) is not signal.SIG_IGN]  # nohup
+def signals_raised(active: bool = True) -> Iterator[Callable[[], None]]:
+    """SIGTERM and SIGHUP raise `Terminated` inside the block (when ``active``); yields a
+    function that puts the previous handlers back (called again on leaving). The first
+    signal makes the next ones ignored, so that the cleanup it starts runs to its end."""
+    if not active:
+        yield lambda: None
+        return
+    import signal
+
+    stopping = [sig for sig in _stopping() if signal.getsignal(sig) is not signal.SIG_IGN]
     previous = {sig: signal.getsignal(sig) for sig in stopping}
 
     def raise_terminated(signum: int, frame: FrameType | None) -> None:
@@ -39,4 +51,7 @@ def signals_raised() -> Iterator[Callable[[], None]]:
         restore()
 
 
-_STOPPING = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
+def _stopping() -> tuple[int, ...]:
+    import signal
+
+    return tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-import signal
 from typing import NamedTuple
 
 import click
@@ -61,7 +60,7 @@ def failure_of(exc: BaseException) -> Failure | None:
     if isinstance(exc, KeyboardInterrupt | click.Abort):
         return Failure("interrupted", None, INTERRUPTED)
     if isinstance(exc, Terminated):
-        name = _SIGNAL_WORDS.get(exc.signum, f"stopped by signal {exc.signum}")
+        name = _signal_words().get(exc.signum, f"stopped by signal {exc.signum}")
         return Failure(name, None, 128 + exc.signum)
     if isinstance(exc, BrokenPipeError):
         return Failure(None, None, RUNTIME)
@@ -91,11 +90,14 @@ def report(failure: Failure) -> None:
             click.echo(failure.hint, err=True)
 
 
-_SIGNAL_WORDS = {
-    getattr(signal, name): words
-    for name, words in (("SIGTERM", "terminated (SIGTERM)"), ("SIGHUP", "hung up (SIGHUP)"))
-    if hasattr(signal, name)
-}
+def _signal_words() -> dict[int, str]:
+    import signal  # only when a signal stopped the command: start-up spares it
+
+    return {
+        getattr(signal, name): words
+        for name, words in (("SIGTERM", "terminated (SIGTERM)"), ("SIGHUP", "hung up (SIGHUP)"))
+        if hasattr(signal, name)
+    }
 
 
 def _help_hint(ctx: click.Context | None) -> str | None:

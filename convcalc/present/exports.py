@@ -17,7 +17,8 @@ from convcalc.calc.choices import Format
 from convcalc.calc.compare import Comparison, ratio
 from convcalc.calc.network import BYTES_PER_VALUE, LayerResult, NetworkResult
 from convcalc.calc.training import TrainingCost
-from convcalc.present.formatting import counts, field_text
+from convcalc.present.comparisons import counts
+from convcalc.present.formatting import field_text
 
 Cell = str | int | float
 Table = tuple[list[str], list[list[Cell]]]

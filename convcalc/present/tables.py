@@ -28,7 +28,8 @@ from convcalc.calc.merging import UNTRACKED
 from convcalc.calc.network import LayerResult, NetworkResult
 from convcalc.calc.training import TrainingCost
 from convcalc.compute.bench import Timing
-from convcalc.present.formatting import counts, field_text, solution_spec
+from convcalc.present.comparisons import counts
+from convcalc.present.formatting import field_text, solution_spec
 from convcalc.present.numbers import count, number, si, size_bytes
 
 _LABELS = {

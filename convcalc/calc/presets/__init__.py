@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
-from convcalc.calc.files import read_regular_file
-from convcalc.calc.layers import Spec
-from convcalc.calc.sequence import parse_network
+if TYPE_CHECKING:  # the presets' names are read at start-up; the rest when one is loaded
+    from convcalc.calc.layers import Spec
 from convcalc.errors import ConvcalcError, RuntimeFailure
 
 PRESETS = (
@@ -33,6 +33,8 @@ def load_network(name: str) -> list[Spec]:
         An unknown name, a path that is not a regular file (a device, a FIFO), a file
         over :data:`MAX_NETWORK_BYTES`, not UTF-8, or holding a bad spec.
     """
+    from convcalc.calc.sequence import parse_network
+
     preset = _BY_KEY.get(_key(name))
     if preset is not None and not os.path.lexists(name):
         return parse_network(_read_text(os.path.join(_NETS, f"{preset}.txt")), preset)
@@ -57,6 +59,8 @@ _BY_KEY = {_key(preset): preset for preset in PRESETS}
 
 
 def _read_text(path: str) -> str:
+    from convcalc.calc.files import read_regular_file
+
     data = read_regular_file(
         path,
         name=f"network file '{path}'",
