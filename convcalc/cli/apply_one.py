@@ -49,7 +49,7 @@ def apply_one(path: str, run: Run) -> dict[str, Any] | None:
     doc: dict[str, Any] | None = None
     if report.steps:
         with quiet_overflow():
-            doc = _steps(loaded.data, run)
+            doc = (_backward_steps if report.backward else _steps)(loaded.data, run)
     if report.show:
         _print_show(loaded.data, result, stderr=report.as_json)
     if report.as_json and doc is None:
@@ -368,6 +368,34 @@ def _steps(data: Any, run: Run) -> dict[str, Any] | None:
     if report.as_json:
         return trace_json(traced)
     print_rich(steps_renderable(traced))
+    return None
+
+
+def _backward_steps(data: Any, run: Run) -> dict[str, Any] | None:
+    """Print the traced gradient arithmetic; under --json return its document instead."""
+    from convcalc.compute.backward_traces import backward_trace, backward_trace_json
+    from convcalc.io.reading import read_input
+    from convcalc.present.backward_steps import backward_steps_renderable
+
+    report = run.report
+    path = report.grad_output
+    upstream = None if path is None else read_input(path, max_pixels=run.max_pixels).data
+    try:
+        traced = backward_trace(
+            data,
+            run.stages,
+            run.settings,
+            upstream,
+            at=[_position(text) for text in report.at],
+            limit=report.limit,
+        )
+    except ConvcalcError as exc:
+        if path is not None and "upstream gradient" in str(exc):
+            raise ConvcalcError(f"--grad-output {path}: {exc}", exc.hint) from None
+        raise
+    if report.as_json:
+        return backward_trace_json(traced)
+    print_rich(backward_steps_renderable(traced, path or "all ones"))
     return None
 
 

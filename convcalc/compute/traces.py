@@ -238,7 +238,7 @@ def trace_json(t: Trace) -> dict[str, Any]:
     """
 
     def num(v: float) -> float | int | None:
-        return _plain(v, t.integral)
+        return plain_number(v, t.integral)
 
     def grid(a: Array) -> list[list[Any]]:
         return [[num(v) for v in row] for row in a]
@@ -379,7 +379,7 @@ def _correlation_layout(
         value = float(ops.activate(np.array([total]), stage.activation)[0])
         return ConvStep(position, f, o, (r0, c0), tuple(parts), float(bias[f]), total, value)
 
-    integral = _whole(xa) and _whole(bank) and _whole(np.asarray(bias, np.float64))
+    integral = all_whole(xa) and all_whole(bank) and all_whole(np.asarray(bias, np.float64))
     kind = TraceKind.DECONV if transposed else TraceKind.CONV
     return _Layout(
         kind, (rows.size, cols.size, out_channels), (rows, cols), filters, integral, step
@@ -425,7 +425,7 @@ def _pool_layout(
             return replace(done, value=float(np.sum(window)) / counted, divisor=counted)
         return replace(done, value=float(np.sqrt(np.sum(window * window))))
 
-    return _Layout(kind, (rows.size, cols.size, xa.shape[2]), (rows, cols), 0, _whole(xa), step)
+    return _Layout(kind, (rows.size, cols.size, xa.shape[2]), (rows, cols), 0, all_whole(xa), step)
 
 
 def _global_pool_layout(layer: GlobalPool, xa: Array, stage: Stage, settings: Settings) -> _Layout:
@@ -490,11 +490,11 @@ def _bank(layer: Conv | Deconv, xa: Array, stage: Stage, settings: Settings) -> 
     return bank, each
 
 
-def _whole(a: Array) -> bool:
+def all_whole(a: Array) -> bool:
     return bool(np.all(np.isfinite(a) & (a == np.round(a))))
 
 
-def _plain(v: float, integral: bool) -> float | int | None:
+def plain_number(v: float, integral: bool) -> float | int | None:
     value = float(v)
     if not np.isfinite(value):
         return None

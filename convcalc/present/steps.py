@@ -98,18 +98,25 @@ def _conv_lines(trace: Trace, step: ConvStep, width: int) -> list[Text]:
             width,
         )
         terms = [
-            f"{_factor(a)}×{_factor(b)}"
+            f"{factor_text(a)}×{factor_text(b)}"
             for a, b in zip(part.window.ravel(), part.kernel.ravel(), strict=True)
         ]
-        lines += _wrapped("", terms, " + ", f" = {_cell(part.sum)}", indent, width)
+        lines += wrapped_terms("", terms, " + ", f" = {cell_text(part.sum)}", indent, width)
     sums = [p.sum for p in step.channels] + ([step.bias] if trace.has_bias else [])
     if not single or trace.has_bias:
         label = ("channels" if not single else "sum") + (" + bias" if trace.has_bias else "")
-        lines += _wrapped(
-            f"{label}: ", [_factor(v) for v in sums], " + ", f" = {_cell(step.total)}", 2, width
+        lines += wrapped_terms(
+            f"{label}: ",
+            [factor_text(v) for v in sums],
+            " + ",
+            f" = {cell_text(step.total)}",
+            2,
+            width,
         )
     if trace.activation != Activation.NONE:
-        lines.append(Text(f"  {trace.activation}({_cell(step.total)}) = {_cell(step.value)}"))
+        lines.append(
+            Text(f"  {trace.activation}({cell_text(step.total)}) = {cell_text(step.value)}")
+        )
     return lines
 
 
@@ -128,18 +135,20 @@ def _pool_lines(trace: Trace, step: PoolStep, width: int) -> list[Text]:
         marks[step.argmax] = _MAX
     lines += _side_by_side([("window", step.window, marks)], _dilation(trace), 2, width)
     values = step.window.ravel()
-    value = _cell(step.value)
+    value = cell_text(step.value)
     if step.op == PoolKind.MAX:
-        lines += _wrapped("max(", [_cell(v) for v in values], ", ", f") = {value}", 2, width)
+        lines += wrapped_terms(
+            "max(", [cell_text(v) for v in values], ", ", f") = {value}", 2, width
+        )
     elif step.op == PoolKind.AVG:
-        lines += _wrapped(
-            "(", [_factor(v) for v in values], " + ", f") / {step.divisor} = {value}", 2, width
+        lines += wrapped_terms(
+            "(", [factor_text(v) for v in values], " + ", f") / {step.divisor} = {value}", 2, width
         )
     else:
-        squares = _cell(float(np.sum(values * values)))
-        lines += _wrapped(
+        squares = cell_text(float(np.sum(values * values)))
+        lines += wrapped_terms(
             "sqrt(",
-            [f"{_factor(v)}²" for v in values],
+            [f"{factor_text(v)}²" for v in values],
             " + ",
             f") = sqrt({squares}) = {value}",
             2,
@@ -195,7 +204,7 @@ def _facts(trace: Trace) -> list[Text]:
     if trace.kind == TraceKind.DECONV:
         zeros = per_axis(tuple(str(a.stride - 1) for a in trace.axes))
         borders = [a.span - 1 - a.pad_lo for a in trace.axes]
-        border = per_axis(tuple(_cell(b) for b in borders))
+        border = per_axis(tuple(cell_text(b) for b in borders))
         crop = " (a negative count crops)" if min(borders) < 0 else ""
         lines.append(
             Text(
@@ -289,14 +298,14 @@ def _grid(values: Array, marks: Array | None, dilation: tuple[int, int]) -> list
         for j in range(kw):
             mark = "" if marks is None else str(marks[i, j])
             style = {"": "", _PADDING: "dim", _MAX: "bold"}[mark]
-            cells[i * dh][j * dw] = (mark + _cell(values[i, j]), style)
+            cells[i * dh][j * dw] = (mark + cell_text(values[i, j]), style)
     size = max(len(text) for row in cells for text, _ in row)
     return [
         Text(" ").join(Text(text.rjust(size), style=style) for text, style in row) for row in cells
     ]
 
 
-def _wrapped(
+def wrapped_terms(
     prefix: str, terms: Sequence[str], sep: str, tail: str, indent: int, width: int
 ) -> list[Text]:
     """``prefix`` + terms joined by ``sep`` + ``tail``, broken between terms to fit."""
@@ -330,19 +339,19 @@ def _where(trace: Trace, origin: tuple[int, int]) -> str:
     for name, start, a in zip(("rows", "columns"), origin, trace.axes, strict=True):
         k, d = a.kernel, a.dilation
         every = f" every {d}" if d > 1 and k > 1 else ""
-        parts.append(f"{name} {_cell(start)}..{_cell(start + (k - 1) * d)}{every}")
+        parts.append(f"{name} {cell_text(start)}..{cell_text(start + (k - 1) * d)}{every}")
     return grid + ", ".join(parts)
 
 
-def _cell(value: float) -> str:
+def cell_text(value: float) -> str:
     v = float(value)
     if np.isinf(v):
         return "∞" if v > 0 else "−∞"
     return number(v).replace("-", "−")
 
 
-def _factor(value: float) -> str:
-    text = _cell(value)
+def factor_text(value: float) -> str:
+    text = cell_text(value)
     return f"({text})" if text.startswith("−") else text
 
 

@@ -139,7 +139,6 @@ def test_summary_is_printed_without_json() -> None:
     ("extra", "message"),
     [
         (("--grad-output", UFLDL_TXT), "--grad-output needs --backward"),
-        (("--backward", "--steps"), "does not combine with --steps"),
         (("--backward", "--format", "csv"), "does not combine with --format csv"),
         (("--backward", "-o", "out.npy"), "does not combine with -o out.npy"),
     ],
