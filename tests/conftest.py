@@ -30,6 +30,51 @@ UFLDL = np.array(
 CROSS = np.array([[1, 0, 1], [0, 1, 0], [1, 0, 1]])
 """The UFLDL example's 3x3 kernel."""
 
+CS231N_X = np.stack(
+    [
+        [[2, 0, 2, 0, 1], [0, 0, 1, 1, 1], [2, 0, 1, 0, 0], [0, 0, 1, 0, 0], [1, 0, 1, 0, 0]],
+        [[0, 0, 1, 0, 1], [2, 0, 2, 1, 0], [2, 0, 2, 2, 2], [0, 2, 0, 2, 0], [1, 1, 2, 1, 0]],
+        [[0, 2, 0, 1, 0], [2, 1, 1, 1, 2], [2, 1, 2, 0, 2], [0, 1, 1, 1, 2], [0, 1, 2, 1, 1]],
+    ],
+    axis=2,
+)
+"""The 5x5x3 input of CS231n's two-filter convolution demo (samples/cs231n_5x5x3.txt)."""
+
+CS231N_W0 = np.stack(
+    [
+        [[1, 0, 1], [-1, 1, 1], [1, 0, 0]],
+        [[-1, -1, 1], [1, 1, 1], [0, 1, 1]],
+        [[1, 0, 0], [-1, 0, -1], [-1, 0, 0]],
+    ],
+    axis=2,
+).astype(float)
+"""The demo's first 3x3x3 filter (samples/cs231n_w0.txt); its bias is 1."""
+
+CS231N_W1 = np.stack(
+    [
+        [[0, 1, 0], [-1, 0, 0], [1, 1, -1]],
+        [[-1, 1, 1], [0, 0, 1], [-1, -1, 0]],
+        [[-1, -1, -1], [0, -1, -1], [-1, 1, 1]],
+    ],
+    axis=2,
+).astype(float)
+"""The demo's second filter (samples/cs231n_w1.txt); its bias is 0."""
+
+CS231N_ARGS = [
+    str(SAMPLES / "cs231n_5x5x3.txt"),
+    "-k",
+    str(SAMPLES / "cs231n_w0.txt"),
+    "-k",
+    str(SAMPLES / "cs231n_w1.txt"),
+    "--bias",
+    "1,0",
+    "-p",
+    "1",
+    "-s",
+    "2",
+]
+"""`convcalc apply`'s arguments for the demo: both filters, their biases, pad 1, stride 2."""
+
 
 def run(*args: str, stdin: bytes | str | None = None, **runner: Any) -> Result:
     """``convcalc ARGS`` through click's CliRunner (stdout and stderr kept apart)."""

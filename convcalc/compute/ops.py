@@ -24,11 +24,9 @@ from convcalc.compute.methods import choose_method, correlate_direct, correlate_
 from convcalc.compute.padding import PaddedInput
 from convcalc.compute.padding import pad as pad  # re-exported: ops is where apply's operations live
 from convcalc.compute.windows import (
-    avg_counts,
     avg_divisors,
     conv_axes,
     conv_axes_nd,
-    pool_axes,
     pool_axes_nd,
     transposed_axes,
     transposed_full_size,
@@ -297,46 +295,17 @@ def pool(
     array([[9., 2.],
            [6., 3.]])
     """
-    xa = as_image(x)
-    rows, cols = axes = pool_axes(
-        xa.shape,
+    return pool_nd(
+        as_image(x),
+        kind,
         size,
         stride=stride,
         padding=padding,
         dilation=dilation,
         ceil=ceil,
+        exclude_pad=exclude_pad,
         convention=convention,
     )
-    fill = -np.inf if kind == PoolKind.MAX else 0.0
-    extent = [max(a.n + a.pad_lo + a.pad_hi, (a.size - 1) * a.stride + a.span) for a in axes]
-    padded = np.full((*extent, xa.shape[2]), fill, dtype=xa.dtype)
-    padded[rows.pad_lo : rows.pad_lo + rows.n, cols.pad_lo : cols.pad_lo + cols.n] = xa
-    if kind == PoolKind.L2:
-        np.square(padded, out=padded)
-    combine = np.maximum if kind == PoolKind.MAX else np.add
-    out = np.empty((rows.size, cols.size, xa.shape[2]), dtype=xa.dtype)
-    for i in range(rows.kernel):
-        for j in range(cols.kernel):
-            view = padded[
-                i * rows.dilation : i * rows.dilation
-                + (rows.size - 1) * rows.stride
-                + 1 : rows.stride,
-                j * cols.dilation : j * cols.dilation
-                + (cols.size - 1) * cols.stride
-                + 1 : cols.stride,
-            ]
-            if i == j == 0:
-                out[...] = view
-            else:
-                combine(out, view, out=out)
-    if kind == PoolKind.AVG:
-        row_counts, col_counts = avg_counts(axes, exclude_pad=exclude_pad, convention=convention)
-        out /= np.outer(row_counts, col_counts)[:, :, None]
-    elif kind == PoolKind.L2:
-        np.sqrt(out, out=out)
-    elif kind != PoolKind.MAX:
-        raise ConvcalcError(f"pooling {kind!r} is not valid; valid: {', '.join(PoolKind)}")
-    return out
 
 
 def global_pool(x: ArrayLike, kind: PoolKind, *, rank: int = 2) -> Array:

@@ -25,7 +25,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from convcalc.calc.choices import AnimKind, ChannelMode, PadMode, PadRule, PoolKind
-from convcalc.calc.geometry import Axis, Padding, conv_axis, pool_axis, transposed_axis
+from convcalc.calc.geometry import Axis, Padding
 from convcalc.calc.layers import Conv, Pool, Spec
 from convcalc.compute import ops, windows
 from convcalc.compute.methods import working_array
@@ -417,17 +417,7 @@ def _volume_plan(request: AnimationRequest, kind: AnimKind, image: Array, notes:
                 for f, v in enumerate(b)
             )
     stride = request.stride or (size if pooling else (1, 1))
-    axis = pool_axis if pooling else conv_axis
-    axes = [
-        axis(
-            x.shape[k],
-            size[k],
-            stride=stride[k],
-            padding=request.padding[k],
-            dilation=request.dilation[k],
-        )
-        for k in (0, 1)
-    ]
+    axes = _sliding_axes(pooling, x.shape, size, stride, request)
     pads = [(a.pad_lo, a.pad_hi) for a in axes]
     if pooling:
         fill = math.nan if kind == AnimKind.POOL_MAX else 0.0
@@ -526,17 +516,7 @@ def _window_plan(request: AnimationRequest, kind: AnimKind, x: Array, notes: lis
     kernel = _window(request.kernel) if pooling else _weights(request.kernel)
     size = (kernel.shape[0], kernel.shape[1])
     stride = request.stride or (size if pooling else (1, 1))
-    axis = pool_axis if pooling else conv_axis
-    axes = [
-        axis(
-            x.shape[k],
-            size[k],
-            stride=stride[k],
-            padding=request.padding[k],
-            dilation=request.dilation[k],
-        )
-        for k in (0, 1)
-    ]
+    axes = _sliding_axes(pooling, x.shape, size, stride, request)
     pads = [(a.pad_lo, a.pad_hi) for a in axes]
     if pooling:
         how = PoolKind.MAX if kind == AnimKind.POOL_MAX else PoolKind.AVG
@@ -572,21 +552,31 @@ def _window_plan(request: AnimationRequest, kind: AnimKind, x: Array, notes: lis
     )
 
 
+def _sliding_axes(
+    pooling: bool, shape: tuple[int, ...], size: Cell, stride: Cell, request: AnimationRequest
+) -> tuple[Axis, Axis]:
+    """The rows' and columns' geometry of the window `apply` slides (`compute.windows`)."""
+    if pooling:
+        return windows.pool_axes(
+            shape, size, stride=stride, padding=request.padding, dilation=request.dilation
+        )
+    return windows.conv_axes(
+        shape, size, stride=stride, padding=request.padding, dilation=request.dilation
+    )
+
+
 def _transposed_plan(request: AnimationRequest, x: Array, notes: list[str]) -> Plan:
     """Transposed convolution: each input cell adds its scaled kernel into the output."""
     kernel = _weights(request.kernel)
     size, stride = (kernel.shape[0], kernel.shape[1]), request.stride or (1, 1)
-    rows, cols = axes = [
-        transposed_axis(
-            x.shape[k],
-            size[k],
-            stride=stride[k],
-            padding=request.padding[k],
-            dilation=request.dilation[k],
-            output_padding=request.output_padding[k],
-        )
-        for k in (0, 1)
-    ]
+    rows, cols = axes = windows.transposed_axes(
+        x.shape,
+        size,
+        stride=stride,
+        padding=request.padding,
+        dilation=request.dilation,
+        output_padding=request.output_padding,
+    )
     out = ops.conv_transpose(
         x,
         kernel,

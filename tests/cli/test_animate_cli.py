@@ -12,21 +12,9 @@ from convcalc.calc.choices import ChannelMode
 from convcalc.io.kernels import read_kernels
 from convcalc.io.reading import read_input
 from convcalc.present.frames import AnimationRequest, plan
-from tests.conftest import SAMPLES, run
+from tests.conftest import CS231N_ARGS, SAMPLES, run
 
-CS231N = [
-    str(SAMPLES / "cs231n_5x5x3.txt"),
-    "-k",
-    str(SAMPLES / "cs231n_w0.txt"),
-    "-k",
-    str(SAMPLES / "cs231n_w1.txt"),
-    "--bias",
-    "1,0",
-    "-p",
-    "1",
-    "-s",
-    "2",
-]
+CS231N = CS231N_ARGS
 
 
 def test_the_cs231n_layer_has_one_frame_per_position_and_filter(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from convcalc.cli.main import cli
-from tests.conftest import SAMPLES, run
+from tests.conftest import CS231N_ARGS, SAMPLES, run
 
 
 def test_ufldl_sample_prints_the_feature_map():
@@ -252,20 +252,7 @@ def test_a_folder_on_two_worker_processes(tmp_path):
 
 
 def test_steps_json_values_equal_the_feature_map():
-    args = [
-        "apply",
-        str(SAMPLES / "cs231n_5x5x3.txt"),
-        "-k",
-        str(SAMPLES / "cs231n_w0.txt"),
-        "-k",
-        str(SAMPLES / "cs231n_w1.txt"),
-        "--bias",
-        "1,0",
-        "-p",
-        "1",
-        "-s",
-        "2",
-    ]
+    args = ["apply", *CS231N_ARGS]
     values = json.loads(run(*args, "--json").stdout)["output"]
     doc = json.loads(run(*args, "--steps", "--json").stdout)
     assert doc["output_shape"] == [3, 3, 2]

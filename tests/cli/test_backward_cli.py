@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from convcalc.io.reading import read_input
-from tests.conftest import CROSS, SAMPLES, UFLDL, run, run_json
+from tests.conftest import CROSS, CS231N_ARGS, SAMPLES, UFLDL, run, run_json
 
 UFLDL_TXT = str(SAMPLES / "ufldl_5x5.txt")
 CROSS_TEXT = "1,0,1;0,1,0;1,0,1"
@@ -43,17 +43,7 @@ def test_ufldl_gradients_with_ones() -> None:
 def test_cs231n_two_filters_with_bias_stride_and_padding() -> None:
     doc = run_json(
         "apply",
-        str(SAMPLES / "cs231n_5x5x3.txt"),
-        "-k",
-        str(SAMPLES / "cs231n_w0.txt"),
-        "-k",
-        str(SAMPLES / "cs231n_w1.txt"),
-        "--bias",
-        "1,0",
-        "-p",
-        "1",
-        "-s",
-        "2",
+        *CS231N_ARGS,
         "--backward",
     )
     x = read_input(str(SAMPLES / "cs231n_5x5x3.txt")).data

@@ -12,6 +12,7 @@ from convcalc.calc.choices import AnimKind, ChannelMode, PadMode, PadRule, PoolK
 from convcalc.compute import ops
 from convcalc.errors import ConvcalcError
 from convcalc.present.frames import AnimationRequest, plan, states, value_text
+from tests.conftest import CS231N_X as CS231N
 
 UFLDL = np.array(
     [[1, 1, 1, 0, 0], [0, 1, 1, 1, 0], [0, 0, 1, 1, 1], [0, 0, 1, 1, 0], [0, 1, 1, 0, 0]]
@@ -162,14 +163,6 @@ def test_bad_values_raise_convcalc_errors(call: Any, message: str) -> None:
 
 # -- several channels and filters: the values apply computes -----------------------------
 
-CS231N = np.stack(
-    [
-        [[2, 0, 2, 0, 1], [0, 0, 1, 1, 1], [2, 0, 1, 0, 0], [0, 0, 1, 0, 0], [1, 0, 1, 0, 0]],
-        [[0, 0, 1, 0, 1], [2, 0, 2, 1, 0], [2, 0, 2, 2, 2], [0, 2, 0, 2, 0], [1, 1, 2, 1, 0]],
-        [[0, 2, 0, 1, 0], [2, 1, 1, 1, 2], [2, 1, 2, 0, 2], [0, 1, 1, 1, 2], [0, 1, 2, 1, 1]],
-    ],
-    axis=2,
-)
 RNG = np.random.default_rng(15)
 
 

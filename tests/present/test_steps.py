@@ -20,32 +20,8 @@ from convcalc.compute.pipeline import Settings, Stage, run
 from convcalc.compute.traces import DEFAULT_SHOWN, ConvStep, PoolStep, trace, trace_json
 from convcalc.errors import ConvcalcError
 from convcalc.present.steps import steps_renderable
+from tests.conftest import CS231N_W0, CS231N_W1, CS231N_X
 
-# The classic two-filter example (CS231n): 5x5x3 input, two 3x3x3 filters, pad 1, stride 2.
-CS231N_X = np.stack(
-    [
-        [[2, 0, 2, 0, 1], [0, 0, 1, 1, 1], [2, 0, 1, 0, 0], [0, 0, 1, 0, 0], [1, 0, 1, 0, 0]],
-        [[0, 0, 1, 0, 1], [2, 0, 2, 1, 0], [2, 0, 2, 2, 2], [0, 2, 0, 2, 0], [1, 1, 2, 1, 0]],
-        [[0, 2, 0, 1, 0], [2, 1, 1, 1, 2], [2, 1, 2, 0, 2], [0, 1, 1, 1, 2], [0, 1, 2, 1, 1]],
-    ],
-    axis=2,
-)
-CS231N_W0 = np.stack(
-    [
-        [[1, 0, 1], [-1, 1, 1], [1, 0, 0]],
-        [[-1, -1, 1], [1, 1, 1], [0, 1, 1]],
-        [[1, 0, 0], [-1, 0, -1], [-1, 0, 0]],
-    ],
-    axis=2,
-).astype(float)
-CS231N_W1 = np.stack(
-    [
-        [[0, 1, 0], [-1, 0, 0], [1, 1, -1]],
-        [[-1, 1, 1], [0, 0, 1], [-1, -1, 0]],
-        [[-1, -1, -1], [0, -1, -1], [-1, 1, 1]],
-    ],
-    axis=2,
-).astype(float)
 UFLDL = np.array(
     [[1, 1, 1, 0, 0], [0, 1, 1, 1, 0], [0, 0, 1, 1, 1], [0, 0, 1, 1, 0], [0, 1, 1, 0, 0]]
 )[:, :, None]
