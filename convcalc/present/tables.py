@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from rich import box
 from rich.box import Box
@@ -27,10 +27,12 @@ from convcalc.calc.geometry import Solution
 from convcalc.calc.merging import UNTRACKED
 from convcalc.calc.network import LayerResult, NetworkResult
 from convcalc.calc.training import TrainingCost
-from convcalc.compute.bench import Timing
 from convcalc.present.comparisons import counts
 from convcalc.present.formatting import field_text, solution_spec
 from convcalc.present.numbers import count, number, si, size_bytes
+
+if TYPE_CHECKING:  # only an annotation: shape and params render tables without numpy
+    from convcalc.compute.bench import Timing
 
 _LABELS = {
     "conv": "convolution (shared weights)",

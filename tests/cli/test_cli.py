@@ -32,22 +32,42 @@ def test_every_command_has_help(command):
     assert "Examples" in result.output
 
 
-@pytest.mark.parametrize("command", ["shape", "params"])
-def test_shape_and_params_import_neither_numpy_nor_pillow_nor_rich(command):
+def _imported(argv: list[str], modules: tuple[str, ...]) -> str:
+    """``convcalc ARGV`` in a fresh interpreter; its stdout ends with the modules it loaded."""
     code = (
         "import sys\n"
         "from convcalc.cli.main import cli\n"
         "try:\n"
-        f"    cli(['{command}', '224x224x3', '-k', '7', '-s', '2', '-p', '3', '--filters', "
-        "'64', '--json'])\n"
+        f"    cli({argv!r})\n"
         "except SystemExit:\n"
         "    pass\n"
-        # difflib: click's detour for short options (see ConvcalcCommand)
-        "bad = [m for m in ('numpy', 'PIL', 'rich', 'difflib') if m in sys.modules]\n"
+        f"bad = [m for m in {modules!r} if m in sys.modules]\n"
         "print('imported:', bad)\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert proc.stdout.strip().endswith("imported: []"), proc.stdout + proc.stderr
+    return proc.stdout.strip() + proc.stderr
+
+
+@pytest.mark.parametrize("command", ["shape", "params"])
+def test_shape_and_params_import_neither_numpy_nor_pillow_nor_rich(command):
+    argv = [command, "224x224x3", "-k", "7", "-s", "2", "-p", "3", "--filters", "64", "--json"]
+    # difflib: click's detour for short options (see ConvcalcCommand)
+    out = _imported(argv, ("numpy", "PIL", "rich", "difflib"))
+    assert out.endswith("imported: []"), out
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["shape", "224x224x3", "--net", "resnet50"],
+        ["params", "224x224x3", "-k", "7", "--filters", "64"],
+        ["params", "224x224x3", "--net", "vgg16"],
+        ["shape", "224x224x3", "--net", "resnet50", "--training", "--format", "csv"],
+    ],
+)
+def test_shape_and_params_tables_import_neither_numpy_nor_pillow(argv):
+    out = _imported(argv, ("numpy", "PIL"))
+    assert out.endswith("imported: []"), out
 
 
 def test_quiet_prints_only_the_shape():
