@@ -82,6 +82,35 @@ def parse_shape(text: str, rank: int | None = None) -> Shape:
     )
 
 
+def channels_first_hint(shape: Shape) -> str | None:
+    """A note when a channels-last shape reads like a channels-first one, else None.
+
+    ``3x224x224`` (PyTorch's CxHxW) is read as HxWxC: 3 rows, 224 columns and 224
+    channels. The pattern is a first axis of at most 4 (an image's channel count)
+    and a last spatial axis of 8 or more equal to the channel count (a square
+    image); a real 3x3x512 feature map does not match it.
+
+    Examples
+    --------
+    >>> channels_first_hint(parse_shape("224x224x3")) is None
+    True
+    >>> channels_first_hint(parse_shape("1x28x28"))
+    'input 1x28x28 is read as HxWxC (1x28, 28 channels); channels go last: 28x28x1'
+    """
+    if shape.channels is None or len(shape.spatial) < 2:
+        return None
+    first, last = shape.spatial[0], shape.spatial[-1]
+    if first > 4 or last != shape.channels or last < 8:
+        return None
+    given = format_dims([*shape.spatial, shape.channels])
+    spatial = format_dims(shape.spatial)
+    meant = format_dims([*shape.spatial[1:], shape.channels, first])
+    return (
+        f"input {given} is read as {'DxHxWxC' if len(shape.spatial) == 3 else 'HxWxC'} "
+        f"({spatial}, {shape.channels} channels); channels go last: {meant}"
+    )
+
+
 def parse_dims(text: str, what: str) -> tuple[int, ...]:
     """Read a positive size, or one per axis separated by ``x``: ``3`` or ``3x5``."""
     parts = text.strip().lower().split("x")

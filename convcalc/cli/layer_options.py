@@ -9,7 +9,14 @@ from typing import Any, NamedTuple, TypeVar
 import click
 
 from convcalc.calc.choices import Convention, PoolKind
-from convcalc.calc.grammar import format_layer, parse_counts, parse_dims, parse_padding, parse_shape
+from convcalc.calc.grammar import (
+    channels_first_hint,
+    format_layer,
+    parse_counts,
+    parse_dims,
+    parse_padding,
+    parse_shape,
+)
 from convcalc.calc.layers import Conv, Deconv, Layer, Pool, Shape, Spec, network_rank
 from convcalc.calc.presets import PRESETS
 from convcalc.calc.sequence import parse_specs
@@ -142,7 +149,7 @@ def network_of(input_text: str | None, spec_texts: tuple[str, ...], opts: LayerO
             "nothing to compute: give a kernel with -k, layer specs such as conv:6,5, or --net NAME"
         )
     return Network(
-        parse_shape(input_text, network_rank([s.layer for s in specs])), specs, convention
+        _input_shape(input_text, network_rank([s.layer for s in specs])), specs, convention
     )
 
 
@@ -156,7 +163,7 @@ def _imported(input_text: str | None, spec_texts: tuple[str, ...], opts: LayerOp
     imported = read_network_file(opts.net)
     rank = network_rank([spec.layer for spec in imported.specs])
     if input_text is not None:
-        shape = parse_shape(input_text, rank)
+        shape = _input_shape(input_text, rank)
     elif imported.input_shape is not None:
         shape = imported.input_shape
     else:
@@ -171,10 +178,19 @@ def _single_network(input_text: str, opts: LayerOptions) -> tuple[Shape, list[Sp
     layer = _single_layer(opts)
     text = format_layer(layer)
     kernel_axes = len(parse_dims(str(opts.kernel), "kernel"))
-    shape = parse_shape(input_text, kernel_axes if kernel_axes > 1 else None)
+    shape = _input_shape(input_text, kernel_axes if kernel_axes > 1 else None)
     if isinstance(layer, Conv | Deconv):
         layer = replace(layer, rank=len(shape.spatial))
     return shape, [Spec(text=text, layer=layer)]
+
+
+def _input_shape(text: str, rank: int | None) -> Shape:
+    """INPUT as `parse_shape` reads it, with a note on stderr when it looks channels-first."""
+    shape = parse_shape(text, rank)
+    hint = channels_first_hint(shape)
+    if hint is not None:
+        say([f"note: {hint}"])
+    return shape
 
 
 def _single_layer(opts: LayerOptions) -> Layer:

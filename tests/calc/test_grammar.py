@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from convcalc.calc.choices import PadRule, PoolKind
 from convcalc.calc.grammar import (
+    channels_first_hint,
     format_layer,
     looks_like_spec,
     parse_counts,
@@ -228,3 +229,27 @@ def test_format_layer_leaves_defaults_out_and_writes_each_kernel_source() -> Non
 def test_a_generated_kernel_keeps_its_own_keys_inside_k() -> None:
     layer = parse_spec("conv:k=gauss:sigma=2,size=5,s=2").layer
     assert layer == Conv(None, None, (2,), source="gauss:sigma=2,size=5")
+
+
+# -- a shape that reads like channels-first ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "meant"),
+    [("3x224x224", "224x224x3"), ("1x28x28", "28x28x1"), ("3x16x112x112", "16x112x112x3")],
+)
+def test_channels_first_shapes_get_a_note_naming_the_channels_last_form(text, meant):
+    hint = channels_first_hint(parse_shape(text))
+    assert hint is not None
+    assert hint.startswith(f"input {text} is read as")
+    assert hint.endswith(f"channels go last: {meant}")
+
+
+@pytest.mark.parametrize("text", ["224x224x3", "3x3x512", "3x5x5", "28x28", "7", "16x112x112x3"])
+def test_channels_last_shapes_get_no_note(text):
+    assert channels_first_hint(parse_shape(text)) is None
+
+
+@given(st.integers(5, 4096), st.integers(1, 4096), st.integers(1, 4096))
+def test_no_note_when_the_first_axis_is_too_long_to_be_channels(h, w, c):
+    assert channels_first_hint(parse_shape(f"{h}x{w}x{c}")) is None

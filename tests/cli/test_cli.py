@@ -1,5 +1,6 @@
 """The command line through click's CliRunner: exit codes, JSON, one-line errors."""
 
+import json
 import subprocess
 import sys
 
@@ -68,6 +69,15 @@ def test_shape_and_params_import_neither_numpy_nor_pillow_nor_rich(command):
 def test_shape_and_params_tables_import_neither_numpy_nor_pillow(argv):
     out = _imported(argv, ("numpy", "PIL"))
     assert out.endswith("imported: []"), out
+
+
+def test_a_channels_first_input_is_computed_as_written_with_a_note_on_stderr():
+    result = run("shape", "3x224x224", "-k", "7", "-s", "2", "-p", "3", "--json")
+    assert result.exit_code == 0
+    assert json.loads(result.stdout)["input_shape"] == [3, 224, 224]
+    assert "note: input 3x224x224 is read as HxWxC" in result.stderr
+    assert "channels go last: 224x224x3" in result.stderr
+    assert "note" not in run("shape", "224x224x3", "-k", "7", "-q").stderr
 
 
 def test_quiet_prints_only_the_shape():
