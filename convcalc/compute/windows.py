@@ -29,16 +29,13 @@ def conv_axes(
     ``shape`` is the input's HxW(xC), ``kernel`` the bank's KH x KW (x ...); the
     rest as in `correlate`. Per axis `convcalc.calc.geometry.conv_axis`.
     """
-    rows, cols = (
-        conv_axis(
-            shape[k],
-            kernel[k],
-            stride=stride[k],
-            padding=padding[k],
-            dilation=dilation[k],
-            convention=convention,
-        )
-        for k in (0, 1)
+    rows, cols = conv_axes_nd(
+        shape,
+        kernel[:2],
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        convention=convention,
     )
     return rows, cols
 
