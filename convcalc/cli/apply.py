@@ -142,6 +142,14 @@ from convcalc.errors import ConvcalcError
     help="PNG compression level.",
 )
 @click.option(
+    "--fsync/--no-fsync",
+    default=False,
+    show_default=True,
+    help="Flush each output file to the disk before it replaces the target (durable "
+    "across a power loss). Without it outputs are still replaced atomically, as cp and "
+    "numpy.save leave write-back to the system.",
+)
+@click.option(
     "-j",
     "--jobs",
     type=click.IntRange(min=1),

@@ -286,6 +286,7 @@ def _write(
         force=out.force,
         compress_level=out.compress,
         sheet=out.sheet,
+        fsync=out.fsync,
     )
     notes += list(written.notes)
     value_range = None
@@ -315,11 +316,13 @@ def _write_ranked(
 
     assert out.output is not None
     if not out.output.lower().endswith(".npy"):  # refused before for rank 3
-        written = write_output(out.output, result[None], inputs=[path], force=out.force)
+        written = write_output(
+            out.output, result[None], inputs=[path], force=out.force, fsync=out.fsync
+        )
         where = ", ".join(written.paths)
     else:
         values = result[..., 0] if result.shape[-1] == 1 else result
-        write_npy(out.output, values, inputs=[path], force=out.force)
+        write_npy(out.output, values, inputs=[path], force=out.force, fsync=out.fsync)
         where = out.output
     doc = {"paths": [where], "format": where.rsplit(".", 1)[-1].lower()}
     return [f"wrote {where} ({shape_text(result, result.ndim - 1)})"], doc

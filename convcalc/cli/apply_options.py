@@ -45,6 +45,7 @@ class OutputOptions(NamedTuple):
     sheet: bool
     force: bool
     compress: int
+    fsync: bool
 
 
 class ReportOptions(NamedTuple):
@@ -201,7 +202,7 @@ def ignored_options(run: Run, choices: LayerChoices, specs: bool) -> dict[str, s
 
 def _output_ignored(out: OutputOptions) -> dict[str, str]:
     """Output options that do not apply to the output asked for (-o)."""
-    names = ("scale", "sheet", "compress", "force")
+    names = ("scale", "sheet", "compress", "force", "fsync")
     if out.output is None:
         return dict.fromkeys(names, "needs -o FILE (it says how a file is written)")
     if out.output.endswith(("/", os.sep)) or os.path.isdir(out.output):
@@ -220,6 +221,7 @@ def _output_ignored(out: OutputOptions) -> dict[str, str]:
         ignored["compress"] = f"needs a PNG output; -o {out.output} writes {fmt}"
     if out.output == "-":
         ignored["force"] = "needs -o FILE; -o - writes to stdout"
+        ignored["fsync"] = "needs -o FILE; -o - writes to stdout, which is not flushed to a disk"
     return ignored
 
 

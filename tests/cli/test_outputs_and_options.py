@@ -342,3 +342,24 @@ def test_apply_format_with_a_file_or_steps_is_refused(extra, tmp_path):
         *[str(tmp_path / e) if e.endswith(".npy") else e for e in extra],
     )
     assert result.exit_code == 2 and "--format" in result.stderr
+
+
+def test_fsync_is_asked_for_and_flushes_the_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    flushed: list[int] = []
+    real = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (flushed.append(fd), real(fd))[1])
+    out = str(tmp_path / "o.npy")
+    assert run("apply", UFLDL, "-k", "box3", "-o", out).exit_code == 0
+    assert flushed == []
+    assert run("apply", UFLDL, "-k", "box3", "-o", out, "--fsync").exit_code == 0
+    assert len(flushed) == 2  # the file, then its folder
+    assert np.load(out).shape == (3, 3)
+
+
+def test_fsync_without_a_file_is_refused() -> None:
+    assert "--fsync needs -o FILE" in refused("apply", UFLDL, "-k", "box3", "--fsync")
+    assert "--fsync needs -o FILE" in refused("apply", UFLDL, "-k", "box3", "-o", "-", "--fsync")
