@@ -7,9 +7,11 @@ files with this alone, and `convcalc.io` uses it for every input.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
 from convcalc.errors import ConvcalcError, RuntimeFailure
@@ -25,7 +27,6 @@ def read_regular_file(
     valid: str,
     max_bytes: int | None,
     too_large: TooLarge,
-    writable: bool = False,
 ) -> bytes | bytearray:
     """The bytes of the regular file at ``path``, read only if at most ``max_bytes``.
 
@@ -45,8 +46,6 @@ def read_regular_file(
         The bound; None for none.
     too_large
         Builds the error raised for a file over ``max_bytes``, given its size.
-    writable
-        Return a bytearray (so that an array viewing it is writable) instead of bytes.
 
     Raises
     ------
@@ -55,6 +54,26 @@ def read_regular_file(
     ConvcalcError
         It is not a regular file (exit status 2), or ``too_large``'s error.
     """
+    with open_regular_file(
+        path, name=name, valid=valid, max_bytes=max_bytes, too_large=too_large
+    ) as (file, size):
+        first = file.read(size) if size else b""
+        return _read_rest(file, first, max_bytes, too_large)
+
+
+@contextlib.contextmanager
+def open_regular_file(
+    path: str,
+    *,
+    name: str,
+    valid: str,
+    max_bytes: int | None,
+    too_large: TooLarge,
+) -> Iterator[tuple[io.BufferedReader, int]]:
+    """The regular file at ``path``, open for reading, and its size, checked as
+    :func:`read_regular_file` checks it, for readers that fill their own buffers (a
+    ``.npy`` array read straight into its array). An OSError while the block reads
+    becomes the same RuntimeFailure."""
     check_regular_file(path, name=name, valid=valid)
     try:
         fd = os.open(path, os.O_RDONLY | _O_NONBLOCK | _O_BINARY)
@@ -66,13 +85,7 @@ def read_regular_file(
             _require_regular(info.st_mode, name, valid)
             if max_bytes is not None and info.st_size > max_bytes:
                 raise too_large(info.st_size)
-            first: bytes | bytearray
-            if writable:
-                first = bytearray(info.st_size)
-                del first[file.readinto(first) or 0 :]
-            else:
-                first = file.read(info.st_size) if info.st_size else b""
-            return _read_rest(file, first, max_bytes, too_large)
+            yield file, info.st_size
         except OSError as exc:
             raise _failure(name, exc) from exc
 

@@ -208,25 +208,49 @@ def load_npy(data: bytes | bytearray, *, source: str = "array") -> NumericArray:
     array([[0, 1, 2],
            [3, 4, 5]])
     """
-    shape, fortran_order, dtype, offset = _read_npy_header(data, source)
+    shape, fortran_order, dtype, offset = read_npy_header(data, source)
     _check_npy_dtype(dtype, source)
     _check_npy_shape(shape, source)
     count = math.prod(shape)
-    available = len(data) - offset
-    if available < count * dtype.itemsize:
-        raise ConvcalcError(
-            f"{source}: the .npy data is truncated: a {_shape_text(shape)} {dtype} array "
-            f"needs {count * dtype.itemsize} bytes, the file has {available}"
-        )
+    _check_npy_size(shape, dtype, len(data) - offset, source)
     flat = np.frombuffer(data, dtype=dtype, count=count, offset=offset)
-    array: NDArray[Any] = flat.reshape(shape, order="F" if fortran_order else "C")
+    return as_matrix(_finish_npy(flat.reshape(shape, order="F" if fortran_order else "C"), source))
+
+
+def read_npy_file(file: io.BufferedIOBase, size: int, *, source: str) -> NumericArray:
+    """Read a ``.npy`` array of any number of axes from an open file of ``size`` bytes.
+
+    The values are read straight into a new array, as ``numpy.load`` does: no
+    zero-filled buffer and no second copy. The header and values are checked as
+    :func:`load_npy` checks them, but for the number of axes (see :func:`as_matrix`
+    for the HxW[xC] rules).
+    """
+    shape, fortran_order, dtype, offset = read_npy_header(file.read(_HEADER_BYTES), source)
+    _check_npy_dtype(dtype, source)
+    _check_npy_shape(shape, source, any_axes=True)
+    _check_npy_size(shape, dtype, size - offset, source)
+    flat = np.empty(math.prod(shape), dtype=dtype)
+    file.seek(offset)
+    got = file.readinto(flat.data.cast("B"))
+    if got != flat.nbytes:  # the file shrank since its size was taken
+        _check_npy_size(shape, dtype, got or 0, source)
+    return _finish_npy(flat.reshape(shape, order="F" if fortran_order else "C"), source)
+
+
+def as_matrix(array: NumericArray, source: str = "array") -> NumericArray:
+    """A ``.npy`` array as an HxW or HxWxC matrix: a 1-D array of N values is a 1xN
+    row; arrays of more than 3 axes are refused (they are volumes: rank 3)."""
+    _check_npy_shape(array.shape, source)
+    return array.reshape(1, -1) if array.ndim == 1 else array
+
+
+def _finish_npy(array: NDArray[Any], source: str) -> NumericArray:
+    """Native byte order, bool as uint8 0/1, and only finite values."""
     if not array.dtype.isnative:
         array = array.astype(array.dtype.newbyteorder("="))
     if array.dtype.kind == "b":
         as_bytes = array.view(np.uint8)
         array = as_bytes if as_bytes.max() <= 1 else array.astype(bool).astype(np.uint8)
-    if array.ndim == 1:
-        array = array.reshape(1, -1)
     if array.dtype.kind == "f":
         _check_finite(array, source)
     return array
@@ -298,6 +322,8 @@ def format_inline_matrix(array: NDArray[Any]) -> str:
 
 _VALUE_SEPARATOR = re.compile(r"\s*,\s*|\s+")
 _NPY_MAGIC = b"\x93NUMPY"
+_HEADER_BYTES = 2**16
+"""Bytes that hold any .npy header numpy reads (it refuses headers over 10,000 bytes)."""
 _ZIP_MAGIC = b"PK\x03\x04"
 
 
@@ -337,9 +363,11 @@ def _stack_channels(channels: list[list[list[float]]], names: list[str], source:
     return np.stack(arrays, axis=-1)
 
 
-def _read_npy_header(
+def read_npy_header(
     data: bytes | bytearray, source: str
 ) -> tuple[tuple[int, ...], bool, np.dtype[Any], int]:
+    """A ``.npy`` file's shape, Fortran order, dtype and data offset, from its first
+    bytes (all of it, or at least its header); never unpickles anything."""
     if data[: len(_ZIP_MAGIC)] == _ZIP_MAGIC:
         raise ConvcalcError(
             f"{source}: this is an .npz archive of several arrays; save one array with "
@@ -347,7 +375,7 @@ def _read_npy_header(
         )
     if data[: len(_NPY_MAGIC)] != _NPY_MAGIC:
         raise ConvcalcError(f"{source}: not a .npy file (it does not start with \\x93NUMPY)")
-    stream = io.BytesIO(data)
+    stream = io.BytesIO(data[:_HEADER_BYTES])  # not the whole file: BytesIO copies it
     try:
         version = np.lib.format.read_magic(stream)
         if version == (1, 0):
@@ -381,7 +409,7 @@ def _check_npy_dtype(dtype: np.dtype[Any], source: str) -> None:
     )
 
 
-def _check_npy_shape(shape: tuple[int, ...], source: str) -> None:
+def _check_npy_shape(shape: tuple[int, ...], source: str, *, any_axes: bool = False) -> None:
     # The header is a Python literal: any size in it may be negative, a bool, or huge.
     if not all(type(n) is int and n >= 0 for n in shape):
         shown = "x".join(map(repr, shape))
@@ -389,7 +417,7 @@ def _check_npy_shape(shape: tuple[int, ...], source: str) -> None:
             f"{source}: the .npy header gives the shape {shown}; valid: sizes that are "
             "whole numbers >= 1"
         )
-    if len(shape) not in (1, 2, 3):
+    if not shape or (not any_axes and len(shape) not in (1, 2, 3)):
         raise ConvcalcError(
             f"{source}: the array has {len(shape)} dimensions (shape "
             f"{_shape_text(shape) or '()'}); valid are HxW, HxWxC, or N (read as 1xN)"
@@ -398,11 +426,27 @@ def _check_npy_shape(shape: tuple[int, ...], source: str) -> None:
         raise ConvcalcError(f"{source}: the array is empty (shape {_shape_text(shape)})")
 
 
+def _check_npy_size(
+    shape: tuple[int, ...], dtype: np.dtype[Any], available: int, source: str
+) -> None:
+    needed = math.prod(shape) * dtype.itemsize
+    if available < needed:
+        raise ConvcalcError(
+            f"{source}: the .npy data is truncated: a {_shape_text(shape)} {dtype} array "
+            f"needs {needed} bytes, the file has {max(available, 0)}"
+        )
+
+
 def _check_finite(array: NDArray[Any], source: str) -> None:
-    # min and max propagate NaN and reach any infinity without a full-size temporary.
-    if np.isfinite(array.min()) and np.isfinite(array.max()):
+    # One pass without a full-size temporary: the sum of finite values is finite unless
+    # it overflows, and then the exact search below decides.
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isfinite(np.add.reduce(array, axis=None)):
+            return
+    bad = np.argwhere(~np.isfinite(array))
+    if bad.size == 0:
         return
-    index = tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])
+    index = tuple(int(i) for i in bad[0])
     raise ConvcalcError(
         f"{source}: the value {array[index]} at index {index} is not finite; "
         "values must be finite numbers"

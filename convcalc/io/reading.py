@@ -29,7 +29,7 @@ An L or RGB image with a transparent colour (PNG tRNS) gets an alpha channel too
 ``L = R·299/1000 + G·587/1000 + B·114/1000`` (Pillow's "L", still uint8; alpha is
 kept); one-channel images, 16-bit ones included, are left as they are. A 3-channel
 array or text matrix gets the same weights in float64. Arrays and text matrices
-come back as :func:`convcalc.io.matrices.load_npy` and ``parse_text_matrix`` give
+come back as :func:`convcalc.io.matrices.read_npy_file` and ``parse_text_matrix`` give
 them, as HxWxC, with ``mode="array"`` and ``max_value=None``.
 
 With ``rank`` 1 or 3 (signals, volumes) ``data`` is L x C or DxHxWxC instead, as
@@ -58,12 +58,18 @@ from numpy.typing import NDArray
 from convcalc.calc.files import (
     check_regular_file,
     describe_file_type,
+    open_regular_file,
     read_regular_file,
     read_stream,
 )
 from convcalc.compute import memory
 from convcalc.errors import ConvcalcError, RuntimeFailure
-from convcalc.io.matrices import load_npy, parse_text_matrix
+from convcalc.io.matrices import (
+    as_matrix,
+    parse_text_matrix,
+    read_npy_file,
+    read_npy_header,
+)
 
 if TYPE_CHECKING:  # Pillow is imported where images are read or written
     from PIL import Image
@@ -144,6 +150,8 @@ def read_input(
     """
     if max_pixels is not None and max_pixels < 1:
         raise ConvcalcError(f"max pixels {max_pixels} is not valid; valid: a whole number >= 1")
+    if path != "-" and path.lower().endswith(".npy"):
+        return _from_npy(_read_npy_file(path), path, gray, rank)
     data: bytes | bytearray
     if path == "-":
         source, data = "<stdin>", _read_stream(stdin or sys.stdin.buffer)
@@ -152,19 +160,17 @@ def read_input(
     if not data:
         raise ConvcalcError(f"{source}: empty input (0 bytes); expected an image, .npy or text")
     ext = "" if path == "-" else os.path.splitext(path)[1].lower()
-    npy = ext == ".npy" or data.startswith(b"\x93NUMPY")
-    if rank != 2 and (rank is not None or npy):
-        return _read_ranked(data, npy, source, gray, rank)
-    if ext == ".npy":
-        return _from_array(load_npy(data, source=source), "npy", source, gray)
+    if data.startswith(b"\x93NUMPY"):
+        array = read_npy_file(io.BytesIO(data), len(data), source=source)
+        return _from_npy(array, source, gray, rank)
+    if rank != 2 and rank is not None:
+        return _read_ranked(data, source, gray, rank)
     if ext in (".txt", ".csv", ".tsv"):
         return _from_array(
             parse_text_matrix(_as_text(data, source), source=source), "text", source, gray
         )
     if ext in _IMAGE_EXTENSIONS:
         return _decode_image(data, source, gray, max_pixels)
-    if data.startswith(b"\x93NUMPY"):
-        return _from_array(load_npy(data, source=source), "npy", source, gray)
     try:
         return _decode_image(data, source, gray, max_pixels)
     except _NotAnImage as exc:
@@ -188,12 +194,12 @@ def input_rank(path: str) -> int:
         if path == "-" or not stat.S_ISREG(os.stat(path).st_mode):
             return 2
         with open(path, "rb") as file:
-            header = _npy_header(file)
-    except OSError:
-        return 2
-    if header is None or header[1].kind not in "biuf":
+            shape, _, dtype, _ = read_npy_header(file.read(2**16), path)
+    except (OSError, ConvcalcError):
         return 2  # not an array apply reads: read_input says why
-    return _NPY_RANKS.get(len(header[0]), 2)
+    if dtype.kind not in "biuf":
+        return 2
+    return _NPY_RANKS.get(len(shape), 2)
 
 
 def ranked_layout(array: NDArray[Any], rank: int, kind: str, source: str) -> NDArray[Any]:
@@ -258,8 +264,6 @@ _IMAGE_EXTENSIONS = (
 
 
 def _read_file(path: str) -> bytes | bytearray:
-    """The file's bytes; a ``.npy`` file's in a bytearray, so that the array viewing
-    them is writable without a copy."""
     bound = _read_bound()
     return read_regular_file(
         path,
@@ -267,8 +271,22 @@ def _read_file(path: str) -> bytes | bytearray:
         valid=INPUT_KINDS,
         max_bytes=bound,
         too_large=lambda size: _too_large(path, size, bound),
-        writable=path.lower().endswith(".npy"),
     )
+
+
+def _read_npy_file(path: str) -> NDArray[Any]:
+    """A ``.npy`` file's array with its own axes, read straight into it (as np.load)."""
+    bound = _read_bound()
+    with open_regular_file(
+        path,
+        name=path,
+        valid=INPUT_KINDS,
+        max_bytes=bound,
+        too_large=lambda size: _too_large(path, size, bound),
+    ) as (file, size):
+        if size == 0:
+            raise ConvcalcError(f"{path}: empty input (0 bytes); expected an image, .npy or text")
+        return read_npy_file(file, size, source=path)
 
 
 def _read_stream(stream: BinaryIO) -> bytes | bytearray:
@@ -319,61 +337,21 @@ _NPY_RANKS = {1: 1, 4: 3}
 """The rank an array's number of axes fixes on its own (others read as 2-D)."""
 
 
-def _read_ranked(
-    data: bytes | bytearray, npy: bool, source: str, gray: bool, rank: int | None
-) -> Loaded:
-    """An input read as rank-1 or rank-3 data (:func:`ranked_layout`), or, with ``rank``
-    None (a ``.npy`` array), at the rank its shape says."""
-    if npy:
-        array = _raw_npy(data, source)
-        found = rank if rank is not None else _NPY_RANKS.get(array.ndim, 2)
-        if found == 2:
-            return _from_array(load_npy(data, source=source), "npy", source, gray)
-        return _from_array(ranked_layout(array, found, "npy", source), "npy", source, gray, found)
+def _from_npy(array: NDArray[Any], source: str, gray: bool, rank: int | None) -> Loaded:
+    """A ``.npy`` array as rank-2 HxWxC data, or at the rank asked, or with ``rank``
+    None at the rank its axes say (1 for a 1-D array, 3 for a 4-D one, else 2)."""
+    found = rank if rank is not None else _NPY_RANKS.get(array.ndim, 2)
+    if found == 2:
+        return _from_array(as_matrix(array, source), "npy", source, gray)
+    return _from_array(ranked_layout(array, found, "npy", source), "npy", source, gray, found)
+
+
+def _read_ranked(data: bytes | bytearray, source: str, gray: bool, rank: int) -> Loaded:
+    """A text matrix read as rank-1 or rank-3 data (:func:`ranked_layout`)."""
     if data.startswith((b"\x89PNG", b"\xff\xd8", b"GIF8", b"II*", b"MM\0*", b"BM", b"RIFF")):
         raise ConvcalcError(f"{source}: an image is 2-D data; a {rank}-D input is a .npy array")
     array = parse_text_matrix(_as_text(data, source), source=source)
-    return _from_array(
-        ranked_layout(array, rank or 2, "text", source), "text", source, gray, rank or 2
-    )
-
-
-def _npy_header(stream: BinaryIO) -> tuple[tuple[int, ...], np.dtype[Any]] | None:
-    """A ``.npy`` stream's shape and dtype from its header, or None if it has none."""
-    try:
-        version = np.lib.format.read_magic(stream)
-        shape, _, dtype = (
-            np.lib.format.read_array_header_1_0(stream)
-            if version == (1, 0)
-            else np.lib.format.read_array_header_2_0(stream)
-        )
-    except ValueError:
-        return None
-    return tuple(shape), np.dtype(dtype)
-
-
-def _raw_npy(data: bytes | bytearray, source: str) -> NDArray[Any]:
-    """A ``.npy`` array with its own shape (any number of axes), checked as `load_npy`
-    checks one (by it, up to 3 axes): real numbers, not empty, finite."""
-    header = _npy_header(io.BytesIO(data))
-    if header is None or len(header[0]) <= 3:
-        array = load_npy(data, source=source)
-        return array.reshape(-1) if header is not None and len(header[0]) == 1 else array
-    try:
-        array = np.load(io.BytesIO(data), allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise ConvcalcError(f"{source}: not a readable .npy array ({exc})") from None
-    if array.dtype.kind not in "biuf" or array.size == 0:
-        raise ConvcalcError(
-            f"{source}: a {'x'.join(map(str, array.shape))} {array.dtype} array; valid: "
-            "non-empty, with integer, bool or float values"
-        )
-    if array.dtype.kind == "b":
-        array = array.astype(np.uint8)
-    if array.dtype.kind == "f" and not np.isfinite(array).all():
-        raise ConvcalcError(f"{source}: the array has values that are not finite")
-    result: NDArray[Any] = array
-    return result
+    return _from_array(ranked_layout(array, rank, "text", source), "text", source, gray, rank)
 
 
 def _from_array(

@@ -14,6 +14,7 @@ from convcalc.io.matrices import (
     load_npy,
     parse_inline_matrix,
     parse_text_matrix,
+    read_npy_file,
 )
 
 
@@ -283,3 +284,54 @@ def test_npz_is_named():
     np.savez(buffer, a=np.ones((2, 2)))
     with pytest.raises(ConvcalcError, match=r"\.npz"):
         load_npy(buffer.getvalue())
+
+
+def _read_file(data: bytes, size: int | None = None):
+    return read_npy_file(io.BytesIO(data), len(data) if size is None else size, source="k.npy")
+
+
+@given(
+    hnp.arrays(
+        dtype=st.sampled_from(["<f4", ">f8", "<i2", ">u4", "|u1", "|b1", "<f2"]),
+        shape=hnp.array_shapes(min_dims=1, max_dims=5, max_side=4),
+        elements={"allow_nan": False, "allow_infinity": False},
+    ),
+    st.booleans(),
+)
+def test_a_npy_file_reads_as_numpy_loads_it(array, fortran):
+    array = np.asfortranarray(array) if fortran else array
+    data = npy_bytes(array)
+    loaded = _read_file(data)
+    expected = np.load(io.BytesIO(data))
+    assert loaded.shape == expected.shape and loaded.dtype.isnative
+    np.testing.assert_array_equal(
+        loaded, expected.astype(np.uint8) if array.dtype == bool else expected
+    )
+    assert loaded.flags.writeable
+
+
+def test_a_npy_file_keeps_every_axis_and_its_checks():
+    assert _read_file(npy_bytes(np.zeros((1, 2, 3, 4)))).shape == (1, 2, 3, 4)
+    for data, fragment in [
+        (npy_bytes(np.ones((4, 4)))[:-3], "truncated"),
+        (npy_bytes(np.array([[1.0, np.nan]])), "not finite"),
+        (npy_bytes(np.ones((2, 2), dtype=complex)), "complex"),
+        (b"1,2,3\n", "not a .npy file"),
+    ]:
+        with pytest.raises(ConvcalcError, match=fragment):
+            _read_file(data)
+
+
+def test_a_file_that_shrank_after_its_size_was_taken_is_truncated():
+    data = npy_bytes(np.ones((4, 4)))
+    with pytest.raises(ConvcalcError, match="truncated"):
+        _read_file(data[:-8], size=len(data))
+
+
+def test_large_finite_values_whose_sum_overflows_are_finite():
+    big = np.full((8, 8), 3e38, dtype=np.float32)
+    np.testing.assert_array_equal(_read_file(npy_bytes(big)), big)
+    np.testing.assert_array_equal(load_npy(npy_bytes(big)), big)
+    big[3, 5] = np.inf
+    with pytest.raises(ConvcalcError, match=r"inf at index \(3, 5\)"):
+        _read_file(npy_bytes(big))

@@ -570,3 +570,21 @@ def test_npy_file_is_read_into_a_writable_array_without_a_copy(tmp_path: Path) -
     loaded = read_input(str(tmp_path / "v.npy"))
     np.testing.assert_array_equal(loaded.data[..., 0], values)
     assert loaded.data.flags.writeable and not loaded.data.flags.owndata  # a view
+
+
+def test_npy_file_is_read_straight_into_its_array(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from convcalc.io import reading
+
+    def no_bytes(*args: Any, **kwargs: Any) -> bytes:
+        raise AssertionError("a .npy file is read into its array, not into a bytes buffer")
+
+    monkeypatch.setattr(reading, "read_regular_file", no_bytes)
+    volume = np.arange(2 * 3 * 4 * 2, dtype=">f4").reshape(2, 3, 4, 2)
+    np.save(tmp_path / "v.npy", volume)
+    loaded = read_input(str(tmp_path / "v.npy"), rank=None)
+    np.testing.assert_array_equal(loaded.data, volume)
+    assert loaded.data.dtype == np.float32 and loaded.data.dtype.isnative
+    with pytest.raises(ConvcalcError, match="4 dimensions"):
+        read_input(str(tmp_path / "v.npy"), rank=2)
