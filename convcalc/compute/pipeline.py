@@ -532,6 +532,10 @@ def _not_finite(x: Array) -> int:
     """How many values of ``x`` are infinite or NaN (none in an integer array)."""
     if x.dtype.kind not in "fc":
         return 0
+    # one pass without a full-size temporary: a finite sum means every value is finite
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isfinite(np.add.reduce(x, axis=None)):
+            return 0
     return int(x.size - np.count_nonzero(np.isfinite(x)))
 
 
