@@ -1,29 +1,167 @@
 """Benchmark whole `convcalc` commands against the scripts a user would write instead.
 
-Run by hand, not by CI:  pip install -e '.[bench]' && python benchmarks/bench_commands.py
+Run by hand, not by CI:  pip install -e '.[bench,dask]' && python benchmarks/bench_commands.py
 Each workload runs convcalc's command and the peer script alternately as separate
-processes, keeps each one's best wall time and its peak resident memory (from
-wait4), and rewrites the "Whole commands" table in benchmarks/README.md.
+processes (start-up, reading and writing included), and reports the median wall time
+of each, the median of the per-round ratios, and the peak resident memory (from
+wait4). The peer scripts are written into the data folder and printed with the
+commands, so every row can be reproduced by hand. The "Whole commands" table in
+benchmarks/README.md is rewritten.
+
+    python benchmarks/bench_commands.py [--only WORD] [--rounds N] [--keep DIR]
 """
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import os
 import platform
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-ROUNDS = 5
-START_UP_ROUNDS = 30
-"""Start-up times are a few ms apart and jitter by as much: they need more runs."""
 README = Path(__file__).with_name("README.md")
 PY = sys.executable
+
+PEERS = {
+    "peer_filter.py": """\
+import sys, numpy as np, cv2
+x = np.load(sys.argv[1]); k = np.load(sys.argv[2])
+y = cv2.filter2D(x, -1, k)
+np.save(sys.argv[3], y)
+""",
+    "peer_pool.py": """\
+import sys, numpy as np
+x = np.load(sys.argv[1])
+y = x.reshape(x.shape[0] // 2, 2, x.shape[1] // 2, 2).max(axis=(1, 3))
+np.save(sys.argv[2], y)
+""",
+    "peer_png.py": """\
+import sys, numpy as np, cv2
+from PIL import Image
+x = np.asarray(Image.open(sys.argv[1]))
+g = np.outer([1, 4, 6, 4, 1], [1, 4, 6, 4, 1]) / 256
+y = cv2.filter2D(x, -1, g, borderType=cv2.BORDER_REPLICATE)
+Image.fromarray(y).save(sys.argv[2], compress_level=1)
+""",
+    "peer_folder.py": """\
+import os, sys
+from multiprocessing import Pool
+import cv2, numpy as np
+
+G = np.outer([1, 4, 6, 4, 1], [1, 4, 6, 4, 1]) / 256
+
+def blur(name):
+    x = cv2.imread(os.path.join(sys.argv[1], name))
+    y = cv2.filter2D(x, -1, G, borderType=cv2.BORDER_REPLICATE)
+    cv2.imwrite(os.path.join(sys.argv[2], name), y)
+
+if __name__ == "__main__":
+    os.makedirs(sys.argv[2], exist_ok=True)
+    with Pool() as pool:
+        pool.map(blur, sorted(os.listdir(sys.argv[1])))
+""",
+}
+"""The obvious scripts: load, one OpenCV (or numpy) call, save."""
+
+GAUSS = ["-k", "gauss5", "-p", "same", "--pad-mode", "replicate"]
+FOLDER_FILES = 200
+FOLDER_SIZE = (960, 1280)
+"""Photo-sized: 1280x960 RGB, a phone picture scaled for the web."""
+
+
+@dataclass(frozen=True)
+class Workload:
+    title: str
+    ours: list[str]
+    peer: list[str]
+    rounds: int
+    prepare: list[str] | None = None
+    """A command run before each of ours and the peer's (outside the timing)."""
+
+
+def workloads(convcalc: str, rounds: int, scheduler: str | None) -> list[Workload]:
+    stream_rounds, folder_rounds = max(3, rounds // 3), max(3, rounds // 3)
+    clear = [PY, "-c", "import shutil; shutil.rmtree('out', True); shutil.rmtree('peer', True)"]
+    apply_npy = [convcalc, "apply", "big.npy"]
+    found = [
+        Workload(
+            "4096x4096 float32 .npy, 3x3 kernel, same size",
+            [*apply_npy, "-k", "k3.npy", "-p", "1", "-o", "out.npy", "--force"],
+            [PY, "peer_filter.py", "big.npy", "k3.npy", "peer.npy"],
+            rounds,
+        ),
+        Workload(
+            "4096x4096 float32 .npy, 7x7 kernel, same size",
+            [*apply_npy, "-k", "k7.npy", "-p", "3", "-o", "out.npy", "--force"],
+            [PY, "peer_filter.py", "big.npy", "k7.npy", "peer.npy"],
+            rounds,
+        ),
+        Workload(
+            "2048x2048 float32 .npy, 31x31 kernel, same size",
+            [convcalc, "apply", "mid.npy", "-k", "k31.npy", "-p", "15", "-o", "out.npy"],
+            [PY, "peer_filter.py", "mid.npy", "k31.npy", "peer.npy"],
+            rounds,
+        ),
+        Workload(
+            "4096x4096 float32 .npy, 2x2 max pool",
+            [*apply_npy, "--pool", "max", "-k", "2", "-o", "out.npy", "--force"],
+            [PY, "peer_pool.py", "big.npy", "peer.npy"],
+            rounds,
+        ),
+        Workload(
+            "4096x4096 RGB PNG (gradients), 5x5 Gaussian to PNG",
+            [convcalc, "apply", "big.png", *GAUSS, "-o", "out.png"],
+            [PY, "peer_png.py", "big.png", "peer.png"],
+            rounds,
+        ),
+        Workload(
+            "4096x4096 photo-like RGB PNG (noisy), 5x5 Gaussian to PNG",
+            [convcalc, "apply", "photo.png", *GAUSS, "-o", "out.png"],
+            [PY, "peer_png.py", "photo.png", "peer.png"],
+            rounds,
+        ),
+        Workload(
+            "16384x16384 float32 .npy (1 GiB), 3x3 kernel, streamed, against cv2 in memory",
+            [convcalc, "apply", "huge.npy", "-k", "k3.npy", "-p", "1", "-o", "out.npy"],
+            [PY, "peer_filter.py", "huge.npy", "k3.npy", "peer.npy"],
+            stream_rounds,
+        ),
+        Workload(
+            f"folder of {FOLDER_FILES} {FOLDER_SIZE[1]}x{FOLDER_SIZE[0]} PNGs, 5x5 Gaussian, "
+            "local process pool",
+            [convcalc, "apply", "photos", *GAUSS, "-o", "out/"],
+            [PY, "peer_folder.py", "photos", "peer"],
+            folder_rounds,
+            clear,
+        ),
+    ]
+    if scheduler is not None:
+        found.append(
+            Workload(
+                f"folder of {FOLDER_FILES} PNGs on a 2-worker LocalCluster (processes)",
+                [convcalc, "apply", "photos", *GAUSS, "-o", "out/", "--scheduler", scheduler],
+                [PY, "peer_folder.py", "photos", "peer"],
+                folder_rounds,
+                clear,
+            )
+        )
+    found.append(
+        Workload(
+            "convcalc shape 224 -k 3 -q vs python -c 'import click'",
+            [convcalc, "shape", "224", "-k", "3", "-q"],
+            [PY, "-c", "import click"],
+            max(40, rounds * 4),
+        )
+    )
+    return found
 
 
 def run(argv: list[str], cwd: str) -> tuple[float, int]:
@@ -38,92 +176,28 @@ def run(argv: list[str], cwd: str) -> tuple[float, int]:
     return seconds, usage.ru_maxrss * 1024
 
 
-def workloads(convcalc: str) -> list[tuple[str, list[str], list[str]]]:
-    cv2_filter = (
-        "import sys, numpy as np, cv2; x = np.load(sys.argv[1]); k = np.load(sys.argv[2]); "
-        "h = k.shape[0] // 2; "
-        "y = cv2.filter2D(x, -1, k, borderType=cv2.BORDER_CONSTANT)[h:-h, h:-h]; "
-        "np.save(sys.argv[3], y)"
-    )
-    numpy_pool = (
-        "import sys, numpy as np; x = np.load(sys.argv[1]); "
-        "y = x.reshape(x.shape[0] // 2, 2, x.shape[1] // 2, 2).max(axis=(1, 3)); "
-        "np.save(sys.argv[2], y)"
-    )
-    pillow_cv2 = (
-        "import sys, numpy as np, cv2; from PIL import Image; "
-        "x = np.asarray(Image.open(sys.argv[1])); "
-        "g = np.outer([1, 4, 6, 4, 1], [1, 4, 6, 4, 1]) / 256; "
-        "y = cv2.filter2D(x, -1, g, borderType=cv2.BORDER_REPLICATE); "
-        "Image.fromarray(y).save(sys.argv[2], compress_level=1)"
-    )
-    return [
-        (
-            "4096x4096 float32 .npy, 3x3 kernel",
-            [convcalc, "apply", "big.npy", "-k", "k3.npy", "-o", "out.npy", "--force"],
-            [PY, "-c", cv2_filter, "big.npy", "k3.npy", "peer.npy"],
-        ),
-        (
-            "4096x4096 float32 .npy, 7x7 kernel",
-            [convcalc, "apply", "big.npy", "-k", "k7.npy", "-o", "out.npy", "--force"],
-            [PY, "-c", cv2_filter, "big.npy", "k7.npy", "peer.npy"],
-        ),
-        (
-            "2048x2048 float32 .npy, 31x31 kernel",
-            [convcalc, "apply", "mid.npy", "-k", "k31.npy", "-o", "out.npy", "--force"],
-            [PY, "-c", cv2_filter, "mid.npy", "k31.npy", "peer.npy"],
-        ),
-        (
-            "4096x4096 float32 .npy, 2x2 max pool",
-            [convcalc, "apply", "big.npy", "--pool", "max", "-k", "2", "-o", "out.npy", "--force"],
-            [PY, "-c", numpy_pool, "big.npy", "peer.npy"],
-        ),
-        (
-            "4096x4096 RGB PNG, 5x5 Gaussian to PNG (compress level 1)",
-            [
-                convcalc,
-                "apply",
-                "big.png",
-                "-k",
-                "gauss5",
-                "-p",
-                "same",
-                "--pad-mode",
-                "replicate",
-                "-o",
-                "out.png",
-                "--compress",
-                "1",
-                "--force",
-            ],
-            [PY, "-c", pillow_cv2, "big.png", "peer.png"],
-        ),
-        (
-            "4096x4096 photo-like RGB PNG (noisy), 5x5 Gaussian to PNG (compress level 1)",
-            [
-                convcalc,
-                "apply",
-                "photo.png",
-                "-k",
-                "gauss5",
-                "-p",
-                "same",
-                "--pad-mode",
-                "replicate",
-                "-o",
-                "out.png",
-                "--compress",
-                "1",
-                "--force",
-            ],
-            [PY, "-c", pillow_cv2, "photo.png", "peer.png"],
-        ),
-        (
-            "convcalc shape 224 -k 3 -q vs python -c 'import click'",
-            [convcalc, "shape", "224", "-k", "3", "-q"],
-            [PY, "-c", "import click"],
-        ),
-    ]
+def measure(work: Workload, folder: str) -> dict[str, float]:
+    """Medians over alternating rounds (after one warm-up run of each)."""
+    times: dict[str, list[float]] = {"ours": [], "peer": []}
+    peaks = {"ours": 0, "peer": 0}
+    for index in range(work.rounds + 1):
+        for key, argv in (("ours", work.ours), ("peer", work.peer)):
+            if work.prepare:
+                subprocess.run(work.prepare, cwd=folder, check=True)
+            seconds, rss = run(argv, folder)
+            if index:  # the first round warms the page cache and the bytecode
+                times[key].append(seconds)
+                peaks[key] = max(peaks[key], rss)
+    ratios = [a / b for a, b in zip(times["ours"], times["peer"], strict=True)]
+    return {
+        "ours": statistics.median(times["ours"]),
+        "peer": statistics.median(times["peer"]),
+        "ratio": statistics.median(ratios),
+        "low": min(ratios),
+        "high": max(ratios),
+        "ours_rss": peaks["ours"],
+        "peer_rss": peaks["peer"],
+    }
 
 
 def make_data(folder: str) -> None:
@@ -133,6 +207,13 @@ def make_data(folder: str) -> None:
     rng = np.random.default_rng(0)
     np.save(os.path.join(folder, "big.npy"), rng.random((4096, 4096), dtype=np.float32))
     np.save(os.path.join(folder, "mid.npy"), rng.random((2048, 2048), dtype=np.float32))
+    huge = np.lib.format.open_memmap(
+        os.path.join(folder, "huge.npy"), mode="w+", dtype=np.float32, shape=(16384, 16384)
+    )
+    for r in range(0, 16384, 1024):
+        huge[r : r + 1024] = rng.random((1024, 16384), dtype=np.float32)
+    huge.flush()
+    del huge
     for k in (3, 7, 31):
         np.save(os.path.join(folder, f"k{k}.npy"), rng.random((k, k), dtype=np.float32))
     y, x = np.mgrid[0:4096, 0:4096]
@@ -142,38 +223,111 @@ def make_data(folder: str) -> None:
     from make_photo import photo
 
     Image.fromarray(photo(4096)).save(os.path.join(folder, "photo.png"), compress_level=1)
+    photos = os.path.join(folder, "photos")
+    os.makedirs(photos)
+    big = photo(max(FOLDER_SIZE) * 2)
+    for n in range(FOLDER_FILES):
+        r, c = (n * 37) % FOLDER_SIZE[0], (n * 53) % FOLDER_SIZE[1]
+        crop = big[r : r + FOLDER_SIZE[0], c : c + FOLDER_SIZE[1]]
+        Image.fromarray(crop).save(os.path.join(photos, f"p{n:03d}.png"), compress_level=6)
+    for name, text in PEERS.items():
+        Path(folder, name).write_text(text)
+
+
+def start_cluster(folder: str) -> tuple[subprocess.Popen[str], str] | None:
+    """A 2-worker LocalCluster (processes) in a child process, and its address."""
+    code = (
+        "import sys, time\n"
+        "from distributed import LocalCluster\n"
+        "c = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, "
+        "dashboard_address=None)\n"
+        "print(c.scheduler_address, flush=True)\n"
+        "sys.stdin.read()\n"
+        "c.close()\n"
+    )
+    try:
+        import distributed  # noqa: F401
+    except ImportError:
+        print("dask[distributed] is not installed: the cluster row is skipped", flush=True)
+        return None
+    proc = subprocess.Popen(
+        [PY, "-c", code],
+        cwd=folder,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert proc.stdout is not None
+    return proc, proc.stdout.readline().strip()
+
+
+def table(rows: list[tuple[Workload, dict[str, float]]], rounds: int) -> str:
+    lines = [
+        f"Measured {datetime.date.today()} on {platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}; whole processes alternating, medians of "
+        f"{rounds} rounds after a warm-up (fewer for the 1 GiB and folder rows, more for "
+        "start-up: see the commands). Ratio = the median of the per-round ratios of "
+        "convcalc's time to the peer's, with its range; peak RSS from wait4.",
+        "",
+        "| workload | convcalc | peer | ratio (range) | convcalc peak RSS | peer peak RSS |",
+        "|---|---|---|---|---|---|",
+    ]
+    lines += [_row(work, m) for work, m in rows]
+    lines += ["", "The commands, run in the data folder (rounds in brackets):", "", "```"]
+    for work, _ in rows:
+        lines.append(f"[{work.rounds}] {' '.join(_short(a) for a in work.ours)}")
+        lines.append(f"    vs {' '.join(_short(a) for a in work.peer)}")
+    lines.append("```")
+    return "\n".join(lines)
+
+
+def _row(work: Workload, m: dict[str, float]) -> str:
+    return (
+        f"| {work.title} | {m['ours'] * 1e3:.0f} ms | {m['peer'] * 1e3:.0f} ms | "
+        f"{m['ratio']:.2f} ({m['low']:.2f}-{m['high']:.2f}) | "
+        f"{m['ours_rss'] / 2**20:.0f} MiB | {m['peer_rss'] / 2**20:.0f} MiB |"
+    )
+
+
+def _short(arg: str) -> str:
+    """An argument as printed: the interpreter and convcalc by name."""
+    if arg == PY:
+        return "python"
+    return "convcalc" if arg.endswith(os.sep + "convcalc") else arg
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", help="run the workloads whose title contains this word")
+    parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--keep", help="make the data in this folder and keep it")
+    args = parser.parse_args()
     convcalc = shutil.which("convcalc") or sys.exit("install convcalc first: pip install -e .")
-    lines = [
-        f"Measured {datetime.date.today()} on {platform.machine()}, {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}; whole processes, best of {ROUNDS} alternating "
-        f"runs ({START_UP_ROUNDS} for start-up); peak RSS from wait4. Ratio = convcalc's "
-        "time / the peer's (at most 1: convcalc is as fast or faster).",
-        "",
-        "| workload | convcalc | peer | ratio | convcalc peak RSS | peer peak RSS |",
-        "|---|---|---|---|---|---|",
-    ]
-    with tempfile.TemporaryDirectory() as folder:
+    folder = args.keep or tempfile.mkdtemp(prefix="convcalc-bench-")
+    if not os.path.exists(os.path.join(folder, "photos")):
         # in a child process: wait4's peak RSS of a child starts from its parent's
         subprocess.run([PY, __file__, "--make-data", folder], check=True)
-        for title, ours, theirs in workloads(convcalc):
-            best = {"ours": (float("inf"), 0), "theirs": (float("inf"), 0)}
-            for _ in range(START_UP_ROUNDS if "import click" in title else ROUNDS):
-                for key, argv in (("ours", ours), ("theirs", theirs)):
-                    seconds, rss = run(argv, folder)
-                    best[key] = (min(best[key][0], seconds), max(best[key][1], rss))
-            (t_ours, m_ours), (t_theirs, m_theirs) = best["ours"], best["theirs"]
-            lines.append(
-                f"| {title} | {t_ours * 1e3:.0f} ms | {t_theirs * 1e3:.0f} ms | "
-                f"{t_ours / t_theirs:.2f} | {m_ours / 2**20:.0f} MiB | {m_theirs / 2**20:.0f} MiB |"
-            )
-            print(lines[-1], flush=True)
+    cluster = start_cluster(folder)
+    try:
+        rows = []
+        for work in workloads(convcalc, args.rounds, cluster[1] if cluster else None):
+            if args.only and args.only not in work.title:
+                continue
+            rows.append((work, measure(work, folder)))
+            print(_row(*rows[-1]), flush=True)
+    finally:
+        if cluster is not None:
+            cluster[0].communicate("", timeout=60)
+        if not args.keep:
+            shutil.rmtree(folder, ignore_errors=True)
+    if args.only:
+        print(table(rows, args.rounds))
+        return
     text = README.read_text()
     text = re.sub(
         r"(<!-- commands -->\n).*?(<!-- /commands -->)",
-        lambda m: m.group(1) + "\n".join(lines) + "\n" + m.group(2),
+        lambda m: m.group(1) + table(rows, args.rounds) + "\n" + m.group(2),
         text,
         flags=re.S,
     )

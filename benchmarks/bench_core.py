@@ -1,9 +1,10 @@
 """Benchmark convcalc's core against scipy.ndimage, scipy.signal and OpenCV.
 
 Run by hand, not by CI:  pip install -e '.[bench]' && python benchmarks/bench_core.py
-Each workload runs every contender alternately (round after round) on the same
-array, keeps each one's best time, and reports ratios to convcalc's time, then
-rewrites the results table in benchmarks/README.md.
+Each workload runs every contender alternately (round after round, after one warm-up
+call each) on the same array, keeps each one's median time, and reports ratios to
+convcalc's time, then rewrites the results table in benchmarks/README.md. Every
+contender makes the same-size output (convcalc with the padding that keeps the size).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import datetime
 import os
 import platform
 import re
+import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,7 +23,7 @@ import numpy as np
 from convcalc.calc.choices import Method, PoolKind
 from convcalc.compute import ops
 
-ROUNDS = 5
+ROUNDS = 9
 README = Path(__file__).with_name("README.md")
 
 
@@ -38,11 +40,12 @@ def workloads() -> list[tuple[str, dict[str, Callable[[], object]]]]:
     big3, mid3 = big[:, :, None], mid[:, :, None]
 
     def core(x: np.ndarray, k: np.ndarray, method: Method = Method.AUTO) -> Callable[[], object]:
-        return lambda: ops.correlate(x, k[:, :, None, None], method=method)
+        h = k.shape[0] // 2
+        return lambda: ops.correlate(x, k[:, :, None, None], padding=(h, h), method=method)
 
     return [
         (
-            "4096x4096 float32, 3x3 (valid)",
+            "4096x4096 float32, 3x3 (same size)",
             {
                 "convcalc": core(big3, k3),
                 "scipy.ndimage.correlate": lambda: ndimage.correlate(big, k3),
@@ -50,7 +53,7 @@ def workloads() -> list[tuple[str, dict[str, Callable[[], object]]]]:
             },
         ),
         (
-            "4096x4096 float32, 7x7 (valid)",
+            "4096x4096 float32, 7x7 (same size)",
             {
                 "convcalc": core(big3, k7),
                 "scipy.ndimage.correlate": lambda: ndimage.correlate(big, k7),
@@ -58,11 +61,11 @@ def workloads() -> list[tuple[str, dict[str, Callable[[], object]]]]:
             },
         ),
         (
-            "2048x2048 float32, 31x31 (valid)",
+            "2048x2048 float32, 31x31 (same size)",
             {
                 "convcalc": core(mid3, k31),
                 "scipy.signal.fftconvolve": lambda: signal.fftconvolve(
-                    mid, k31[::-1, ::-1], mode="valid"
+                    mid, k31[::-1, ::-1], mode="same"
                 ),
                 "cv2.filter2D": lambda: cv2.filter2D(mid, -1, k31),
             },
@@ -77,22 +80,22 @@ def workloads() -> list[tuple[str, dict[str, Callable[[], object]]]]:
     ]
 
 
-def best_times(contenders: dict[str, Callable[[], object]]) -> dict[str, float]:
-    best = dict.fromkeys(contenders, float("inf"))
+def median_times(contenders: dict[str, Callable[[], object]]) -> dict[str, float]:
+    times: dict[str, list[float]] = {name: [] for name in contenders}
     for fn in contenders.values():
         fn()  # warm-up
     for _ in range(ROUNDS):
         for name, fn in contenders.items():
             start = time.perf_counter()
             fn()
-            best[name] = min(best[name], time.perf_counter() - start)
-    return best
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(found) for name, found in times.items()}
 
 
 def main() -> None:
     lines = [
         f"Measured {datetime.date.today()} on {platform.machine()}, {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}, numpy {np.__version__}; best of {ROUNDS} "
+        f"Python {platform.python_version()}, numpy {np.__version__}; medians of {ROUNDS} "
         "alternating rounds. Ratio = the peer's time / convcalc's time (above 1: convcalc "
         "is faster).",
         "",
@@ -100,7 +103,7 @@ def main() -> None:
         "|---|---|---|---|",
     ]
     for title, contenders in workloads():
-        times = best_times(contenders)
+        times = median_times(contenders)
         ours = times["convcalc"]
         for name, seconds in times.items():
             ratio = "1 (reference)" if name == "convcalc" else f"{seconds / ours:.2f}"
