@@ -457,12 +457,7 @@ def pool_nd(
         ceil=ceil,
         convention=convention,
     )
-    fill = -np.inf if kind == PoolKind.MAX else 0.0
-    extent = [max(a.n + a.pad_lo + a.pad_hi, (a.size - 1) * a.stride + a.span) for a in axes]
-    padded = np.full((*extent, xa.shape[-1]), fill, dtype=xa.dtype)
-    padded[tuple(slice(a.pad_lo, a.pad_lo + a.n) for a in axes)] = xa
-    if kind == PoolKind.L2:
-        np.square(padded, out=padded)
+    padded = _pool_input(xa, axes, kind)
     combine = np.maximum if kind == PoolKind.MAX else np.add
     out = np.empty((*(a.size for a in axes), xa.shape[-1]), dtype=xa.dtype)
     for number, tap in enumerate(np.ndindex(*size)):
@@ -478,6 +473,23 @@ def pool_nd(
     elif kind != PoolKind.MAX:
         raise ConvcalcError(f"pooling {kind!r} is not valid; valid: {', '.join(PoolKind)}")
     return out
+
+
+def _pool_input(xa: Array, axes: Sequence[Axis], kind: PoolKind) -> Array:
+    """The input every window reads from: padded with what the pooling ignores (-inf
+    for max, 0 otherwise) where a window reaches past the input, squared for l2; the
+    input itself when no window does and nothing is squared (no copy)."""
+    extent = [max(a.n + a.pad_lo + a.pad_hi, (a.size - 1) * a.stride + a.span) for a in axes]
+    if kind != PoolKind.L2 and all(
+        a.pad_lo == 0 and e == a.n for a, e in zip(axes, extent, strict=True)
+    ):
+        return xa
+    fill = -np.inf if kind == PoolKind.MAX else 0.0
+    padded = np.full((*extent, xa.shape[-1]), fill, dtype=xa.dtype)
+    padded[tuple(slice(a.pad_lo, a.pad_lo + a.n) for a in axes)] = xa
+    if kind == PoolKind.L2:
+        np.square(padded, out=padded)
+    return padded
 
 
 def activate(x: ArrayLike, activation: Activation) -> Array:

@@ -751,3 +751,18 @@ def test_auto_method_judges_the_padded_input() -> None:
     assert auto_method(x, k, padding=("same", "same"), stride=(2, 1)) == Method.DIRECT
     sobel = np.outer([1, 2, 1], [1, 0, -1]).astype(float)
     assert auto_method(np.zeros((999, 999, 3)), np.dstack([sobel] * 3)[..., None]) == Method.DIRECT
+
+
+def test_pooling_reads_the_input_itself_when_no_window_reaches_past_it() -> None:
+    from convcalc.compute.ops import _pool_input
+    from convcalc.compute.windows import pool_axes_nd
+
+    x = np.arange(2 * 8 * 6, dtype=np.float32).reshape(8, 6, 2)
+    fits = pool_axes_nd(x.shape[:2], (2, 3), padding=(0, 0), dilation=(1, 1))
+    assert _pool_input(x, fits, PoolKind.MAX) is x
+    assert _pool_input(x, fits, PoolKind.AVG) is x
+    squared = _pool_input(x, fits, PoolKind.L2)
+    assert squared is not x and np.array_equal(squared, x**2)
+    over = pool_axes_nd((7, 6), (2, 3), padding=(0, 0), dilation=(1, 1), ceil=True)
+    padded = _pool_input(x[:7], over, PoolKind.MAX)
+    assert padded.shape == (8, 6, 2) and np.all(padded[7] == -np.inf)
