@@ -297,13 +297,23 @@ def _short(arg: str) -> str:
     return "convcalc" if arg.endswith(os.sep + "convcalc") else arg
 
 
+def compile_package() -> None:
+    """Compile the convcalc that runs, as a plain install does: an editable install under
+    PYTHONDONTWRITEBYTECODE=1 would compile every module on every run, and the peers'
+    packages (numpy, cv2) come compiled."""
+    code = "import convcalc, os; print(os.path.dirname(convcalc.__file__))"
+    where = subprocess.run([PY, "-c", code], capture_output=True, text=True, check=True)
+    subprocess.run([PY, "-m", "compileall", "-q", where.stdout.strip()], check=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", help="run the workloads whose title contains this word")
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--keep", help="make the data in this folder and keep it")
     args = parser.parse_args()
-    convcalc = shutil.which("convcalc") or sys.exit("install convcalc first: pip install -e .")
+    convcalc = shutil.which("convcalc") or sys.exit("install convcalc first: pip install .")
+    compile_package()
     folder = args.keep or tempfile.mkdtemp(prefix="convcalc-bench-")
     if not os.path.exists(os.path.join(folder, "photos")):
         # in a child process: wait4's peak RSS of a child starts from its parent's
