@@ -14,11 +14,9 @@ Kernels are float64, KHxKW. The kernel specifications users type for ``-k``
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from fractions import Fraction
 from math import gcd
 
 import numpy as np
@@ -118,6 +116,8 @@ def exact_fraction(
     >>> exact_fraction(get_preset("box3"))[0]
     9
     """
+    from fractions import Fraction  # only `kernels NAME` shows fractions: not at start-up
+
     flat = np.asarray(values, dtype=np.float64).ravel()
     if not np.all(np.isfinite(flat)):
         return None
@@ -224,6 +224,8 @@ def unknown_kernel(name: str, *, other_forms: str = "") -> ConvcalcError:
     >>> str(unknown_kernel("sobelx"))
     "unknown kernel 'sobelx'; did you mean 'sobel-x'? (see `convcalc kernels`)"
     """
+    import difflib  # only a misspelt name needs it: not at start-up
+
     key = name.strip().lower()
     candidates = [*_PRESETS, *_GENERATORS]
     close = difflib.get_close_matches(key, candidates, n=len(candidates))
@@ -513,4 +515,6 @@ def _with_rank(kernel: FloatArray, rank: int, spec: str) -> FloatArray:
 
 
 def _similarity(a: str, b: str) -> float:
+    import difflib
+
     return difflib.SequenceMatcher(None, a, b).ratio()
