@@ -51,13 +51,12 @@ class AnimationRequest:
     """What to animate.
 
     ``image`` is HxW or HxWxC. ``kernel`` holds KHxKW weights for ``conv`` and
-    ``transposed`` (conv: also KHxKWxC, or a tuple of such arrays, one per
-    filter); for pooling it is the window size ``(KH, KW)`` (or an array whose
-    shape gives it). Several channels or filters, or a ``bias`` (one value per
+    ``transposed`` (also KHxKWxC, or a tuple of such arrays, one per filter);
+    for pooling it is the window size ``(KH, KW)`` (or an array whose shape
+    gives it). Several channels or filters, or a ``bias`` (one value per
     filter), animate the layer as `convcalc apply` runs it: per output channel
-    and position, with ``channels`` giving a 2-D kernel's meaning on several
-    channels (`convcalc.compute.pipeline.kernel_bank`). A transposed
-    convolution animates the mean of several channels, with a note.
+    and position (transposed: input position), with ``channels`` giving a 2-D
+    kernel's meaning on several channels (`convcalc.compute.pipeline.kernel_bank`).
     ``region`` (top, left, rows, cols) crops the input first; an input over
     `LARGE_INPUT` a side gets a `DEFAULT_REGION` crop at its centre, with a note.
     ``stride`` defaults to 1 (pooling: the window size). ``padding`` is per axis
@@ -104,7 +103,7 @@ class Plan:
 
     ``left`` is the padded input (transposed: the input), NaN where padding has
     no value (max pooling). ``right`` is the final output (transposed: the full
-    output before cropping, its real part from `convcalc.compute.ops.conv_transpose`).
+    output before cropping, its real part as `convcalc apply` computes it).
     A ``*_box`` is (top, left, rows, cols) of the real input/output in its grid.
 
     A layer of several channels or filters lays its ``left_slices`` input
@@ -138,7 +137,7 @@ class Plan:
     def positions(self) -> int:
         """How many positions there are: output cells (transposed: input cells)."""
         if self.kind == AnimKind.TRANSPOSED:
-            return self.left.size
+            return self.left_box[2] * self.left_box[3] * self.right_slices
         return self.right_box[2] * self.right_box[3] * self.right_slices
 
 
@@ -192,12 +191,11 @@ def real_cells(shape: tuple[int, ...], box: Box, slices: int) -> NDArray[np.bool
     return inside
 
 
-def plane(image: Array, notes: list[str]) -> Array:
-    """The input as one HxW float64 plane: several channels averaged, with a note."""
+def plane(image: Array) -> Array:
+    """The input as one HxW float64 plane (an input of several channels is animated
+    slice by slice, see `convcalc.present.volume_frames`)."""
     x = np.asarray(working_array(image), dtype=np.float64)
-    if x.ndim == 3 and x.shape[2] > 1:
-        notes.append(f"the input has {x.shape[2]} channels: animating their mean")
-    x = x.mean(axis=2) if x.ndim == 3 else x
+    x = x[:, :, 0] if x.ndim == 3 and x.shape[2] == 1 else x
     if x.ndim != 2 or x.size == 0:
         raise ConvcalcError(
             f"an input of shape {'x'.join(map(str, np.shape(image)))} "

@@ -6,8 +6,10 @@ the holes) and the output cell being written, with a caption such as
 ``out[1,2] = 0·1 + 1·0 + 1·1 = 1``; the output fills in row by row. A transposed
 convolution gets one step per input position: the input cell and the cells of
 the full output (before the padding is cropped) its scaled kernel is added to,
-the output accumulating. More positions than ``max_frames`` allows are sampled,
-every n-th and the last, with a note.
+the output accumulating. A layer of several channels, filters or a bias is laid out
+slice by slice and stepped output channel by output channel (`volume_frames`,
+`transposed_frames`). More positions than ``max_frames`` allows are sampled, every
+n-th and the last, with a note.
 
 Numbers come from `convcalc.compute.ops` and sizes from `convcalc.calc.geometry`,
 so they agree with `apply` and `shape`. Nothing here draws: `convcalc.present.gif`
@@ -44,7 +46,13 @@ from convcalc.present.frame_parts import (
     slice_left,
     value_text,
 )
-from convcalc.present.plane_frames import plane_step, transposed_plan, window_plan
+from convcalc.present.plane_frames import plane_step, window_plan
+from convcalc.present.transposed_frames import (
+    contribution,
+    transposed_plan,
+    transposed_volume_plan,
+    transposed_volume_step,
+)
 from convcalc.present.volume_frames import is_volume, volume_plan, volume_step
 
 __all__ = [
@@ -100,17 +108,16 @@ def plan(request: AnimationRequest, *, max_frames: int = 400) -> Plan:
         raise ConvcalcError(
             f"animation kind {request.kind!r} is not valid; valid: {', '.join(AnimKind)}"
         )
+    several = is_volume(request, image)
     if request.kind == AnimKind.TRANSPOSED:
-        if isinstance(request.kernel, tuple) or request.bias is not None:
-            raise ConvcalcError(
-                "a transposed convolution is animated with one 2-D kernel and no bias; "
-                "valid: one KHxKW kernel"
-            )
-        p = transposed_plan(request, plane(image, notes), notes)
-    elif is_volume(request, image):
+        if several:
+            p = transposed_volume_plan(request, image, notes)
+        else:
+            p = transposed_plan(request, plane(image), notes)
+    elif several:
         p = volume_plan(request, AnimKind(request.kind), image, notes)
     else:
-        p = window_plan(request, AnimKind(request.kind), plane(image, notes), notes)
+        p = window_plan(request, AnimKind(request.kind), plane(image), notes)
     for box, what in ((p.left_box, "input"), (p.right_box, "output")):
         if max(box[2:]) > MAX_GRID:
             raise ConvcalcError(
@@ -125,7 +132,9 @@ def plan(request: AnimationRequest, *, max_frames: int = 400) -> Plan:
             f"{p.positions} {what} positions: every {_ordinal(chosen[1])} shown and "
             f"the last ({len(chosen) + 1} frames, at most {max_frames})"
         )
-    step = volume_step if p.sees else plane_step
+    step = plane_step
+    if p.sees:
+        step = transposed_volume_step if p.kind == AnimKind.TRANSPOSED else volume_step
     return replace(p, notes=tuple(notes), steps=tuple(step(p, k) for k in chosen))
 
 
@@ -142,8 +151,9 @@ def states(p: Plan) -> Iterator[tuple[Step, Array, NDArray[np.bool_]]]:
         Each of ``p.steps`` in turn.
     values : array, same shape as ``p.right``
         Convolution and pooling: the final output. Transposed: the sum of the
-        scaled kernels of the input cells up to ``step.index`` (raster order),
-        one array updated in place from step to step.
+        scaled kernels of the input cells up to ``step.index`` (raster order;
+        with several output channels, channel by channel, each starting at its
+        bias), one array updated in place from step to step.
     shown : bool array, same shape as ``p.right``
         The cells written so far: the output cells up to ``step.index``
         (transposed: the cells some scaled kernel has been added to).
@@ -158,14 +168,16 @@ def states(p: Plan) -> Iterator[tuple[Step, Array, NDArray[np.bool_]]]:
             yield step, p.right, order <= step.index
         return
     acc, touched, done = np.zeros_like(p.right), np.zeros(p.right.shape, dtype=bool), 0
-    (kh, kw), (sh, sw), (dh, dw) = p.kernel.shape, p.stride, p.dilation
+    (dh, dw), (h, w) = p.dilation, p.left_box[2:]
+    width = (p.right.shape[1] - p.right_slices + 1) // p.right_slices
     for step in p.steps:
         for k in range(done, step.index + 1):
-            r, c = divmod(k, p.left.shape[1])
-            where = np.s_[
-                r * sh : r * sh + (kh - 1) * dh + 1 : dh, c * sw : c * sw + (kw - 1) * dw + 1 : dw
-            ]
-            acc[where] += p.left[r, c] * p.kernel
+            o, _, (top, left), added = contribution(p, k)
+            if p.bias and k % (h * w) == 0:  # an output channel starts at its bias
+                acc[:, slice_left(width, o) : slice_left(width, o) + width] += p.bias[o]
+            kh, kw = added.shape
+            where = np.s_[top : top + (kh - 1) * dh + 1 : dh, left : left + (kw - 1) * dw + 1 : dw]
+            acc[where] += added
             touched[where] = True
         done = step.index + 1
         yield step, acc, touched

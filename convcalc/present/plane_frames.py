@@ -1,6 +1,6 @@
 """The plans of a one-channel layer: the window sliding over the padded input
-(convolution, pooling), or each input cell adding its scaled kernel into the output
-(transposed convolution); and the step of one position."""
+(convolution, pooling; the transposed convolution's plan is in `transposed_frames`);
+and the step of one position, a transposed convolution's too."""
 
 from __future__ import annotations
 
@@ -9,16 +9,14 @@ import math
 import numpy as np
 
 from convcalc.calc.choices import AnimKind, PadMode, PoolKind
-from convcalc.compute import ops, windows
+from convcalc.compute import ops
 from convcalc.present.frame_parts import (
     MAX_TERMS,
     AnimationRequest,
     Array,
     Plan,
     Step,
-    box_dims,
     note_ignored,
-    pair_text,
     sliding_axes,
     span_text,
     title_text,
@@ -66,51 +64,6 @@ def window_plan(request: AnimationRequest, kind: AnimKind, x: Array, notes: list
         stride,
         request.dilation,
         f"the whole output: {right.shape[0]}x{right.shape[1]}",
-        tuple(notes),
-    )
-
-
-def transposed_plan(request: AnimationRequest, x: Array, notes: list[str]) -> Plan:
-    """Transposed convolution: each input cell adds its scaled kernel into the output."""
-    kernel = weights_of(request.kernel)
-    size, stride = (kernel.shape[0], kernel.shape[1]), request.stride or (1, 1)
-    rows, cols = axes = windows.transposed_axes(
-        x.shape,
-        size,
-        stride=stride,
-        padding=request.padding,
-        dilation=request.dilation,
-        output_padding=request.output_padding,
-    )
-    out = ops.conv_transpose(
-        x,
-        kernel,
-        stride=stride,
-        padding=request.padding,
-        dilation=request.dilation,
-        output_padding=request.output_padding,
-    )
-    full = np.zeros([windows.transposed_full_size(a) for a in axes])
-    box = (rows.pad_lo, cols.pad_lo, rows.size, cols.size)
-    full[box[0] : box[0] + box[2], box[1] : box[1] + box[3]] = out[..., 0]
-    note_ignored(request, "a transposed convolution", notes)
-    title = title_text("transposed conv", size, stride, request, axes)
-    if request.output_padding != (0, 0):
-        title += f" · output padding {pair_text(request.output_padding)}"
-    final = f"the whole output: {box_dims(box)}"
-    if box[2:] != full.shape:
-        final += " (the hatched cells are cropped)"
-    return Plan(
-        AnimKind.TRANSPOSED,
-        title,
-        x,
-        (0, 0, *x.shape),
-        full,
-        box,
-        kernel,
-        stride,
-        request.dilation,
-        final,
         tuple(notes),
     )
 

@@ -5,7 +5,7 @@ slices, as `convcalc apply` runs the layer (`convcalc.compute.pipeline.kernel_ba
 from __future__ import annotations
 
 import math
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -37,15 +37,15 @@ from convcalc.present.plane_frames import plane_step
 def is_volume(request: AnimationRequest, image: Array) -> bool:
     """Whether the layer has several channels, filters or a bias (drawn slice by slice)."""
     several = np.ndim(image) == 3 and np.shape(image)[2] > 1
-    if request.kind != AnimKind.CONV:
+    if request.kind not in (AnimKind.CONV, AnimKind.TRANSPOSED):
         return several
     kernels = kernel_list(request.kernel)
     deep = any(k.ndim == 3 for k in kernels)
     return several or deep or len(kernels) > 1 or request.bias is not None
 
 
-def volume_plan(request: AnimationRequest, kind: AnimKind, image: Array, notes: list[str]) -> Plan:
-    """Several channels or filters: the layer `convcalc apply` runs, per output channel."""
+def volume_input(image: Array) -> Array:
+    """The input as an HxWxC float64 array (HxW gets one channel)."""
     x = np.asarray(working_array(image), dtype=np.float64)
     x = x[:, :, None] if x.ndim == 2 else x
     if x.ndim != 3 or x.size == 0:
@@ -53,6 +53,68 @@ def volume_plan(request: AnimationRequest, kind: AnimKind, image: Array, notes: 
             f"an input of shape {'x'.join(map(str, np.shape(image)))} "
             "is not valid; valid: HxW or HxWxC"
         )
+    return x
+
+
+@dataclass(frozen=True)
+class FilterSlices:
+    """A layer's filters as `convcalc apply` applies them to C input channels.
+
+    ``kernels`` are the filters as given (float64), ``size`` their KH x KW. Output
+    channel o reads input channels ``sees[o]`` with ``filters[o]`` (KH x KW x
+    len(sees[o])), adds ``bias[o]`` and is named ``names[o]``: with ``--channels
+    each`` a 2-D filter f on channel c is output channel f·C + c (filter-major, as
+    apply orders it), else filter f is output channel f and sees every channel.
+    """
+
+    kernels: tuple[Array, ...]
+    size: tuple[int, int]
+    filters: tuple[Array, ...]
+    sees: tuple[tuple[int, ...], ...]
+    bias: tuple[float, ...]
+    names: tuple[str, ...]
+
+
+def filter_slices(request: AnimationRequest, channels: int) -> FilterSlices:
+    """The (transposed) convolution's filters per output channel (`FilterSlices`)."""
+    kernels = tuple(
+        np.asarray(working_array(k), dtype=np.float64) for k in kernel_list(request.kernel)
+    )
+    given = request.bias
+    if given is not None and len(given) != len(kernels):
+        raise ConvcalcError(
+            f"--bias has {len(given)} values for {len(kernels)} filters; give one per filter"
+        )
+    b = tuple(float(v) for v in given) if given is not None else (0.0,) * len(kernels)
+    bank, _, each = kernel_bank(kernels, channels, request.channels)
+    size = (bank.shape[0], bank.shape[1])
+    if each:  # output channel f·C + c is filter f on channel c
+        pairs = [(f, c) for f in range(len(kernels)) for c in range(channels)]
+        return FilterSlices(
+            kernels,
+            size,
+            tuple(bank[:, :, :, c * len(kernels) + f] for f, c in pairs),
+            tuple((c,) for _, c in pairs),
+            tuple(b[f] for f, _ in pairs),
+            tuple(f"filter {f} on channel {c}" for f, c in pairs),
+        )
+    depth = f"x{channels}" if channels > 1 else ""
+    return FilterSlices(
+        kernels,
+        size,
+        tuple(bank[:, :, :, f] for f in range(len(kernels))),
+        (tuple(range(channels)),) * len(kernels),
+        b,
+        tuple(
+            f"filter {f} ({size[0]}x{size[1]}{depth}, bias {value_text(v)})"
+            for f, v in enumerate(b)
+        ),
+    )
+
+
+def volume_plan(request: AnimationRequest, kind: AnimKind, image: Array, notes: list[str]) -> Plan:
+    """Several channels or filters: the layer `convcalc apply` runs, per output channel."""
+    x = volume_input(image)
     channels, pooling = x.shape[2], kind != AnimKind.CONV
     if pooling:
         window = window_of(request.kernel)
@@ -71,42 +133,16 @@ def volume_plan(request: AnimationRequest, kind: AnimKind, image: Array, notes: 
         bias, names = (0.0,) * channels, tuple(f"channel {c}" for c in range(channels))
         note_ignored(request, "pooling", notes)
     else:
-        kernels = tuple(
-            np.asarray(working_array(k), dtype=np.float64) for k in kernel_list(request.kernel)
-        )
-        given = request.bias
-        if given is not None and len(given) != len(kernels):
-            raise ConvcalcError(
-                f"--bias has {len(given)} values for {len(kernels)} filters; give one per filter"
-            )
-        b = tuple(float(v) for v in given) if given is not None else (0.0,) * len(kernels)
-        bank, _, each = kernel_bank(kernels, channels, request.channels)
-        size = (bank.shape[0], bank.shape[1])
+        made = filter_slices(request, channels)
+        size, filters, sees, bias, names = made.size, made.filters, made.sees, made.bias, made.names
         layer = Conv(
-            out=len(kernels),
+            out=len(made.kernels),
             kernel=size,
             stride=request.stride or (1, 1),
             padding=request.padding,
             dilation=request.dilation,
         )
-        stage = Stage(Spec(text="conv", layer=layer), kernels, given)
-        if each:  # output channel f·C + c is filter f on channel c
-            pairs = [(f, c) for f in range(len(kernels)) for c in range(channels)]
-            filters = tuple(bank[:, :, :, c * len(kernels) + f] for f, c in pairs)
-            sees = tuple((c,) for _, c in pairs)
-            bias, names = (
-                tuple(b[f] for f, _ in pairs),
-                tuple(f"filter {f} on channel {c}" for f, c in pairs),
-            )
-        else:
-            filters = tuple(bank[:, :, :, f] for f in range(len(kernels)))
-            sees = (tuple(range(channels)),) * len(kernels)
-            bias = b
-            depth = f"x{channels}" if channels > 1 else ""
-            names = tuple(
-                f"filter {f} ({size[0]}x{size[1]}{depth}, bias {value_text(v)})"
-                for f, v in enumerate(b)
-            )
+        stage = Stage(Spec(text="conv", layer=layer), made.kernels, request.bias)
     stride = request.stride or (size if pooling else (1, 1))
     axes = sliding_axes(pooling, x.shape, size, stride, request)
     pads = [(a.pad_lo, a.pad_hi) for a in axes]
