@@ -105,6 +105,8 @@ def animate(
       convcalc animate samples/edge_6x6.txt -k edge-v -p 1 -s 2 -o edge.gif
       convcalc animate samples/maxpool_4x4.txt --pool max -k 2 -o pool.gif
       convcalc animate samples/maxpool_4x4.txt --transposed -k "1,1;1,1" -s 2 -o up.gif
+      convcalc animate samples/cs231n_5x5x3.txt --transposed -k samples/cs231n_w0.txt \\
+          -s 2 -p 1 --bias 1 -o up3.gif
       convcalc animate samples/cs231n_5x5x3.txt -k samples/cs231n_w0.txt \\
           -k samples/cs231n_w1.txt --bias 1,0 -p 1 -s 2 -o cs231n.gif
       convcalc animate samples/photo.png -k sobel-x --region 40,40,8,8 -o crop.gif
@@ -129,9 +131,10 @@ def animate(
         output_format(output)  # names the formats for an unknown extension
         raise ConvcalcError(f"animate writes a GIF; '{output}' does not end in .gif")
     loaded = read_input(input_path, max_pixels=max_pixels)
-    if (pool or transposed) and (len(kernels) > 1 or bias is not None):
-        what = "--pool" if pool else "--transposed"
-        raise ConvcalcError(f"{what} animates one -k and no --bias; several filters are for conv")
+    if pool and (len(kernels) > 1 or bias is not None):
+        raise ConvcalcError(
+            "--pool animates one -k and no --bias; several filters are for conv and --transposed"
+        )
     if pool:
         kind = AnimKind.POOL_MAX if pool == "max" else AnimKind.POOL_AVG
         weights: Any = two_axes(parse_dims(kernels[0], "pool size"), "kernel")

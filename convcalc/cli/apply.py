@@ -248,10 +248,7 @@ def apply(items: tuple[str, ...], **kwargs: Any) -> None:
             f"--steps-layer {report.steps_layer} is past the last layer; valid: 1 to {len(stages)}"
         )
     files = expand_inputs(inputs)
-    # --steps with --backward traces the gradients (apply_one); refused clashes stay
-    refuse_backward_clash(run._replace(report=report._replace(steps=False)), len(files))
-    if report.backward and report.steps and report.steps_layer != 1:
-        raise ConvcalcError("--backward --steps traces one conv layer; drop --steps-layer")
+    refuse_backward_clash(run, len(files))
     refuse_rank_clash(run, len(files))
     if len(files) > 1 or is_folder_output(out.output):
         if report.steps or report.show or report.as_json:

@@ -389,6 +389,7 @@ def _backward_steps(data: Any, run: Run) -> dict[str, Any] | None:
             run.stages,
             run.settings,
             upstream,
+            layer=report.steps_layer,
             at=[_position(text) for text in report.at],
             limit=report.limit,
         )

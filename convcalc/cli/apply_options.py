@@ -96,13 +96,12 @@ def refuse_stdout_clash(out: OutputOptions, report: ReportOptions) -> None:
 
 def refuse_backward_clash(run: Run, inputs: int) -> None:
     """Refuse what --backward does not combine with: its gradients are printed (a
-    summary, or JSON with --json) for one input, and not traced step by step yet."""
+    summary, its steps, or JSON with --json) for one input."""
     report = run.report
     if not report.backward:
         return
     clashes = (
         (run.out.output is not None, f"-o {run.out.output}", "drop -o, and use --json for values"),
-        (report.steps, "--steps", "the backward arithmetic is not traced yet; drop --steps"),
         (inputs > 1, f"{inputs} inputs", "give one input"),
         (report.fmt != "table", f"--format {report.fmt}", "use --json, or the printed summary"),
     )

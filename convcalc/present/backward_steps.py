@@ -9,13 +9,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 from rich.console import Console, ConsoleOptions, ConsoleRenderable, RenderResult
 from rich.text import Text
 
-from convcalc.calc.choices import Activation
+from convcalc.calc.choices import Activation, PoolKind, TraceKind
 from convcalc.compute.backward_traces import BackwardTrace, GradStep
 from convcalc.present.numbers import per_axis
 from convcalc.present.steps import cell_text, factor_text, wrapped_terms
+
+GRID_CELLS = 36
+"""dL/dY is printed as a grid (when it is not all ones) up to this many cells per channel."""
+GRID_COLUMNS = 12
+"""… and this many columns,"""
+GRID_CHANNELS = 4
+"""… and this many channels."""
 
 
 def backward_steps_renderable(
@@ -23,9 +31,12 @@ def backward_steps_renderable(
 ) -> ConsoleRenderable:
     """The trace as lines of text fitted to the console's width at render time.
 
-    A header names the layer and dL/dY (``upstream``); then the kernel gradient's
-    values (``dL/dW[i,j] = dL/dY×X + …``) and the input gradient's
-    (``dL/dX[r,c] = dL/dY×W + …``), each section closing with how many were left out.
+    A header names the layer and dL/dY (``upstream``, the pipeline's: in a pipeline
+    the layer's own is dL/dX of the next layer, printed as a grid when small); then
+    the kernel gradient's values (``dL/dW[i,j] = dL/dY×X + …``, a convolution) and the
+    input gradient's (``dL/dX[r,c] = dL/dY×W + …``; pooling: ``dL/dY×1`` where the
+    cell is the window's max, ``dL/dY/count`` for an average, with the windows
+    named), each section closing with how many were left out.
     """
     return _View(trace, upstream)
 
@@ -43,56 +54,61 @@ def backward_steps_lines(
     trace: BackwardTrace, width: int, upstream: str = "all ones"
 ) -> list[Text]:
     """The rendered lines of a backward trace, none wider than ``width`` cells."""
-    lines = _header(trace, upstream)
-    kernel = [s for s in trace.steps if s.grad == "kernel"]
+    lines = _header(trace, upstream) + _upstream_grid(trace)
     cells = [s for s in trace.steps if s.grad == "input"]
-    rows, cols = trace.axes
-    lines += [
-        Text(""),
-        Text(
-            f"dL/dW: each kernel value sums, over the {rows.size}x{cols.size} output "
-            "positions, dL/dY × the input value its tap reads (terms dL/dY×X)",
-            style="bold",
-        ),
-    ]
-    lines += [line for s in kernel for line in _step_lines(trace, s, width)]
-    lines += _omitted(trace.kernel_total - trace.kernel_omitted, trace.kernel_total, "kernel taps")
-    lines += [
-        Text(""),
-        Text(
-            "dL/dX: each input cell sums, over the windows that read it, dL/dY × the kernel "
-            "value at the tap that reads it: the full convolution of dL/dY with the kernel "
-            "rotated 180° (terms dL/dY×W)",
-            style="bold",
-        ),
-    ]
-    lines += [line for s in cells for line in _step_lines(trace, s, width)]
+    if trace.kind == TraceKind.CONV:
+        kernel = [s for s in trace.steps if s.grad == "kernel"]
+        rows, cols = trace.axes
+        lines += [
+            Text(""),
+            Text(
+                f"dL/dW: each kernel value sums, over the {rows.size}x{cols.size} output "
+                "positions, dL/dY × the input value its tap reads (terms dL/dY×X)",
+                style="bold",
+            ),
+        ]
+        lines += [line for s in kernel for line in _step_lines(trace, s, width)]
+        lines += _omitted(
+            trace.kernel_total - trace.kernel_omitted, trace.kernel_total, "kernel taps"
+        )
+        lines += [Text(""), Text(_CONV_INPUT, style="bold")]
+        lines += [line for s in cells for line in _step_lines(trace, s, width)]
+    else:
+        heading = _MAX_INPUT if trace.pool == PoolKind.MAX else _AVG_INPUT
+        lines += [Text(""), Text(heading, style="bold")]
+        lines += [line for s in cells for line in _pool_lines(trace, s, width)]
     lines += _omitted(trace.input_total - trace.input_omitted, trace.input_total, "input cells")
     return lines
 
 
+_CONV_INPUT = (
+    "dL/dX: each input cell sums, over the windows that read it, dL/dY × the kernel "
+    "value at the tap that reads it: the full convolution of dL/dY with the kernel "
+    "rotated 180° (terms dL/dY×W)"
+)
+_MAX_INPUT = (
+    "dL/dX: each input cell sums, over the windows that contain it, dL/dY × 1 where it "
+    "is the window's max and × 0 where it is not: each window's dL/dY goes to its max "
+    "alone (on a tie the first in row-major order, as PyTorch) (terms dL/dY×1 or ×0)"
+)
+_AVG_INPUT = (
+    "dL/dX: each input cell sums, over the windows that contain it, dL/dY divided by "
+    "the count that window's average divides by: each window spreads its dL/dY evenly "
+    "(terms dL/dY/count)"
+)
+
+
 def _header(trace: BackwardTrace, upstream: str) -> list[Text]:
     shape_in, shape_out = ("x".join(map(str, s)) for s in (trace.input_shape, trace.output_shape))
-    rows, cols = trace.axes
-    facts = [
-        f"kernel {rows.kernel}x{cols.kernel}",
-        f"stride {per_axis((str(rows.stride), str(cols.stride)))}",
-    ]
-    padded = any(a.pad_lo or a.pad_hi for a in trace.axes)
-    pads = per_axis(
-        tuple(
-            f"{a.pad_lo}" if a.pad_lo == a.pad_hi else f"{a.pad_lo}/{a.pad_hi}" for a in trace.axes
-        )
-    )
-    facts.append(f"padding {pads} ({trace.pad_mode})" if padded else "no padding")
-    if (rows.dilation, cols.dilation) != (1, 1):
-        facts.append(f"dilation {per_axis((str(rows.dilation), str(cols.dilation)))}")
-    if trace.flip:
-        facts.append("kernel flipped")
+    up = trace.upstream
+    where = f"layer {up.layer} of {up.layers} ({trace.layer_text})" if up.layers > 1 else ""
     lines = [
-        Text(f"backward through {trace.layer_text}: {shape_in} → {shape_out}", style="bold"),
-        Text(", ".join(facts)),
-        Text(f"dL/dY = {upstream}"),
+        Text(
+            f"backward through {where or trace.layer_text}: {shape_in} → {shape_out}",
+            style="bold",
+        ),
+        Text(_facts(trace)),
+        Text(_source(trace, upstream)),
     ]
     if trace.activation != Activation.NONE:
         lines.append(
@@ -104,6 +120,60 @@ def _header(trace: BackwardTrace, upstream: str) -> list[Text]:
     return lines
 
 
+def _facts(trace: BackwardTrace) -> str:
+    """Kernel (or window), stride, padding, dilation, flip: ``kernel 3x3, stride 1, …``."""
+    rows, cols = trace.axes
+    if trace.kind == TraceKind.GLOBAL_POOL:
+        return f"global {trace.pool} pooling: one window, the whole {rows.n}x{cols.n} map"
+    size = f"{rows.kernel}x{cols.kernel}"
+    facts = [
+        f"kernel {size}" if trace.kind == TraceKind.CONV else f"{trace.pool} pooling {size}",
+        f"stride {per_axis((str(rows.stride), str(cols.stride)))}",
+    ]
+    padded = any(a.pad_lo or a.pad_hi for a in trace.axes)
+    pads = per_axis(
+        tuple(
+            f"{a.pad_lo}" if a.pad_lo == a.pad_hi else f"{a.pad_lo}/{a.pad_hi}" for a in trace.axes
+        )
+    )
+    mode = f" ({trace.pad_mode})" if trace.kind == TraceKind.CONV else ""
+    facts.append(f"padding {pads}{mode}" if padded else "no padding")
+    if (rows.dilation, cols.dilation) != (1, 1):
+        facts.append(f"dilation {per_axis((str(rows.dilation), str(cols.dilation)))}")
+    if trace.flip:
+        facts.append("kernel flipped")
+    return ", ".join(facts)
+
+
+def _source(trace: BackwardTrace, upstream: str) -> str:
+    """Where dL/dY comes from: the pipeline's, or dL/dX of the next layer."""
+    up = trace.upstream
+    if up.layers == 1:
+        return f"dL/dY = {upstream}"
+    if up.next_text is None:
+        return f"dL/dY of layer {up.layer} (the last) = {upstream}"
+    head = f"dL/dY of layer {up.layer} = dL/dX of layer {up.layer + 1} ({up.next_text})"
+    if up.layer + 1 == up.layers:
+        return f"{head}, from its dL/dY = {upstream}"
+    return f"{head}, backpropagated from dL/dY of layer {up.layers} = {upstream}"
+
+
+def _upstream_grid(trace: BackwardTrace) -> list[Text]:
+    """dL/dY as a grid per channel, when it is not all ones and small."""
+    grad = np.asarray(trace.upstream.grad, dtype=np.float64)
+    h, w, channels = grad.shape
+    if np.all(grad == 1) or h * w > GRID_CELLS or w > GRID_COLUMNS or channels > GRID_CHANNELS:
+        return []
+    lines = []
+    for c in range(channels):
+        texts = [[cell_text(v) for v in row] for row in grad[:, :, c]]
+        size = max(len(t) for row in texts for t in row)
+        name = f"dL/dY of layer {trace.upstream.layer}" if trace.upstream.layers > 1 else "dL/dY"
+        lines.append(Text(name + (f", channel {c}:" if channels > 1 else ":")))
+        lines += [Text("  " + " ".join(t.rjust(size) for t in row)) for row in texts]
+    return lines
+
+
 def _step_lines(trace: BackwardTrace, step: GradStep, width: int) -> list[Text]:
     index = ",".join(map(str, step.position))
     if step.grad == "kernel":
@@ -111,9 +181,43 @@ def _step_lines(trace: BackwardTrace, step: GradStep, width: int) -> list[Text]:
         if trace.filters > 1:
             name = f"filter {step.filter}: {name}"
     else:
-        name = f"dL/dX[{index}{f',{step.channel}' if trace.input_shape[2] > 1 else ''}]"
-    terms = [f"{factor_text(a)}×{factor_text(b)}" for a, b in step.terms] or ["0"]
-    return wrapped_terms(f"{name} = ", terms, " + ", f" = {cell_text(step.value)}", 2, width)
+        name = _cell_name(trace, step)
+    terms = [f"{factor_text(a)}×{factor_text(b)}" for a, b in step.terms]
+    return _sum_lines(name, terms, step.value, width)
+
+
+def _pool_lines(trace: BackwardTrace, step: GradStep, width: int) -> list[Text]:
+    """``dL/dX[r,c] = 1×0 + 2×1 = 2`` then the windows: ``window (0,0): max 9 at (1,1)``."""
+    if trace.pool == PoolKind.MAX:
+        terms = [f"{factor_text(dy)}×{int(won)}" for dy, won in step.terms]
+    else:
+        pairs = zip(step.terms[:, 0], step.windows, strict=True)
+        terms = [f"{factor_text(dy)}/{w.count}" for dy, w in pairs]
+    head = _sum_lines(_cell_name(trace, step), terms, step.value, width)
+    if not step.windows:
+        return [*head, Text("    in no window: no gradient reaches it")]
+    names = []
+    for w in step.windows:
+        at = f"({w.output[0]},{w.output[1]})"
+        if w.winner is not None and w.best is not None:
+            found = "here" if w.winner == step.position else "at ({},{})".format(*w.winner)
+            at += f": max {cell_text(w.best)} {found}"
+        names.append(at)
+    label = "window " if len(names) == 1 else "windows "
+    sep = "; " if trace.pool == PoolKind.MAX else ", "
+    return head + wrapped_terms(label, names, sep, "", 4, width)
+
+
+def _sum_lines(name: str, terms: list[str], value: float, width: int) -> list[Text]:
+    """``name = a + b + … = value`` wrapped to ``width``; ``name = 0`` without terms."""
+    if not terms:
+        return [Text(f"  {name} = {cell_text(value)}")]
+    return wrapped_terms(f"{name} = ", terms, " + ", f" = {cell_text(value)}", 2, width)
+
+
+def _cell_name(trace: BackwardTrace, step: GradStep) -> str:
+    index = ",".join(map(str, step.position))
+    return f"dL/dX[{index}{f',{step.channel}' if trace.input_shape[2] > 1 else ''}]"
 
 
 def _omitted(shown: int, total: int, what: str) -> list[Text]:

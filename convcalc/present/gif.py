@@ -1,7 +1,9 @@
 """The pictures of `convcalc animate`: a `convcalc.present.frames.Plan` drawn with Pillow.
 
 A frame shows the padded input on the left (padding hatched blue-grey, the real
-input outlined), the output on the right and the step's caption below. The
+input outlined), the output on the right and the step's caption below; a layer of
+several channels or filters draws its slices side by side and the current filter's
+slices between the two. The
 step's cells are highlighted amber in both grids (and each tap's kernel weight
 written in its corner); the output's cells not yet written are light grey. A
 last frame shows the whole output (transposed: the cells padding crops hatched).
@@ -210,7 +212,8 @@ def _layout(p: Plan, cell: int) -> _Layout:
     left_w = max(p.left.shape[1] * px, round(text.getlength(labels[0])) + tsize)
     right_w = max(p.right.shape[1] * px, round(text.getlength(labels[1])))
     gap = max(3 * tsize, px)
-    middle = tuple(mosaic(f) for f in p.filters) if p.kind == AnimKind.CONV else ()
+    weighted = p.kind in (AnimKind.CONV, AnimKind.TRANSPOSED)
+    middle = tuple(mosaic(f) for f in p.filters) if weighted else ()
     middle_w = 0
     if middle:
         names = (round(text.getlength(n)) + tsize for n in p.names)
@@ -265,8 +268,9 @@ def _labels(p: Plan) -> tuple[str, str]:
     width = (p.left.shape[1] - p.left_slices + 1) // p.left_slices
     if p.left_box[2:] != (p.left.shape[0], width):
         left += f", padded {p.left.shape[0]}x{width}"
-    if not p.sees and p.right_box[2:] != p.right.shape:
-        right += f", cropped from {p.right.shape[0]}x{p.right.shape[1]}"
+    width = (p.right.shape[1] - p.right_slices + 1) // p.right_slices
+    if p.right_box[2:] != (p.right.shape[0], width):
+        right += f", cropped from {p.right.shape[0]}x{width}"
     return left, right
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from convcalc.calc.choices import ChannelMode
+from convcalc.calc.choices import AnimKind, ChannelMode
 from convcalc.io.kernels import read_kernels
 from convcalc.io.reading import read_input
 from convcalc.present.frames import AnimationRequest, plan
@@ -83,3 +83,24 @@ def test_bad_requests_are_usage_errors(tmp_path: Path) -> None:
         result = run("animate", str(SAMPLES / "ufldl_5x5.txt"), "-k", "2.0", *extra, "-o", out)
         assert result.exit_code == 2, (extra, result.output)
         assert fragment in result.stderr, (extra, result.stderr)
+
+
+def test_a_transposed_layer_on_colour_input_shows_what_apply_computes(tmp_path: Path) -> None:
+    from tests.present.test_frames import _rebuilt_from_captions
+
+    args = [CS231N[0], "--transposed", "-k", CS231N[2], "-k", CS231N[4], "-s", "2", "-p", "1"]
+    applied = run("apply", *args, "--bias", "1,0", "--json")
+    assert applied.exit_code == 0, applied.output
+    expected = np.array(json.loads(applied.stdout)["output"], dtype=float)
+    x = read_input(CS231N[0]).data
+    kernels = tuple(read_kernels((CS231N[2], CS231N[4])))
+    request = AnimationRequest(x, kernels, AnimKind.TRANSPOSED, (2, 2), (1, 1), bias=(1.0, 0.0))
+    p = plan(request)
+    np.testing.assert_array_equal(_rebuilt_from_captions(p, expected.shape), expected)
+    for o in range(2):  # each output channel, cropped from its 11x11 full output
+        np.testing.assert_array_equal(p.right[1:10, 12 * o + 1 : 12 * o + 10], expected[..., o])
+    out = tmp_path / "up.gif"
+    result = run("animate", *args, "--bias", "1,0", "-o", str(out), "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["frames"] == 5 * 5 * 2 + 1
+    assert "mean" not in result.stderr

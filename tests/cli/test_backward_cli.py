@@ -144,3 +144,69 @@ def test_l2_pooling_gradient_is_refused() -> None:
     result = run("apply", UFLDL_TXT, "--pool", "l2", "-k", "2", "--backward")
     assert result.exit_code == 2
     assert "the gradient of l2 pooling is not computed; valid: max, avg" in result.stderr
+
+
+# -- --backward --steps for pooling and for one layer of a pipeline -------------------
+
+
+def _check_steps(doc: dict[str, Any], grad_input: Any) -> None:
+    """Each step's value is the sum of its terms' products and the gradient computed."""
+    for step in doc["backward_steps"]:
+        assert step["value"] == pytest.approx(sum(a * b for a, b in step["terms"]))
+        if step["grad"] == "input":
+            r, c = step["position"]
+            assert step["value"] == pytest.approx(grad_input[r][c][step["channel"]])
+
+
+def test_max_pool_steps_route_each_window_to_its_max() -> None:
+    path = str(SAMPLES / "maxpool_4x4.txt")
+    doc = run_json("apply", path, "--pool", "max", "-k", "2", "--backward", "--steps", "--json")
+    assert (doc["kind"], doc["op"], len(doc["backward_steps"])) == ("pool", "max", 16)
+    _check_steps(doc, doc["grad_input"])
+    winners = {tuple(w["winner"]) for s in doc["backward_steps"] for w in s["windows"] if w["max"]}
+    assert winners == {(1, 1), (0, 2), (3, 1), (2, 3)}
+    result = run("apply", path, "--pool", "max", "-k", "2", "--backward", "--steps", "--at", "0,0")
+    assert result.exit_code == 0, result.output
+    assert "dL/dX[0,0] = 1×0 = 0\n    window (0,0): max 9 at (1,1)" in result.stdout
+
+
+def test_average_pool_steps_divide_as_the_layer_does() -> None:
+    path = str(SAMPLES / "maxpool_4x4.txt")
+    for extra, count in (((), 9), (("--exclude-pad",), 4)):
+        doc = run_json(
+            "apply", path, "avgpool:3,s=2,p=1", *extra, "--backward", "--steps", "--json"
+        )
+        _check_steps(doc, doc["grad_input"])
+        assert doc["backward_steps"][0]["windows"] == [{"output": [0, 0], "count": count}]
+
+
+def test_pipeline_steps_trace_the_chosen_layer_with_its_upstream_gradient() -> None:
+    layers = ("conv:k=1,0,1;0,1,0;1,0,1", "relu", "maxpool:2,s=1")
+    first = run_json("apply", UFLDL_TXT, *layers, "--backward", "--steps", "--json")
+    assert first["layer"] == 1 and first["upstream"]["from_spec"] == "relu"
+    assert first["upstream"]["values"] == [[[1], [0], [1]], [[0], [2], [0]], [[0], [0], [0]]]
+    _check_steps(first, first["grad_input"])
+    kernel = np.array(first["grad_kernel"][0])
+    for step in (s for s in first["backward_steps"] if s["grad"] == "kernel"):
+        assert step["value"] == kernel[tuple(step["position"])]
+    last = run_json(
+        "apply", UFLDL_TXT, *layers, "--backward", "--steps", "--steps-layer", "3", "--json"
+    )
+    assert last["layer"] == 3 and last["upstream"]["from_layer"] is None
+    # layer 3's dL/dX is dL/dY of layer 2 (relu), i.e. layer 1's upstream
+    _check_steps(last, first["upstream"]["values"])
+    result = run("apply", UFLDL_TXT, *layers, "--backward", "--steps", "--limit", "1")
+    assert result.exit_code == 0, result.output
+    assert (
+        "dL/dY of layer 1 = dL/dX of layer 2 (relu), backpropagated from dL/dY of layer 3 = "
+        "all ones" in result.stdout
+    )
+
+
+def test_steps_of_a_layer_without_traced_gradients_name_the_layers_that_have_them() -> None:
+    result = run(
+        "apply", UFLDL_TXT, "conv:k=box3", "relu", "--backward", "--steps", "--steps-layer", "2"
+    )
+    assert result.exit_code == 2
+    assert "layer 2 is 'relu' (valid: --steps-layer 1, or drop --steps)" in result.stderr
+    assert "Traceback" not in result.output

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from convcalc.calc.choices import Activation, ChannelMode, PadMode
-from convcalc.calc.layers import Conv, Spec
+from convcalc.calc.layers import Conv, Deconv, Pointwise, Spec
 from convcalc.compute.backward_traces import backward_trace, backward_trace_json
 from convcalc.compute.gradients import backward
 from convcalc.compute.pipeline import Settings, Stage
@@ -125,6 +125,12 @@ def test_refusals(kw: dict[str, Any], message: str) -> None:
         backward_trace(UFLDL, [conv(CROSS)], Settings(), **kw)
 
 
-def test_only_one_convolution_is_traced() -> None:
-    with pytest.raises(ConvcalcError, match="traces one 2-D convolution layer"):
-        backward_trace(UFLDL, [conv(CROSS), conv(CROSS)], Settings())
+def test_a_layer_without_traced_gradients_is_refused_naming_those_that_are() -> None:
+    relu = Stage(Spec("relu", Pointwise("relu")))
+    with pytest.raises(ConvcalcError, match=r"layer 2 is 'relu' .*--steps-layer 1 or 3"):
+        backward_trace(UFLDL, [conv(CROSS), relu, conv(CROSS)], Settings(), layer=2)
+    with pytest.raises(ConvcalcError, match="layer 4 is not valid; valid: 1 to 3"):
+        backward_trace(UFLDL, [conv(CROSS), relu, conv(CROSS)], Settings(), layer=4)
+    deconv = Stage(Spec("deconv:k=cross", Deconv(None, None)), (CROSS.astype(float),))
+    with pytest.raises(ConvcalcError, match=r"got 'deconv:k=cross' .*drop --steps"):
+        backward_trace(UFLDL, [deconv], Settings())

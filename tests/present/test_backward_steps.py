@@ -5,13 +5,16 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from rich.console import Console
 
-from convcalc.calc.layers import Conv, Spec
+from convcalc.calc.choices import PoolKind
+from convcalc.calc.layers import Conv, Pool, Spec
 from convcalc.compute.backward_traces import backward_trace
 from convcalc.compute.pipeline import Settings, Stage
+from convcalc.io.reading import read_input
 from convcalc.present.backward_steps import backward_steps_renderable
 from tests.conftest import CROSS, SAMPLES, UFLDL, run
 
@@ -22,9 +25,7 @@ CROSS_TEXT = "1,0,1;0,1,0;1,0,1"
 def test_ufldl_golden(golden: Callable[[str, str], None]) -> None:
     stage = Stage(Spec("conv:k=cross", Conv(None, None)), (CROSS.astype(float),))
     t = backward_trace(UFLDL, [stage], Settings(), at=[(0, 0), (1, 1), (2, 2)])
-    console = Console(width=100, no_color=True, record=True, file=io.StringIO())
-    console.print(backward_steps_renderable(t))
-    golden("backward_ufldl", console.export_text())
+    golden("backward_ufldl", _text(backward_steps_renderable(t)))
 
 
 def test_cli_prints_and_emits_the_trace() -> None:
@@ -44,8 +45,36 @@ def test_cli_prints_and_emits_the_trace() -> None:
             assert step["value"] == doc["grad_input"][step["position"][0]][step["position"][1]][0]
 
 
-def test_cli_refuses_pooling_and_pipelines() -> None:
-    for layers in (("--pool", "max", "-k", "2"), ("conv:k=box3", "relu")):
-        result = run("apply", UFLDL_TXT, *layers, "--backward", "--steps")
-        assert result.exit_code == 2, result.output
-        assert "traces one 2-D convolution layer" in result.stderr
+def test_max_pool_golden(golden: Callable[[str, str], None]) -> None:
+    x = read_input(str(SAMPLES / "maxpool_4x4.txt")).data
+    stage = Stage(Spec("maxpool:2,s=1", Pool(PoolKind.MAX, (2,), (1,))))
+    upstream = np.arange(1, 10).reshape(3, 3)
+    t = backward_trace(x, [stage], Settings(), upstream)
+    golden("backward_maxpool", _text(backward_steps_renderable(t, "g.txt")))
+
+
+def test_pipeline_golden(golden: Callable[[str, str], None]) -> None:
+    stages = [
+        Stage(Spec("conv:k=cross", Conv(None, None)), (CROSS.astype(float),)),
+        Stage(Spec("maxpool:2,s=1", Pool(PoolKind.MAX, (2,), (1,)))),
+    ]
+    t = backward_trace(UFLDL, stages, Settings(), at=[(0, 0), (1, 1), (2, 2)])
+    golden("backward_pipeline", _text(backward_steps_renderable(t)))
+
+
+def test_average_pooling_reads_as_shares_and_a_cell_in_no_window_says_so() -> None:
+    stage = Stage(Spec("avgpool:3,s=2,p=1", Pool(PoolKind.AVG, (3,), (2,), (1,))))
+    t = backward_trace(UFLDL, [stage], Settings(), at=[(1, 1)])
+    text = _text(backward_steps_renderable(t))
+    assert "avg pooling 3x3, stride 2, padding 1" in text
+    assert "dL/dX[1,1] = 1/9 + 1/9 + 1/9 + 1/9 = 0.4444" in text
+    assert "windows (0,0), (0,1), (1,0), (1,1)" in text
+    skip = Stage(Spec("maxpool:1,s=2", Pool(PoolKind.MAX, (1,), (2,))))
+    text = _text(backward_steps_renderable(backward_trace(UFLDL, [skip], Settings(), at=[(0, 1)])))
+    assert "dL/dX[0,1] = 0\n    in no window: no gradient reaches it" in text
+
+
+def _text(renderable: Any) -> str:
+    console = Console(width=100, no_color=True, record=True, file=io.StringIO())
+    console.print(renderable)
+    return console.export_text()

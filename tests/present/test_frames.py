@@ -244,3 +244,129 @@ def test_a_large_input_animates_a_centre_crop_with_a_note() -> None:
     np.testing.assert_array_equal(p.right, ops.correlate(x[46:54, 41:49], CROSS)[..., 0])
     chosen = plan(AnimationRequest(x, CROSS, region=(0, 0, 5, 4)))
     assert chosen.left.shape == (5, 4) and not chosen.notes
+
+
+# -- a transposed convolution of several channels: what apply computes -------------------
+
+SPAN = r"(-?\d+) to (-?\d+)(?: step (\d+))?"
+
+
+def _deconv_apply(request: AnimationRequest) -> Any:
+    """What `convcalc apply` computes for the request's transposed convolution."""
+    from convcalc.calc.layers import Deconv, Spec
+    from convcalc.compute.pipeline import Settings, Stage, run
+
+    kernels = request.kernel if isinstance(request.kernel, tuple) else (request.kernel,)
+    layer = Deconv(
+        out=len(kernels),
+        kernel=kernels[0].shape[:2],
+        stride=request.stride or (1, 1),
+        padding=request.padding,
+        dilation=request.dilation,
+        output_padding=request.output_padding,
+    )
+    stage = Stage(Spec(text="deconv", layer=layer), tuple(kernels), request.bias)
+    return run(request.image, [stage], Settings(channels=request.channels)).output
+
+
+def _rebuilt_from_captions(p: Any, shape: tuple[int, ...]) -> Any:
+    """The output the captions describe: each output channel's bias, plus every
+    caption's added matrix at the rows and columns it names (cropped ones dropped)."""
+    h, w = shape[:2]
+    out = np.zeros(shape)
+    for step in p.steps:
+        head, *rest = step.caption.split("\n")
+        for line in rest:
+            bias = re.fullmatch(r"  out\[:,:,(\d+)\] starts at its bias (\S+)", line)
+            if bias is not None:
+                out[:, :, int(bias.group(1))] += float(bias.group(2))
+        found = re.fullmatch(
+            rf"in\[(\d+),(\d+)(?:,\d+)?\] into out\[:,:,(\d+)\], rows {SPAN}, "
+            rf"cols {SPAN} \(.*\)",
+            head,
+        )
+        assert found is not None, head
+        r, c, o = map(int, found.groups()[:3])
+        assert (step.position, step.panel) == ((r, c), o)
+        r0, _, rd, c0, _, cd = found.groups()[3:]
+        added = re.fullmatch(r"  \+= .* = \[(.*)\]", rest[-1])
+        assert added is not None, rest
+        matrix = np.array([[float(v) for v in row.split()] for row in added.group(1).split("; ")])
+        for (i, j), v in np.ndenumerate(matrix):
+            a, b = int(r0) + i * int(rd or 1), int(c0) + j * int(cd or 1)
+            if 0 <= a < h and 0 <= b < w:
+                out[a, b, o] += v
+    return out
+
+
+def _check_transposed_against_apply(request: AnimationRequest) -> Any:
+    p = plan(request, max_frames=2_000)
+    expected = _deconv_apply(request)
+    h, w, f = expected.shape
+    x = np.asarray(request.image)
+    assert p.right_slices == f and p.positions == x.shape[0] * x.shape[1] * f == len(p.steps)
+    np.testing.assert_allclose(_rebuilt_from_captions(p, expected.shape), expected, atol=1e-9)
+    top, left = p.right_box[:2]
+    width = (p.right.shape[1] - f + 1) // f
+    *_, (last, values, touched) = states(p)
+    for o in range(f):
+        at = o * (width + 1) + left
+        np.testing.assert_array_equal(p.right[top : top + h, at : at + w], expected[..., o])
+        np.testing.assert_allclose(values[top : top + h, at : at + w], expected[..., o])
+    assert touched.any() and last.index == p.positions - 1
+    return p
+
+
+def test_a_transposed_filter_of_depth_c_sums_the_channels_and_adds_the_bias() -> None:
+    w0 = RNG.integers(-1, 2, size=(3, 3, 3)).astype(float)
+    w1 = RNG.integers(-1, 2, size=(3, 3, 3)).astype(float)
+    request = AnimationRequest(
+        CS231N,
+        (w0, w1),
+        kind=AnimKind.TRANSPOSED,
+        stride=(2, 2),
+        padding=(1, 1),
+        bias=(1.0, -2.0),
+    )
+    p = _check_transposed_against_apply(request)
+    assert p.sees == ((0, 1, 2),) * 2 and p.left.shape == (5, 17)
+    first = p.steps[0]
+    assert first.caption.split("\n")[1] == "  out[:,:,0] starts at its bias 1"
+    assert "+= " + " + ".join(f"{v:g}·slice {c}" for c, v in enumerate(CS231N[0, 0])) in (
+        first.caption
+    )
+    assert first.source == ((0, 0), (0, 6), (0, 12))  # the cell in every channel slice
+    added = np.einsum("ijc,c->ij", w0, CS231N[0, 0])
+    assert first.weights == tuple(added.ravel())
+    assert [s.panel for s in p.steps] == [0] * 25 + [1] * 25
+    assert "cropped" in p.final_caption and p.final_caption.startswith("the whole output: 9x9x2")
+
+
+@pytest.mark.parametrize("channels", list(ChannelMode))
+def test_a_transposed_2d_kernel_on_colour_input_follows_channels(channels: ChannelMode) -> None:
+    x = RNG.integers(0, 4, size=(3, 4, 2))
+    kernels = (np.array([[1.0, 2.0], [0.0, -1.0]]), np.ones((2, 2)))
+    request = AnimationRequest(
+        x, kernels, kind=AnimKind.TRANSPOSED, stride=(2, 1), dilation=(1, 2), channels=channels
+    )
+    p = _check_transposed_against_apply(request)
+    if channels == ChannelMode.EACH:  # output channel f·C + c is filter f on channel c
+        assert p.sees == ((0,), (1,)) * 2
+        assert p.names[1] == "filter 0 on channel 1"
+        assert p.steps[12].caption.startswith("in[0,0,1] into out[:,:,1], rows 0 to 1, cols 0 to 2")
+    else:
+        assert p.sees == ((0, 1),) * 2
+
+
+def test_a_transposed_bias_on_one_channel_and_output_padding() -> None:
+    x = np.array([[1.0, 2.0], [3.0, 4.0]])
+    request = AnimationRequest(
+        x,
+        np.array([[1.0, -1.0], [2.0, 0.0]]),
+        kind=AnimKind.TRANSPOSED,
+        stride=(2, 2),
+        output_padding=(1, 1),
+        bias=(0.5,),
+    )
+    p = _check_transposed_against_apply(request)
+    assert p.right[-1, -1] == 0.5  # past the last kernel's reach: the bias alone

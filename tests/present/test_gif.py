@@ -194,3 +194,23 @@ def test_a_layer_of_several_channels_and_filters_draws_the_filter_between() -> N
     lay = gif._layout(plan(request), 20)
     assert len(lay.middle) == 2 and lay.middle[0].shape == (3, 11)
     assert lay.left_xy[0] < lay.middle_xy[0] < lay.right_xy[0]
+
+
+def test_a_transposed_colour_layer_draws_its_filter_and_scatters_into_its_slice() -> None:
+    x = np.arange(3 * 3 * 2).reshape(3, 3, 2) % 3
+    kernels = (np.ones((2, 2, 2)), -np.ones((2, 2, 2)))
+    request = AnimationRequest(x, kernels, kind=AnimKind.TRANSPOSED, stride=(2, 2), bias=(1.0, 0.0))
+    images, _ = gif.frames(request, cell=20)
+    assert len(images) == 3 * 3 * 2 + 1
+    lay = gif._layout(plan(request), 20)
+    assert len(lay.middle) == 2 and lay.middle[0].shape == (2, 5)
+    assert lay.left_xy[0] < lay.middle_xy[0] < lay.right_xy[0]
+    assert gif._labels(plan(request)) == ("input 3x3x2 (channels side by side)", "output 6x6x2")
+    tenth = images[10]  # output channel 1 (slice from column 7), input cell (0, 1)
+    for r, c in [(0, 9), (0, 10), (1, 9), (1, 10)]:
+        assert rgb(tenth, *corner(request, 20, "right", r, c)) == gif.HOT_FILL
+    assert rgb(tenth, *corner(request, 20, "right", 0, 2)) != gif.HOT_FILL
+    for r, c in [(0, 1), (0, 5)]:  # the input cell in both channel slices
+        assert rgb(tenth, *corner(request, 20, "left", r, c)) == gif.HOT_FILL
+    padded = AnimationRequest(x, kernels, kind=AnimKind.TRANSPOSED, stride=(2, 2), padding=(1, 1))
+    assert gif._labels(plan(padded))[1] == "output 4x4x2, cropped from 6x6"

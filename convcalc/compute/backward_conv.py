@@ -1,0 +1,243 @@
+"""The arithmetic behind each gradient value of one 2-D convolution layer.
+
+For ``Y[o, f] = Σ_{i,j,c} Xp[o·s + (i,j)·d, c]·W_f[i, j, c]`` (Xp the padded input),
+with dL/dY the upstream gradient (after the activation's own gradient when the layer
+has one):
+
+* each kernel value's gradient is a sum over the output positions o::
+
+      dL/dW_f[i, j, c] = Σ_o dL/dY[o, f] · Xp[o·s + (i,j)·d, c]
+
+  (a 2-D filter used on several channels sums over those channels too);
+* each input cell's gradient is a sum over the windows that read it, each term
+  dL/dY at the window's output times the kernel value at the tap that reads the
+  cell: the full convolution of dL/dY (dilated by the stride) with the kernel
+  rotated by 180°. A padded cell copied from an input cell (reflect, replicate,
+  wrap) adds its windows to that cell; zero padding reads no cell.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from convcalc.calc.geometry import Axis
+from convcalc.calc.layers import Conv
+from convcalc.calc.network import two_axes
+from convcalc.compute import windows
+from convcalc.compute.arrays import Array
+from convcalc.compute.backward_records import (
+    BackwardTrace,
+    GradStep,
+    Upstream,
+    chosen,
+    output_at,
+    refuse_outside,
+)
+from convcalc.compute.gradients import activation_backward, backward
+from convcalc.compute.padding import pad
+from convcalc.compute.pipeline import Settings, Stage, check_bias, kernel_bank, refuse_groups
+from convcalc.compute.traces import all_whole
+
+
+def conv_trace(
+    xa: Array,
+    stage: Stage,
+    settings: Settings,
+    upstream: Upstream,
+    at: Sequence[tuple[int, int]],
+    limit: int | None,
+) -> BackwardTrace:
+    """The kernel and input gradient steps of one convolution stage.
+
+    Parameters
+    ----------
+    xa : array, HxWxC
+        The stage's input.
+    stage : Stage
+        A 2-D convolution.
+    settings : Settings
+    upstream : Upstream
+        dL/dY of the stage's output (Ho x Wo x F) and where it came from.
+    at, limit
+        Kernel taps and input cells to show, and at most how many of each.
+
+    Returns
+    -------
+    BackwardTrace
+        Kernel steps filter by filter, taps row-major (channels within a tap);
+        then input steps cell by cell row-major, channels within a cell.
+    """
+    layer = stage.spec.layer
+    assert isinstance(layer, Conv)
+    refuse_groups(layer)
+    check_bias(stage)
+    run = backward(xa, [stage], settings, upstream.grad)
+    dz = activation_backward(run.output, run.grad_output, stage.activation).astype(np.float64)
+    channels = xa.shape[2]
+    bank, _, each = kernel_bank(stage.kernels, channels, settings.channels)
+    axes = windows.conv_axes(
+        xa.shape,
+        bank.shape,
+        stride=two_axes(layer.stride, "stride"),
+        dilation=two_axes(layer.dilation, "dilation"),
+        padding=two_axes(layer.padding, "padding"),
+        convention=settings.convention,
+    )
+    uses = _uses(stage.kernels, channels, each)
+    kh, kw = bank.shape[:2]
+    height, width = xa.shape[:2]
+    refuse_outside(at, [("kernel", kh, kw), ("input", height, width)])
+    kernel_at = chosen(at, limit, kh, kw)
+    input_at = chosen(at, limit, height, width)
+    walk = _Walk.of(xa, dz, axes, settings, (kh, kw))
+    steps = [
+        walk.kernel_step(f, part, p)
+        for f, fu in enumerate(uses)
+        for p in kernel_at
+        for part in _split(fu)
+    ]
+    steps += [walk.input_step(uses, p, c) for p in input_at for c in range(channels)]
+    kernels = np.concatenate([np.ravel(k) for k in stage.kernels])
+    return BackwardTrace(
+        layer_text=stage.spec.text,
+        input_shape=(height, width, channels),
+        output_shape=(axes[0].size, axes[1].size, dz.shape[2]),
+        kernel_size=(kh, kw),
+        axes=axes,
+        filters=len(stage.kernels),
+        steps=tuple(steps),
+        kernel_total=kh * kw,
+        kernel_omitted=kh * kw - len(kernel_at),
+        input_total=height * width,
+        input_omitted=height * width - len(input_at),
+        pad_mode=settings.pad_mode,
+        activation=stage.activation,
+        flip=settings.flip,
+        integral=all_whole(xa) and all_whole(kernels) and all_whole(dz),
+        upstream=upstream,
+    )
+
+
+# -- how each filter is used --------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Use:
+    """Filter f read on input ``channel`` with the 2-D ``kernel``; its output is
+    channel ``out`` of the pipeline's (filter-major) output."""
+
+    channel: int
+    out: int
+    kernel: Array
+
+
+@dataclass(frozen=True)
+class _FilterUses:
+    uses: tuple[_Use, ...]
+    split: bool
+    """True when the filter has a channel axis of its own (one gradient per channel);
+    else its gradient sums over every channel it was used on."""
+
+
+def _split(fu: _FilterUses) -> list[_FilterUses]:
+    """The kernel steps of one filter at one tap: one per channel when split, else one."""
+    if not fu.split:
+        return [fu]
+    return [_FilterUses((u,), True) for u in fu.uses]
+
+
+def _uses(kernels: Sequence[Array], channels: int, each: bool) -> list[_FilterUses]:
+    """Per filter, where `kernel_bank` applies it (the pipeline's output order)."""
+    found = []
+    for f, kernel in enumerate(kernels):
+        k = np.asarray(kernel, np.float64)
+        split = not each and k.ndim == 3 and k.shape[2] == channels
+        found.append(
+            _FilterUses(
+                tuple(
+                    _Use(
+                        c,
+                        f * channels + c if each else f,
+                        k[:, :, c] if split else k.reshape(k.shape[:2]),
+                    )
+                    for c in range(channels)
+                ),
+                split,
+            )
+        )
+    return found
+
+
+# -- the sums -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Walk:
+    """What the sums read: the padded input, which input cell each padded cell copies
+    (-1 for zero padding), dL/dY, the geometry, flip and the kernel size."""
+
+    xp: Array
+    source: Array
+    dz: Array
+    axes: tuple[Axis, Axis]
+    flip: bool
+    size: tuple[int, int]
+    input_width: int
+
+    @classmethod
+    def of(
+        cls,
+        xa: Array,
+        dz: Array,
+        axes: tuple[Axis, Axis],
+        settings: Settings,
+        size: tuple[int, int],
+    ) -> _Walk:
+        h, w = xa.shape[:2]
+        pads = [(a.pad_lo, a.pad_hi) for a in axes]
+        xp = pad(xa, pads, settings.pad_mode)
+        cells = np.arange(1, h * w + 1).reshape(h, w, 1)
+        source = pad(cells, pads, settings.pad_mode)[:, :, 0] - 1
+        return cls(xp, source, dz, axes, settings.flip, size, w)
+
+    def tap(self, i: int, k: int) -> int:
+        """The bank's tap the filter's tap ``i`` (axis ``k``) is applied at."""
+        return self.size[k] - 1 - i if self.flip else i
+
+    def kernel_step(self, f: int, fu: _FilterUses, p: tuple[int, int]) -> GradStep:
+        at = tuple(_taps(a, self.tap(p[k], k)) for k, a in enumerate(self.axes))
+        parts = [
+            np.stack([self.dz[:, :, u.out].ravel(), self.xp[at][:, :, u.channel].ravel()], axis=1)
+            for u in fu.uses
+        ]
+        terms = np.concatenate(parts).astype(np.float64)
+        channel = fu.uses[0].channel if fu.split else None
+        return GradStep("kernel", f, channel, p, terms, float(np.sum(terms[:, 0] * terms[:, 1])))
+
+    def input_step(self, uses: Sequence[_FilterUses], p: tuple[int, int], c: int) -> GradStep:
+        """Over filters, then output positions row-major, then taps: dL/dY × W."""
+        width = self.size[1]
+        cells = np.argwhere(self.source == p[0] * self.input_width + p[1])
+        found: list[tuple[int, int, int, int, float, float]] = []
+        for f, fu in enumerate(uses):
+            for u in (u for u in fu.uses if u.channel == c):
+                for tap in range(self.size[0] * width):
+                    i, j = divmod(tap, width)
+                    for pr, pc in cells:
+                        orow = output_at(int(pr), self.tap(i, 0), self.axes[0])
+                        ocol = output_at(int(pc), self.tap(j, 1), self.axes[1])
+                        if orow is not None and ocol is not None:
+                            dy = float(self.dz[orow, ocol, u.out])
+                            found.append((f, orow, ocol, tap, dy, float(u.kernel[i, j])))
+        found.sort(key=lambda t: t[:4])
+        terms = np.array([t[4:] for t in found], np.float64).reshape(-1, 2)
+        return GradStep("input", None, c, p, terms, float(np.sum(terms[:, 0] * terms[:, 1])))
+
+
+def _taps(axis: Axis, i: int) -> slice:
+    """The padded positions tap ``i`` of every window reads along one axis."""
+    start = i * axis.dilation
+    return slice(start, start + (axis.size - 1) * axis.stride + 1, axis.stride)
