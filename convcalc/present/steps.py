@@ -133,7 +133,7 @@ def _pool_lines(trace: Trace, step: PoolStep, width: int) -> list[Text]:
     if trace.output_shape[-1] > 1:
         title += f", channel {step.channel}"
     where = (
-        f"the whole {'x'.join(map(str, step.window.shape))} {_WHOLE[trace.rank]}"
+        _whole(trace.rank, step.window.shape)
         if trace.kind == TraceKind.GLOBAL_POOL
         else _where(trace, step.origin)
     )
@@ -180,7 +180,9 @@ def _header(trace: Trace) -> list[Text]:
         Text(f"layer {trace.layer} ({trace.layer_text}): {shape_in} → {shape_out}", style="bold")
     ]
     if trace.kind == TraceKind.GLOBAL_POOL:
-        lines.append(Text("global pooling: one value per channel from its whole map"))
+        lines.append(
+            Text(f"global pooling: one value per channel from its whole {_WHOLE[trace.rank]}")
+        )
     else:
         lines += _facts(trace)
     lines += _legend(trace)
@@ -360,6 +362,15 @@ def cell_text(value: float) -> str:
 def factor_text(value: float) -> str:
     text = cell_text(value)
     return f"({text})" if text.startswith("−") else text
+
+
+def _whole(rank: int, shape: tuple[int, ...]) -> str:
+    """What a global pooling window covers: ``the whole 5x5 map``, ``the whole signal
+    (9 positions)``, ``the whole 3x4x5 volume``."""
+    size = "x".join(map(str, shape))
+    return (
+        f"the whole signal ({size} positions)" if rank == 1 else f"the whole {size} {_WHOLE[rank]}"
+    )
 
 
 def _dilated(trace: Trace) -> bool:

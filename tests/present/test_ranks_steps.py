@@ -131,3 +131,11 @@ def test_a_deep_volume_draws_a_bounded_number_of_slices_within_the_width(color_s
     assert f"8 of 20 slices drawn ({', '.join(map(str, shown))})" in text
     assert "channel 1, minmax −1…−" in text.replace("-", "−")
     assert text.count("slice 19") == 2  # both channels
+
+
+def test_global_pooling_of_a_signal_names_the_whole_signal() -> None:
+    t = trace(SIGNAL, [stage("gmp")], Settings(rank=1))
+    text = render(steps_renderable(t))
+    assert "one value per channel from its whole signal" in text
+    assert "output (0): the whole signal (9 positions)" in text
+    assert "max(0, 0, 1, 5, 1, 0, 0, 3, 0) = 5" in text
