@@ -405,6 +405,7 @@ def _build_dwconv(op: str, v: dict[str, Any]) -> Layer:
 
 def _build_deconv(op: str, v: dict[str, Any]) -> Layer:
     kernel, source = _kernel_and_source(v)
+    rank = {"deconv1d": 1, "deconv3d": 3}.get(op, 2)
     return Deconv(
         v.get("out"),
         kernel,
@@ -414,7 +415,8 @@ def _build_deconv(op: str, v: dict[str, Any]) -> Layer:
         v.get("op", (0,)),
         v.get("g", 1),
         v.get("bias", True),
-        source=source,
+        rank,
+        source,
     )
 
 
@@ -484,6 +486,14 @@ _POOL = _Grammar(
     _build_pool,
     "maxpool:K[,s=S][,p=P][,d=D][,ceil]",
 )
+_DECONV = _Grammar(
+    ("out", "kernel", "s", "p"),
+    2,
+    {**_CONV_KEYS, "op": _count},
+    (),
+    _build_deconv,
+    "deconv:OUT,K[,s=S][,p=P][,op=OP]",
+)
 _OPS: dict[str, _Grammar] = {
     "conv": _CONV,
     "conv1d": _CONV,
@@ -496,14 +506,9 @@ _OPS: dict[str, _Grammar] = {
         _build_dwconv,
         "dwconv:K[,m=M][,s=S][,p=P][,d=D][,bias=no]",
     ),
-    "deconv": _Grammar(
-        ("out", "kernel", "s", "p"),
-        2,
-        {**_CONV_KEYS, "op": _count},
-        (),
-        _build_deconv,
-        "deconv:OUT,K[,s=S][,p=P][,op=OP]",
-    ),
+    "deconv": _DECONV,
+    "deconv1d": _DECONV,
+    "deconv3d": _DECONV,
     "maxpool": _POOL,
     "avgpool": _POOL,
     "l2pool": _POOL,
@@ -662,7 +667,7 @@ def _write_deconv(layer: Any) -> Written:
     extra = (
         [] if tuple(layer.output_padding) == (0,) else [f"op={format_dims(layer.output_padding)}"]
     )
-    return "deconv", [
+    return {1: "deconv1d", 3: "deconv3d"}.get(layer.rank, "deconv"), [
         *_head(layer.out, layer.kernel, layer.source),
         *_window_args(layer.stride, layer.padding, layer.dilation, (1,)),
         *extra,

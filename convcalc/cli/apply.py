@@ -163,7 +163,8 @@ from convcalc.errors import ConvcalcError
     "--at",
     multiple=True,
     metavar="ROW,COL",
-    help="With --steps: the output position to show (repeatable).",
+    help="With --steps: the output position to show (repeatable); N for a signal, "
+    "D,ROW,COL for a volume.",
 )
 @click.option(
     "--limit", type=click.IntRange(min=1), help="With --steps: show at most this many positions."

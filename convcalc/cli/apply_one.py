@@ -27,7 +27,8 @@ def apply_one(path: str, run: Run) -> dict[str, Any] | None:
     Everything but the JSON document is printed here: tables, steps and pictures on
     stdout (``--show`` on stderr under --json), notes on stderr.
     """
-    from convcalc.compute.pipeline import estimate_bytes, quiet_overflow
+    from convcalc.compute.memory import estimate_bytes
+    from convcalc.compute.pipeline import quiet_overflow
     from convcalc.compute.pipeline import run as run_pipeline
     from convcalc.io.reading import read_input
     from convcalc.io.writing import check_output
@@ -51,12 +52,12 @@ def apply_one(path: str, run: Run) -> dict[str, Any] | None:
         with quiet_overflow():
             doc = (_backward_steps if report.backward else _steps)(loaded.data, run)
     if report.show:
-        _print_show(loaded.data, result, stderr=report.as_json)
+        _print_show(loaded.data, result, stderr=report.as_json, rank=rank)
     if report.as_json and doc is None:
         doc = _result_doc(result, loaded.data.shape, rank)
     grads = _backward(loaded.data, run) if report.backward else None
     if doc is not None and grads is not None:
-        doc |= _gradients_doc(grads, run)
+        doc |= _gradients_doc(grads, run, rank)
     if out.output:
         write = _write if rank == 2 else _write_ranked
         lines, written = write(path, loaded, result, out)
@@ -71,7 +72,7 @@ def apply_one(path: str, run: Run) -> dict[str, Any] | None:
     else:
         _print_result(result, Format(report.fmt), rank)
         if grads is not None:
-            _print_gradients(grads, run)
+            _print_gradients(grads, run, rank)
     return doc
 
 
@@ -129,7 +130,6 @@ def _print_result(result: Any, fmt: Format, rank: int = 2) -> None:
 def _print_ranked(result: Any, fmt: Format, rank: int) -> None:
     """A 1-D result as a one-row table per channel; a 3-D one slice by slice (depth,
     then channel); statistics when large."""
-    from convcalc.present.tables import matrix_table
 
     if fmt != Format.TABLE:
         if rank != 1:
@@ -148,14 +148,21 @@ def _print_ranked(result: Any, fmt: Format, rank: int) -> None:
         )
         say(["too large to print; save it with -o out.npy (values)"])
         return
-    channels = result.shape[-1]
-    slices = [result[None]] if rank == 1 else list(result)
+    _print_ranked_tables(result, f"output {shape_text(result, rank)}", rank)
+
+
+def _print_ranked_tables(values: Any, title: str, rank: int) -> None:
+    """A 1-D (*N) x C array as a one-row table per channel; a 3-D one slice by slice
+    (depth, then channel), each titled ``title, depth d, channel c``."""
+    from convcalc.present.tables import matrix_table
+
+    channels = values.shape[-1]
+    slices = [values[None]] if rank == 1 else list(values)
     for d, plane in enumerate(slices):
         for c in range(channels):
             where = [f"depth {d}"] if rank == 3 else []
             where += [f"channel {c}"] if channels > 1 else []
-            title = ", ".join([f"output {shape_text(result, rank)}", *where])
-            print_rich(matrix_table(plane[..., c], title))
+            print_rich(matrix_table(plane[..., c], ", ".join([title, *where])))
 
 
 def _small_ranked(result: Any) -> bool:
@@ -192,7 +199,7 @@ def _backward(data: Any, run: Run) -> Any:
     path = run.report.grad_output
     upstream = None
     if path is not None:
-        upstream = read_input(path, max_pixels=run.max_pixels).data
+        upstream = read_input(path, max_pixels=run.max_pixels, rank=run.settings.rank).data
     with quiet_overflow():
         try:
             return backward(data, run.stages, run.settings, upstream)
@@ -202,15 +209,22 @@ def _backward(data: Any, run: Run) -> Any:
             raise
 
 
-def _gradients_doc(grads: Any, run: Run) -> dict[str, Any]:
+def _gradients_doc(grads: Any, run: Run, rank: int = 2) -> dict[str, Any]:
     """``grad_input`` (HxWxC; ``grad_input_stats`` when large), and per weighted layer
     ``grad_kernel`` (one per filter) and ``grad_bias``: at the top for one such layer,
-    else in ``grad_layers`` with each layer's number and spec."""
+    else in ``grad_layers`` with each layer's number and spec.
+
+    At rank 1 and 3 ``grad_input`` nests as ``output`` does (L or DxHxW for one
+    channel, then channels last); each ``grad_kernel`` has its filter's shape.
+    """
     grad_input = grads.grad_input
     doc: dict[str, Any] = {
         "grad_output": "ones" if run.report.grad_output is None else run.report.grad_output
     }
-    if _small(grad_input):
+    if rank != 2 and _small_ranked(grad_input):
+        one = grad_input.shape[-1] == 1
+        doc["grad_input"] = json_numbers(grad_input[..., 0] if one else grad_input)
+    elif rank == 2 and _small(grad_input):
         doc["grad_input"] = json_numbers(grad_input)
     else:
         doc["grad_input_stats"] = _stats(grad_input)
@@ -235,20 +249,23 @@ def _gradients_doc(grads: Any, run: Run) -> dict[str, Any]:
     return doc
 
 
-def _print_gradients(grads: Any, run: Run) -> None:
-    """The gradients as tables (statistics for a large input) on stdout."""
+def _print_gradients(grads: Any, run: Run, rank: int = 2) -> None:
+    """The gradients as tables (statistics for a large input) on stdout; at rank 1 and
+    3 one-row tables and depth slices, as the output."""
     from convcalc.present.tables import matrix_table
 
     source = run.report.grad_output or "all ones"
     click.echo(f"gradients, with dL/dY = {source}:")
     grad_input = grads.grad_input
-    if _small(grad_input):
-        print_rich(matrix_table(grad_input, f"dL/dX {shape_text(grad_input)}"))
+    title = f"dL/dX {shape_text(grad_input, rank)}"
+    if rank != 2 and _small_ranked(grad_input):
+        _print_ranked_tables(grad_input, title, rank)
+    elif rank == 2 and _small(grad_input):
+        print_rich(matrix_table(grad_input, title))
     else:
         stats = _stats(grad_input)
         click.echo(
-            f"dL/dX {shape_text(grad_input)}: min {stats['min']:.6g}, max {stats['max']:.6g}, "
-            f"mean {stats['mean']:.6g}"
+            f"{title}: min {stats['min']:.6g}, max {stats['max']:.6g}, mean {stats['mean']:.6g}"
         )
     several = sum(layer is not None for layer in grads.layers) > 1
     for position, layer in enumerate(grads.layers, start=1):
@@ -256,7 +273,11 @@ def _print_gradients(grads: Any, run: Run) -> None:
             continue
         where = f"layer {position} ({run.stages[position - 1].spec.text}) " if several else ""
         for f, kernel in enumerate(layer.kernels):
-            print_rich(matrix_table(kernel, f"{where}dL/dW filter {f + 1}"))
+            if rank == 2:
+                print_rich(matrix_table(kernel, f"{where}dL/dW filter {f + 1}"))
+            else:
+                planes = kernel[..., None] if kernel.ndim == rank else kernel
+                _print_ranked_tables(planes, f"{where}dL/dW filter {f + 1}", rank)
         if layer.bias is not None:
             click.echo(f"{where}dL/db: {', '.join(f'{v:.6g}' for v in layer.bias)}")
 
@@ -365,7 +386,7 @@ def _steps(data: Any, run: Run) -> dict[str, Any] | None:
         run.stages,
         run.settings,
         layer=report.steps_layer,
-        at=[_position(text) for text in report.at],
+        at=[_at(text, run.settings.rank) for text in report.at],
         limit=report.limit,
     )
     if report.as_json:
@@ -404,17 +425,33 @@ def _backward_steps(data: Any, run: Run) -> dict[str, Any] | None:
 
 
 def _position(text: str) -> tuple[int, int]:
+    """An --at position of a 2-D output: ROW,COL."""
+    row, col = _at(text, 2)
+    return row, col
+
+
+def _at(text: str, rank: int) -> tuple[int, ...]:
+    """An --at position: N at rank 1, ROW,COL at rank 2, D,ROW,COL at rank 3."""
+    from convcalc.present.steps import AT_FORMS
+
     parts = text.replace(" ", "").split(",")
-    if len(parts) != 2 or not all(p.lstrip("-").isdigit() for p in parts):
-        raise ConvcalcError(f"--at '{text}' is not a position; valid: ROW,COL such as 0,1")
-    return int(parts[0]), int(parts[1])
+    if len(parts) != rank or not all(p.lstrip("-").isdigit() for p in parts):
+        example = {1: "3", 2: "0,1", 3: "0,1,2"}[rank]
+        of = "" if rank == 2 else f" of a {rank}-D output"
+        raise ConvcalcError(
+            f"--at '{text}' is not a position{of}; valid: {AT_FORMS[rank]} such as {example}"
+        )
+    return tuple(int(p) for p in parts)
 
 
-def _print_show(data: Any, result: Any, *, stderr: bool) -> None:
-    """Draw input and output on stdout, or on stderr when stdout carries JSON."""
+def _print_show(data: Any, result: Any, *, stderr: bool, rank: int = 2) -> None:
+    """Draw input and output on stdout, or on stderr when stdout carries JSON: images
+    as pictures or heatmaps, signals as plots, volumes slice by slice."""
     from rich.console import Console
 
     from convcalc.present.pictures import show
+    from convcalc.present.ranked_pictures import show_signal, show_volume
 
     console = Console(highlight=False, stderr=stderr)
-    console.print(show(data, result, width=console.width, color_system=console.color_system))
+    draw = {1: show_signal, 2: show, 3: show_volume}[rank]
+    console.print(draw(data, result, width=console.width, color_system=console.color_system))

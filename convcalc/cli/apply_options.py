@@ -114,17 +114,22 @@ def refuse_backward_clash(run: Run, inputs: int) -> None:
 
 
 def refuse_rank_clash(run: Run, inputs: int) -> None:
-    """Refuse what a 1-D or 3-D run does not do (yet): step tables, pictures,
-    gradients, algorithms other than the direct one, several inputs, image output."""
+    """Refuse what a 1-D or 3-D run does not do: algorithms other than the direct one,
+    several inputs, image outputs (and text outputs of a volume), and the gradients'
+    arithmetic step by step (--backward and --steps each work alone)."""
     rank = run.settings.rank
     if rank == 2:
         return
     output = run.out.output
     kept = (".npy", ".csv", ".txt") if rank == 1 else (".npy",)
+    report = run.report
     clashes = (
-        (run.report.steps, "--steps", "step tables are drawn for 2-D layers; drop --steps"),
-        (run.report.show, "--show", "pictures are drawn for 2-D data; drop --show"),
-        (run.report.backward, "--backward", "gradients are computed for 2-D layers"),
+        (
+            report.backward and report.steps,
+            "--backward with --steps",
+            "the gradients are traced step by step for 2-D convolutions; give --backward "
+            "(the gradients) or --steps (the forward arithmetic)",
+        ),
         (
             str(run.settings.method) not in ("auto", "direct"),
             f"--method {run.settings.method}",

@@ -28,7 +28,7 @@ from convcalc.compute.windows import (
     conv_axes,
     conv_axes_nd,
     pool_axes_nd,
-    transposed_axes,
+    transposed_axes_nd,
     transposed_full_size,
 )
 from convcalc.errors import ConvcalcError
@@ -207,36 +207,16 @@ def conv_transpose(
     (4, 4, 1)
     """
     xa = as_image(x)
-    w = _kernel_bank(kernels, xa.dtype)
-    (h, wd, c), (kh, kw, depth, fg) = xa.shape, w.shape
-    if groups < 1 or c % groups or depth != c:
-        raise ConvcalcError(
-            f"a transposed kernel bank of depth {depth} with groups {groups} does not fit "
-            f"{c} input channels; valid: depth {c} and groups dividing {c}"
-        )
-    axes = transposed_axes(
-        xa.shape,
-        w.shape,
+    return conv_transpose_nd(
+        xa,
+        _kernel_bank(kernels, xa.dtype),
         stride=stride,
         padding=padding,
         dilation=dilation,
         output_padding=output_padding,
+        groups=groups,
+        bias=bias,
     )
-    (sh, sw), (dh, dw) = stride, dilation
-    full = np.zeros((*map(transposed_full_size, axes), groups * fg), dtype=xa.dtype)
-    # (C, F/groups) per tap, as (C/groups, F) for tap_product
-    taps = w.reshape(kh, kw, groups, c // groups, fg).transpose(0, 1, 3, 2, 4)
-    taps = taps.reshape(kh, kw, c // groups, groups * fg)
-    tmp = np.empty((h, wd, groups * fg), dtype=xa.dtype)
-    for i in range(kh):
-        for j in range(kw):
-            tap_product(xa, taps[i, j], groups, tmp)
-            full[
-                i * dh : i * dh + (h - 1) * sh + 1 : sh, j * dw : j * dw + (wd - 1) * sw + 1 : sw
-            ] += tmp
-    rows, cols = axes
-    y = full[rows.pad_lo : rows.pad_lo + rows.size, cols.pad_lo : cols.pad_lo + cols.size]
-    return _add_bias(np.ascontiguousarray(y), bias)
 
 
 def pool(
@@ -413,6 +393,80 @@ def correlate_nd(
         tap_product(view, w[tap], groups, tmp)
         y += tmp
     return activate(_add_bias(y, bias), activation)
+
+
+def conv_transpose_nd(
+    x: ArrayLike,
+    kernels: ArrayLike,
+    *,
+    stride: tuple[int, ...],
+    padding: tuple[Padding, ...],
+    dilation: tuple[int, ...],
+    output_padding: tuple[int, ...],
+    groups: int = 1,
+    bias: Sequence[float] | None = None,
+) -> Array:
+    """Transposed convolution of any rank (PyTorch's ConvTranspose1d/2d/3d), tap by tap.
+
+    The rank is the kernel bank's: ``kernels.ndim - 2``. Every input cell adds its
+    kernel-weighted copy at ``n·s + i·d`` (per axis) of a full output, whose padding
+    is then cropped from the start; per axis (`convcalc.calc.geometry.transposed_axis`)::
+
+        out = (n-1)s - p_lo - p_hi + d(f-1) + output_padding + 1
+
+    Parameters
+    ----------
+    x : array, (*N) x C: L x C for 1-D, DxHxWxC for 3-D
+    kernels : array, (*K) x C x (F/groups)
+        PyTorch's weight ``(C, F/groups, *K)`` moved channels-last.
+    stride, dilation, output_padding : tuple of int, one per spatial axis
+    padding : tuple of Padding, one per spatial axis
+    groups : int
+    bias : sequence of F floats, optional
+
+    Returns
+    -------
+    array, (*O) x F
+
+    Examples
+    --------
+    >>> conv_transpose_nd(np.array([[1.0], [2.0]]), np.ones((3, 1, 1)), stride=(2,),
+    ...                   padding=(0,), dilation=(1,), output_padding=(0,))[:, 0]
+    array([1., 1., 3., 2., 2.])
+    """
+    xa = working_array(x)
+    w = working_array(kernels).astype(xa.dtype, copy=False)
+    rank = w.ndim - 2
+    if rank < 1 or xa.ndim != rank + 1:
+        raise ConvcalcError(
+            f"an input of shape {'x'.join(map(str, xa.shape))} does not fit a transposed kernel "
+            f"bank of shape {'x'.join(map(str, w.shape))}; valid: {rank} spatial axes and channels"
+        )
+    c, (depth, fg) = xa.shape[-1], w.shape[-2:]
+    if groups < 1 or c % groups or depth != c:
+        raise ConvcalcError(
+            f"a transposed kernel bank of depth {depth} with groups {groups} does not fit "
+            f"{c} input channels; valid: depth {c} and groups dividing {c}"
+        )
+    kernel = w.shape[:rank]
+    axes = transposed_axes_nd(
+        xa.shape,
+        kernel,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        output_padding=output_padding,
+    )
+    full = np.zeros((*map(transposed_full_size, axes), groups * fg), dtype=xa.dtype)
+    # (C, F/groups) per tap, as (C/groups, F) for tap_product
+    taps = np.moveaxis(w.reshape(*kernel, groups, c // groups, fg), rank, rank + 1)
+    taps = taps.reshape(*kernel, c // groups, groups * fg)
+    tmp = np.empty((*xa.shape[:-1], groups * fg), dtype=xa.dtype)
+    for tap in np.ndindex(*kernel):
+        tap_product(xa, taps[tap], groups, tmp)
+        full[tuple(_scatter(a, i) for a, i in zip(axes, tap, strict=True))] += tmp
+    y = full[tuple(slice(a.pad_lo, a.pad_lo + a.size) for a in axes)]
+    return _add_bias(np.ascontiguousarray(y), bias)
 
 
 def pool_nd(
@@ -601,3 +655,10 @@ def _taps(axis: Axis, tap: int) -> slice:
     """Along one axis, the padded input's cells that kernel tap ``tap`` meets."""
     start = tap * axis.dilation
     return slice(start, start + (axis.size - 1) * axis.stride + 1, axis.stride)
+
+
+def _scatter(axis: Axis, tap: int) -> slice:
+    """Along one axis, the full output's cells kernel tap ``tap`` of a transposed
+    convolution adds the input cells to (input cell n at ``n·s + tap·d``)."""
+    start = tap * axis.dilation
+    return slice(start, start + (axis.n - 1) * axis.stride + 1, axis.stride)

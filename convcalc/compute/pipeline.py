@@ -13,7 +13,6 @@ filter by filter) or sums over them (``sum``: one per filter).
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -21,13 +20,14 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import numpy as np
-from numpy.typing import DTypeLike, NDArray
+from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from convcalc.calc.choices import Activation, ChannelMode, Convention, Method, PadMode
 from convcalc.calc.layers import Conv, Deconv, GlobalPool, Layer, Pointwise, Pool, Spec
 from convcalc.calc.network import per_axis, two_axes
 from convcalc.compute import ops
 from convcalc.compute.arrays import saturated
+from convcalc.compute.memory import estimate_bytes as estimate_bytes  # apply's estimate
 from convcalc.errors import ConvcalcError
 
 Array = NDArray[Any]
@@ -85,12 +85,7 @@ def run(
     """
     check_stages(stages, settings.rank)
     notes: list[str] = []
-    x = x[..., None] if x.ndim == settings.rank else x
-    if x.ndim != settings.rank + 1:
-        raise ConvcalcError(
-            f"an input of shape {'x'.join(map(str, x.shape))} is not {settings.rank}-D data; "
-            f"valid: {_DATA_SHAPES[settings.rank]}"
-        )
+    x = as_data(x, settings.rank)
     with quiet_overflow():
         for position, stage in enumerate(stages, start=1):
             last = out_dtype if position == len(stages) else None
@@ -110,12 +105,31 @@ def run(
     return Outcome(x, tuple(notes))
 
 
+def as_data(x: ArrayLike, rank: int) -> Array:
+    """The input of a run as (*N) x C, its dtype kept: HxWxC, L x C or DxHxWxC; a map
+    without channels (HxW, L, DxHxW) gains one.
+
+    Raises
+    ------
+    ConvcalcError
+        An array with neither ``rank`` nor ``rank + 1`` axes.
+    """
+    xa = np.asarray(x)
+    xa = xa[..., None] if xa.ndim == rank else xa
+    if xa.ndim != rank + 1:
+        raise ConvcalcError(
+            f"an input of shape {'x'.join(map(str, xa.shape))} is not {rank}-D data; "
+            f"valid: {_DATA_SHAPES.get(rank, 'HxW or HxWxC')}"
+        )
+    return xa
+
+
 def check_stages(stages: Sequence[Stage], rank: int = 2) -> None:
     """Refuse, before any work, a stage apply cannot run as written at ``rank``.
 
-    Every ranked layer (conv1d, conv3d, maxpool1d …) must have the run's rank: a
+    Every ranked layer (conv1d, deconv3d, maxpool1d …) must have the run's rank: a
     conv1d in a 2-D run would otherwise run as a 2-D layer on the same numbers, a
-    silently wrong answer. Transposed convolution is applied in 2-D only.
+    silently wrong answer.
     """
     if rank not in _DATA_SHAPES:
         raise ConvcalcError(f"rank {rank} is not valid; valid: 1, 2 or 3")
@@ -127,11 +141,6 @@ def check_stages(stages: Sequence[Stage], rank: int = 2) -> None:
             raise ConvcalcError(
                 f"{where} is a {fixed}-D layer in a {rank}-D run; valid: layers of one rank "
                 f"({_RANKED_OPS[rank]})"
-            )
-        if isinstance(layer, Deconv) and rank != 2:
-            raise ConvcalcError(
-                f"{where}: apply runs transposed convolution in 2-D only; valid at rank {rank}: "
-                f"{_RANKED_OPS[rank]}, gap, gmp and activations"
             )
 
 
@@ -270,72 +279,6 @@ def check_bias(stage: Stage) -> None:
         )
 
 
-def estimate_bytes(
-    shape: tuple[int, ...], stages: Sequence[Stage], settings: Settings, itemsize: int
-) -> int:
-    """Peak working memory, roughly, of running the stages on an HxWxC input.
-
-    Per stage: the input, its padded copy and the output with an accumulator, in
-    the compute dtype's ``itemsize``; the peak over stages. An L x C or DxHxWxC
-    input (rank 1 or 3) counts the same way over all its axes.
-    """
-    if len(shape) != 3:
-        return _estimate_ranked(shape, stages, settings, itemsize)
-    h, w, c = shape
-    peak = 0
-    for stage in stages:
-        layer = stage.spec.layer
-        out_c = c
-        if isinstance(layer, Conv | Deconv) and stage.kernels:
-            per_input = (
-                c if settings.channels == ChannelMode.EACH and stage.kernels[0].ndim == 2 else 1
-            )
-            out_c = len(stage.kernels) * per_input
-        scale = 1
-        if isinstance(layer, Deconv):
-            scale = max(two_axes(layer.stride, "stride")) * 2
-        pad = _padding_guess(layer)
-        padded = (h + 2 * pad) * (w + 2 * pad) * c
-        out = h * w * scale * scale * out_c
-        peak = max(peak, (h * w * c + padded + 2 * out) * itemsize)
-        if isinstance(layer, GlobalPool):
-            h = w = 1
-        elif isinstance(layer, Deconv):
-            h, w = h * scale, w * scale
-        c = out_c
-    return peak
-
-
-def _estimate_ranked(
-    shape: tuple[int, ...], stages: Sequence[Stage], settings: Settings, itemsize: int
-) -> int:
-    """`estimate_bytes` at rank 1 or 3 (no transposed layers there)."""
-    *spatial, c = shape
-    peak = 0
-    for stage in stages:
-        layer = stage.spec.layer
-        out_c = c
-        if isinstance(layer, Conv) and stage.kernels:
-            rank = len(spatial)
-            each = settings.channels == ChannelMode.EACH and stage.kernels[0].ndim == rank
-            out_c = len(stage.kernels) * (c if each else 1)
-        pad = _padding_guess(layer)
-        cells = math.prod(spatial)
-        padded = math.prod(n + 2 * pad for n in spatial) * c
-        peak = max(peak, (cells * c + padded + 2 * cells * out_c) * itemsize)
-        if isinstance(layer, GlobalPool):
-            spatial = [1] * len(spatial)
-        c = out_c
-    return peak
-
-
-def _padding_guess(layer: Layer) -> int:
-    padding = getattr(layer, "padding", (0,))
-    counts = [p if isinstance(p, int) else max(p) if isinstance(p, tuple) else 0 for p in padding]
-    kernel = getattr(layer, "kernel", None) or (1,)
-    return max([*counts, max(kernel)])
-
-
 # -- stages ----------------------------------------------------------------
 
 
@@ -398,20 +341,21 @@ def _convolve(layer: Conv, x: Array, stage: Stage, ctx: _Context) -> Array:
 
 
 def _transpose(layer: Deconv, x: Array, stage: Stage, ctx: _Context) -> Array:
+    """A transposed convolution at any rank (the bank's first ``rank`` axes are the kernel's)."""
     refuse_groups(layer)
-    channels = x.shape[2]
-    bank, groups, each = kernel_bank(stage.kernels, channels, ctx.settings.channels)
-    if each:  # grouped transposed weights are KH x KW x C x (F/groups)
-        bank = bank[:, :, 0, :].reshape(bank.shape[0], bank.shape[1], channels, -1)
+    rank, channels = ctx.settings.rank, x.shape[-1]
+    bank, groups, each = kernel_bank(stage.kernels, channels, ctx.settings.channels, rank)
+    if each:  # grouped transposed weights are (*K) x C x (F/groups)
+        bank = bank[..., 0, :].reshape(*bank.shape[:rank], channels, -1)
     if ctx.settings.flip:
-        bank = bank[::-1, ::-1]
-    y = ops.conv_transpose(
+        bank = bank[(slice(None, None, -1),) * rank]
+    y = ops.conv_transpose_nd(
         x,
         bank,
-        stride=two_axes(layer.stride, "stride"),
-        padding=two_axes(layer.padding, "padding"),
-        dilation=two_axes(layer.dilation, "dilation"),
-        output_padding=two_axes(layer.output_padding, "output_padding"),
+        stride=per_axis(layer.stride, rank, "stride"),
+        padding=per_axis(layer.padding, rank, "padding"),
+        dilation=per_axis(layer.dilation, rank, "dilation"),
+        output_padding=per_axis(layer.output_padding, rank, "output_padding"),
         groups=groups,
         bias=_bias(stage, each, channels),
     )
@@ -505,6 +449,7 @@ _STAGES: dict[type, _StageFn] = {
 
 _RANKED_STAGES: dict[type, _StageFn] = {
     Conv: _convolve_ranked,
+    Deconv: _transpose,
     Pool: _pool_ranked,
     GlobalPool: _global_pool_ranked,
     Pointwise: _pointwise,
@@ -518,9 +463,9 @@ _KERNEL_SHAPES = {1: "K", 2: "KHxKW", 3: "KDxKHxKW"}
 """A kernel's spatial shape at each rank."""
 
 _RANKED_OPS = {
-    1: "conv1d, maxpool1d, avgpool1d, maxpool, avgpool",
+    1: "conv1d, deconv1d, maxpool1d, avgpool1d, maxpool, avgpool",
     2: "conv, deconv, maxpool, avgpool, l2pool",
-    3: "conv3d, maxpool3d, avgpool3d, maxpool, avgpool",
+    3: "conv3d, deconv3d, maxpool3d, avgpool3d, maxpool, avgpool",
 }
 """The window layers apply runs at each rank, for messages."""
 

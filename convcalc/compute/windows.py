@@ -54,7 +54,32 @@ def transposed_axes(
     ``shape`` is the input's HxW(xC), ``kernel`` the bank's KH x KW (x ...); the
     rest as in `conv_transpose`. Per axis `convcalc.calc.geometry.transposed_axis`.
     """
-    rows, cols = (
+    rows, cols = transposed_axes_nd(
+        shape,
+        kernel[:2],
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        output_padding=output_padding,
+    )
+    return rows, cols
+
+
+def transposed_axes_nd(
+    shape: tuple[int, ...],
+    kernel: tuple[int, ...],
+    *,
+    stride: tuple[int, ...],
+    padding: tuple[Padding, ...],
+    dilation: tuple[int, ...],
+    output_padding: tuple[int, ...],
+) -> tuple[Axis, ...]:
+    """`transposed_axes` for any number of spatial axes: one `Axis` per entry of ``kernel``.
+
+    ``shape`` is the input's spatial sizes (then, ignored, its channels); every
+    other argument has one entry per spatial axis (L; DxHxW ...).
+    """
+    return tuple(
         transposed_axis(
             shape[k],
             kernel[k],
@@ -63,9 +88,8 @@ def transposed_axes(
             dilation=dilation[k],
             output_padding=output_padding[k],
         )
-        for k in (0, 1)
+        for k in range(len(kernel))
     )
-    return rows, cols
 
 
 def transposed_full_size(axis: Axis) -> int:

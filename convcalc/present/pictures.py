@@ -173,7 +173,9 @@ def picture(
     return text
 
 
-def heatmap(matrix: NDArray[Any], title: str) -> RenderableType:
+def heatmap(
+    matrix: NDArray[Any], title: str, limits: tuple[float, float] | None = None
+) -> RenderableType:
     """A small HxW matrix (2-D) as its values on coloured backgrounds, with a legend.
 
     Values are written as :func:`convcalc.present.numbers.number` writes them (whole
@@ -181,9 +183,10 @@ def heatmap(matrix: NDArray[Any], title: str) -> RenderableType:
     colormap centred on 0 when the matrix has both negative and positive
     values, else from viridis from its minimum to its maximum. The last line
     is the legend: ``min``, the colour ramp, ``max``. Without colour the values
-    still read as a table.
+    still read as a table. ``limits`` (lo, hi) sets the colormap's range instead of
+    the matrix's own, so that several matrices (a volume's slices) share one scale.
     """
-    return Group(Text(title, overflow="fold"), *_heatmap_lines(np.asarray(matrix)))
+    return Group(Text(title, overflow="fold"), *_heatmap_lines(np.asarray(matrix), limits))
 
 
 def fit_size(height: int, width: int, *, columns: int, max_rows: int = MAX_ROWS) -> tuple[int, int]:
@@ -357,13 +360,16 @@ def _side_by_side(left: _Panel, right: _Panel) -> Table:
 # ----------------------------------------------------------------- helpers
 
 
-def _heatmap_lines(matrix: NDArray[Any]) -> list[Text]:
-    """The rows of a heatmap of an HxW matrix, then its legend line."""
+def _heatmap_lines(matrix: NDArray[Any], limits: tuple[float, float] | None = None) -> list[Text]:
+    """The rows of a heatmap of an HxW matrix, then its legend line; the colours span
+    ``limits`` when given, else the matrix's finite values."""
     values = np.asarray(matrix, dtype=np.float64)
     cells = [[number(v) for v in row] for row in matrix]
     cell = max(len(s) for row in cells for s in row)
     finite = values[np.isfinite(values)]
     lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
+    if limits is not None:
+        lo, hi = limits
     colormap = _DIVERGING if lo < 0 < hi else _SEQUENTIAL
     positions = _positions(values, lo, hi, colormap is _DIVERGING)
     lines: list[Text] = []

@@ -16,8 +16,9 @@ import numpy as np
 from rich.console import Console, ConsoleOptions, ConsoleRenderable, RenderResult
 from rich.text import Text
 
+from convcalc.calc.axes import axis_names
 from convcalc.calc.choices import Activation, PoolKind, TraceKind
-from convcalc.compute.traces import Array, ConvStep, PoolStep, Trace
+from convcalc.compute.traces import Array, ConvStep, PoolStep, Position, Trace
 from convcalc.present.numbers import number, per_axis
 
 MAX_GRID = 12
@@ -25,6 +26,12 @@ MAX_GRID = 12
 
 MAX_TERMS = 49
 """Products (or pooled values) listed in full up to this many; more are elided."""
+
+AT_FORMS = {1: "N", 2: "ROW,COL", 3: "D,ROW,COL"}
+"""How ``--at`` writes an output position at each rank."""
+
+_WHOLE = {1: "signal", 2: "map", 3: "volume"}
+"""What a global pooling window covers at each rank."""
 
 _GAP = "    "
 _PADDING, _HOLE, _MAX = "·", "∘", "*"
@@ -65,7 +72,7 @@ def steps_lines(trace: Trace, width: int) -> list[Text]:
             Text(""),
             Text(
                 f"{shown} of {trace.total_positions} positions shown; use "
-                "--at ROW,COL or --limit N for others",
+                f"--at {AT_FORMS[trace.rank]} or --limit N for others",
                 style="italic",
             ),
         ]
@@ -77,10 +84,10 @@ def steps_lines(trace: Trace, width: int) -> list[Text]:
 
 def _conv_lines(trace: Trace, step: ConvStep, width: int) -> list[Text]:
     single = len(step.channels) == 1
-    title = f"output {_pair(step.position)}"
+    title = f"output {position_text(step.position)}"
     if trace.filters > 1:
         title += f", filter {step.filter}"
-    if single and trace.input_shape[2] > 1:
+    if single and trace.input_shape[-1] > 1:
         title += f", channel {step.channels[0].channel}"
         if trace.filters > 1:
             title += f" (output channel {step.output_channel})"
@@ -91,9 +98,10 @@ def _conv_lines(trace: Trace, step: ConvStep, width: int) -> list[Text]:
         if not single:
             lines.append(Text(f"  channel {part.channel}", style="bold"))
         marks = np.where(part.padding, _PADDING, "")
-        lines += _side_by_side(
+        lines += _windows(
+            trace,
+            step.origin,
             [("window", part.window, marks), (kernel_label, part.kernel, None)],
-            _dilation(trace),
             indent,
             width,
         )
@@ -121,11 +129,11 @@ def _conv_lines(trace: Trace, step: ConvStep, width: int) -> list[Text]:
 
 
 def _pool_lines(trace: Trace, step: PoolStep, width: int) -> list[Text]:
-    title = f"output {_pair(step.position)}"
-    if trace.output_shape[2] > 1:
+    title = f"output {position_text(step.position)}"
+    if trace.output_shape[-1] > 1:
         title += f", channel {step.channel}"
     where = (
-        f"the whole {step.window.shape[0]}x{step.window.shape[1]} map"
+        _whole(trace.rank, step.window.shape)
         if trace.kind == TraceKind.GLOBAL_POOL
         else _where(trace, step.origin)
     )
@@ -133,7 +141,7 @@ def _pool_lines(trace: Trace, step: PoolStep, width: int) -> list[Text]:
     marks = np.where(step.padding, _PADDING, "")
     if step.argmax is not None:
         marks[step.argmax] = _MAX
-    lines += _side_by_side([("window", step.window, marks)], _dilation(trace), 2, width)
+    lines += _windows(trace, step.origin, [("window", step.window, marks)], 2, width)
     values = step.window.ravel()
     value = cell_text(step.value)
     if step.op == PoolKind.MAX:
@@ -172,7 +180,9 @@ def _header(trace: Trace) -> list[Text]:
         Text(f"layer {trace.layer} ({trace.layer_text}): {shape_in} → {shape_out}", style="bold")
     ]
     if trace.kind == TraceKind.GLOBAL_POOL:
-        lines.append(Text("global pooling: one value per channel from its whole map"))
+        lines.append(
+            Text(f"global pooling: one value per channel from its whole {_WHOLE[trace.rank]}")
+        )
     else:
         lines += _facts(trace)
     lines += _legend(trace)
@@ -181,8 +191,7 @@ def _header(trace: Trace) -> list[Text]:
 
 def _facts(trace: Trace) -> list[Text]:
     """Kernel or window size, stride, padding, dilation and activation of the layer."""
-    rows, cols = trace.axes
-    size = f"{rows.kernel}x{cols.kernel}"
+    size = "x".join(str(a.kernel) for a in trace.axes)
     pads = per_axis(
         tuple(
             f"{a.pad_lo}" if a.pad_lo == a.pad_hi else f"{a.pad_lo}/{a.pad_hi}" for a in trace.axes
@@ -191,13 +200,13 @@ def _facts(trace: Trace) -> list[Text]:
     padded = any(a.pad_lo or a.pad_hi for a in trace.axes)
     facts = [
         f"kernel {size}" if trace.kind != TraceKind.POOL else f"window {size}",
-        f"stride {per_axis((str(rows.stride), str(cols.stride)))}",
+        f"stride {per_axis(tuple(str(a.stride) for a in trace.axes))}",
         f"padding {pads}" if padded else "no padding",
     ]
     if trace.kind == TraceKind.CONV and padded:
         facts[-1] += f" ({trace.pad_mode})"
-    if _dilation(trace) != (1, 1):
-        facts.append(f"dilation {per_axis((str(rows.dilation), str(cols.dilation)))}")
+    if _dilated(trace):
+        facts.append(f"dilation {per_axis(tuple(str(a.dilation) for a in trace.axes))}")
     if trace.activation != Activation.NONE:
         facts.append(f"then {trace.activation}")
     lines = [Text(", ".join(facts))]
@@ -227,7 +236,7 @@ def _legend(trace: Trace) -> list[Text]:
                 "padding" + (" and inserted zeros" if trace.kind == TraceKind.DECONV else ""),
             )
         )
-    if _dilation(trace) != (1, 1):
+    if _dilated(trace):
         legend.append((_HOLE, "a cell the dilated window skips"))
     if any(isinstance(s, PoolStep) and s.argmax is not None for s in trace.steps):
         legend.append((_MAX, "the largest value"))
@@ -333,10 +342,10 @@ def wrapped_terms(
     return [Text(line, overflow="fold") for line in lines]
 
 
-def _where(trace: Trace, origin: tuple[int, int]) -> str:
+def _where(trace: Trace, origin: Position) -> str:
     grid = "stretched " if trace.kind == TraceKind.DECONV else "input "
     parts = []
-    for name, start, a in zip(("rows", "columns"), origin, trace.axes, strict=True):
+    for name, start, a in zip(axis_names(trace.rank), origin, trace.axes, strict=True):
         k, d = a.kernel, a.dilation
         every = f" every {d}" if d > 1 and k > 1 else ""
         parts.append(f"{name} {cell_text(start)}..{cell_text(start + (k - 1) * d)}{every}")
@@ -355,9 +364,52 @@ def factor_text(value: float) -> str:
     return f"({text})" if text.startswith("−") else text
 
 
-def _dilation(trace: Trace) -> tuple[int, int]:
-    return trace.axes[0].dilation, trace.axes[1].dilation
+def _whole(rank: int, shape: tuple[int, ...]) -> str:
+    """What a global pooling window covers: ``the whole 5x5 map``, ``the whole signal
+    (9 positions)``, ``the whole 3x4x5 volume``."""
+    size = "x".join(map(str, shape))
+    return (
+        f"the whole signal ({size} positions)" if rank == 1 else f"the whole {size} {_WHOLE[rank]}"
+    )
 
 
-def _pair(position: tuple[int, int]) -> str:
-    return f"({position[0]}, {position[1]})"
+def _dilated(trace: Trace) -> bool:
+    return any(a.dilation > 1 for a in trace.axes)
+
+
+def position_text(position: Position) -> str:
+    """An output position as ``(0, 1)``: one index per spatial axis, ``(3)`` for a signal."""
+    return "(" + ", ".join(map(str, position)) + ")"
+
+
+def _windows(
+    trace: Trace,
+    origin: Position,
+    grids: Sequence[tuple[str, Array, Array | None]],
+    indent: int,
+    width: int,
+) -> list[Text]:
+    """A step's window (and kernel) grids, labelled, side by side where they fit.
+
+    An image's are KH x KW grids; a signal's one row of K cells; a volume's one grid
+    per depth slice, the window's slices in one row (named by the input slice they
+    read) and the kernel's in the next.
+    """
+    dilation = tuple(a.dilation for a in trace.axes)
+    if trace.rank == 2:
+        return _side_by_side(grids, (dilation[0], dilation[1]), indent, width)
+    if trace.rank == 1:
+        flat = [(label, v[None], None if m is None else m[None]) for label, v, m in grids]
+        return _side_by_side(flat, (1, dilation[0]), indent, width)
+    lines: list[Text] = []
+    for k, (label, values, marks) in enumerate(grids):
+        slices = [
+            (
+                f"{label}, slice {cell_text(origin[0] + i * dilation[0]) if k == 0 else i}",
+                values[i],
+                None if marks is None else marks[i],
+            )
+            for i in range(values.shape[0])
+        ]
+        lines += _side_by_side(slices, (dilation[1], dilation[2]), indent, width)
+    return lines

@@ -120,13 +120,16 @@ def test_gauss_in_3d_is_5x5x5(volume: str, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "fragment"),
     [
-        (["-k", "1,2,1", "--steps"], "does not take --steps"),
-        (["-k", "1,2,1", "--show"], "does not take --show"),
-        (["-k", "1,2,1", "--backward"], "does not take --backward"),
+        (["-k", "1,2,1", "--backward", "--steps"], "does not take --backward with --steps"),
+        (["-k", "1,2,1", "--steps", "--at", "1,2"], "valid: N such as 3"),
+        (["-k", "1,2,1", "--steps", "--at", "12"], "outside the 7 output; valid: positions"),
         (["-k", "1,2,1", "--method", "fft"], "--method auto or direct"),
         (["-k", "1,2,1", "-o", "out.png"], "an image is 2-D"),
         (["-k", "sobel-x"], "is 2-D"),
-        (["-k", "1,2,1", "--transposed"], "transposed convolution in 2-D only"),
+        (
+            ["conv1d:k=1,2,1", "deconv3d:k=1,2,1"],
+            "is a 3-D layer in a 1-D run; valid: layers of one rank (conv1d, deconv1d",
+        ),
         (["conv1d:k=1,2,1", "conv3d:k=1,2,1"], "is a 3-D layer in a 1-D run"),
         (["conv1d:k=1,2,1", "--rank", "3"], "disagree"),
         (["maxpool3d:2"], "not 3-D data"),
@@ -165,3 +168,87 @@ def test_a_signal_is_written_atomically_and_never_over_its_input(tmp_path):
     assert run("apply", str(signal), "-k", "1,2,1", "-p", "1", "-o", str(out)).exit_code == 0
     assert np.load(out).tolist() == [1.0, 7.0, 12.0, 7.0, 1.0]
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+# -- steps, pictures, transposed and gradients at rank 1 and 3 ------------------------------
+
+
+def test_signal_steps_at_a_position_and_as_json(signal: str) -> None:
+    result = run("apply", signal, "-k", "1,2,1", "-p", "1", "--steps", "--at", "3")
+    assert result.exit_code == 0, result.output
+    assert "output (3): input positions 2..4" in result.stdout
+    assert "1×1 + 5×2 + 1×1 = 12" in result.stdout
+    doc = run_json("apply", signal, "-k", "1,2,1", "-p", "1", "--steps", "--at", "0")
+    assert doc["rank"] == 1 and doc["output_shape"] == [9, 1] and doc["omitted"] == 8
+    (step,) = doc["steps"]
+    assert step["position"] == [0] and step["origin"] == [-1] and step["value"] == 0
+    assert step["channels"][0]["window"] == [0, 0, 0]
+    assert step["channels"][0]["padding_mask"] == [True, False, False]
+
+
+def test_volume_steps_of_a_later_layer(volume: str) -> None:
+    x = np.load(volume)
+    args = ("conv3d:k=box:size=3,p=1", "maxpool3d:2", "--steps", "--steps-layer", "2")
+    doc = run_json("apply", volume, *args, "--at", "1,2,4", "--at", "0,0,0")
+    assert [s["position"] for s in doc["steps"]] == [[1, 2, 4], [0, 0, 0]]
+    blurred = ndimage.uniform_filter(x, 3, mode="constant")
+    assert doc["steps"][0]["value"] == pytest.approx(blurred[2:4, 4:6, 8:10].max())
+    assert len(doc["steps"][0]["argmax"]) == 3
+    text = run("apply", volume, *args, "--at", "1,2,4").stdout
+    assert "output (1, 2, 4): input slices 2..3, rows 4..5, columns 8..9" in text
+    assert "window, slice 2      window, slice 3" in text
+
+
+def test_show_draws_a_signal_and_volume_slices(signal: str, volume: str) -> None:
+    result = run("apply", signal, "-k", "1,2,1", "-p", "1", "--show")
+    assert result.exit_code == 0, result.output
+    assert "input 9" in result.stdout and "12 ┤" in result.stdout
+    result = run("apply", volume, "maxpool3d:2", "--show", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["output_shape"] == [3, 4, 5, 1]
+    assert "input 6x8x10" in result.stderr and "slice 5" in result.stderr
+
+
+def test_transposed_signal_in_both_forms_equals_the_scatter(signal: str) -> None:
+    x = np.load(signal)
+    expected = np.zeros(2 * 8 + 3)
+    for n, v in enumerate(x):
+        expected[2 * n : 2 * n + 3] += v * np.array([1.0, 2.0, 1.0])
+    expected = expected[1:-1]  # p=1 crops one from each end
+    spec = run_json("apply", signal, "deconv1d:k=1,2,1,s=2,p=1")
+    option = run_json("apply", signal, "-k", "1,2,1", "--transposed", "-s", "2", "-p", "1")
+    assert spec["output"] == option["output"] == expected.tolist()
+    shape = run_json("shape", "9", "deconv1d:1,3,s=2,p=1")["output_shape"]
+    assert shape[0] == len(expected)
+
+
+def test_backward_of_a_signal_pipeline(signal: str, tmp_path: Path) -> None:
+    g = np.arange(4.0)
+    grad = save(tmp_path / "g.npy", g)
+    args = ("conv1d:k=1,2,1,s=2", "--backward", "--grad-output", grad)
+    doc = run_json("apply", signal, *args)
+    x = np.load(signal)
+    want = np.zeros(9)
+    for o in range(4):
+        want[2 * o : 2 * o + 3] += g[o] * np.array([1.0, 2.0, 1.0])
+    assert doc["grad_input"] == want.tolist()
+    assert doc["grad_kernel"] == [[sum(g[o] * x[2 * o + t] for o in range(4)) for t in range(3)]]
+    text = run("apply", signal, *args).stdout
+    assert "dL/dX 9" in text and "dL/dW filter 1" in text
+    wrong = run("apply", signal, "-k", "1,2,1", "--backward", "--grad-output", signal)
+    assert wrong.exit_code == 2 and "does not fit the output's 7x1" in wrong.stderr
+
+
+def test_backward_of_a_volume_has_the_input_shape_and_one_kernel_per_filter(
+    tmp_path: Path,
+) -> None:
+    x = np.random.default_rng(4).normal(size=(3, 4, 5, 2))
+    w = [np.ones((2, 2, 2, 2)), np.arange(16.0).reshape(2, 2, 2, 2)]
+    kernels = [save(tmp_path / f"w{i}.npy", k) for i, k in enumerate(w)]
+    path = save(tmp_path / "x.npy", x)
+    args = ["--rank", "3", "-k", kernels[0], "-k", kernels[1], "--bias", "1,2", "--backward"]
+    doc = run_json("apply", path, *args, "--activation", "relu")
+    assert np.array(doc["grad_input"]).shape == x.shape
+    assert [np.array(k).shape for k in doc["grad_kernel"]] == [(2, 2, 2, 2)] * 2
+    out = np.array(doc["output"])
+    assert doc["grad_bias"] == [float((out[..., f] > 0).sum()) for f in range(2)]

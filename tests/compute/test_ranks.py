@@ -287,8 +287,9 @@ def test_layers_of_another_rank_are_refused() -> None:
     with pytest.raises(ConvcalcError, match="is a 2-D layer in a 1-D run"):
         check_stages([stage("deconv:k=box3")], 1)
     transposed = Deconv(out=None, kernel=None, rank=1, source="1,2,1")
-    with pytest.raises(ConvcalcError, match="transposed convolution in 2-D only"):
-        check_stages([Stage(spec=Spec(text="deconv", layer=transposed))], 1)
+    check_stages([Stage(spec=Spec(text="deconv1d", layer=transposed))], 1)
+    with pytest.raises(ConvcalcError, match="is a 1-D layer in a 3-D run"):
+        check_stages([Stage(spec=Spec(text="deconv1d", layer=transposed))], 3)
 
 
 def test_ranked_pool_specs_round_trip() -> None:
@@ -297,3 +298,7 @@ def test_ranked_pool_specs_round_trip() -> None:
         assert isinstance(layer, Pool) and layer.rank == int(text[7])
         assert format_layer(layer) == text and parse_spec(format_layer(layer)).layer == layer
     assert isinstance(parse_spec("conv1d:k=1,2,1").layer, Conv)
+    for text in ("deconv1d:k=1,2,1,s=2", "deconv3d:4,3,s=2,op=1"):
+        layer = parse_spec(text).layer
+        assert isinstance(layer, Deconv) and layer.rank == int(text[6])
+        assert format_layer(layer) == text
