@@ -79,7 +79,7 @@ def pool_trace(
     refuse_outside(at, [("input", height, width)])
     cells = chosen(at, limit, height, width)
     forward = trace(xa, [stage], settings, at=[(0, 0)])
-    axes = forward.axes
+    axes = (forward.axes[0], forward.axes[1])  # a 2-D trace: rows, columns
     reach = {cell: _windows(cell, axes) for cell in cells}
     needed = sorted({o for found in reach.values() for o in found})
     pooled = trace(xa, [stage], settings, at=needed).steps if needed else ()
@@ -94,7 +94,7 @@ def pool_trace(
     return BackwardTrace(
         layer_text=stage.spec.text,
         input_shape=(height, width, channels),
-        output_shape=forward.output_shape,
+        output_shape=(forward.output_shape[0], forward.output_shape[1], forward.output_shape[2]),
         kernel_size=(axes[0].kernel, axes[1].kernel),
         axes=axes,
         filters=0,
@@ -117,6 +117,11 @@ def _windows(cell: tuple[int, int], axes: tuple[Axis, Axis]) -> list[tuple[int, 
     """The output positions of the windows that contain input ``cell``, row-major."""
     rows, cols = (_outputs(cell[k] + a.pad_lo, a) for k, a in enumerate(axes))
     return list(product(rows, cols))
+
+
+def _cell(position: tuple[int, ...]) -> tuple[int, int]:
+    """A 2-D trace's position as (row, column)."""
+    return position[0], position[1]
 
 
 def _outputs(padded: int, axis: Axis) -> list[int]:
@@ -144,12 +149,12 @@ def _cell_step(
                 step.origin[1] + step.argmax[1] * axes[1].dilation,
             )
             terms.append((dy, 1.0 if winner == cell else 0.0))
-            windows.append(PoolWindow(step.position, winner, step.value))
+            windows.append(PoolWindow(_cell(step.position), winner, step.value))
             shares.append(dy if winner == cell else 0.0)
         else:
             assert step.divisor is not None
             terms.append((dy, 1.0 / step.divisor))
-            windows.append(PoolWindow(step.position, count=step.divisor))
+            windows.append(PoolWindow(_cell(step.position), count=step.divisor))
             shares.append(dy / step.divisor)  # as the forward divides, not × 1/count
     value = math.fsum(shares)
     array = np.array(terms, np.float64).reshape(-1, 2)
