@@ -12,9 +12,9 @@ holds a few strips whatever the input's size. Everything else is as in
 checked strip by strip; a bad one leaves no output file), the notes, the JSON
 document (statistics gathered over the strips).
 
-A pipeline that is not row-local (global or adaptive pooling, transposed
-convolution, wrap padding after a window layer), ``--gray``, and a Fortran-ordered
-array run in memory, as before, with a note under -v.
+A pipeline that is not row-local (global pooling, transposed
+convolution, wrap padding after a window layer), ``--gray`` on several channels,
+and a Fortran-ordered array run in memory, as before, with a note under -v.
 
 The strip budget, `STRIP_BYTES` of working set, can be set (in bytes) with the
 environment variable ``CONVCALC_STRIP_BYTES``, which also scales `STREAM_ABOVE`:
@@ -27,7 +27,7 @@ import os
 from typing import Any, NamedTuple
 
 from convcalc.cli.apply_options import Run
-from convcalc.cli.output import say
+from convcalc.cli.output import count_text, say
 from convcalc.errors import ConvcalcError
 
 STRIP_BYTES = 64 * 2**20
@@ -70,9 +70,6 @@ def stream_job(path: str, run: Run) -> StreamJob | None:
     large file with a dtype `load_npy` refuses, a layer that does not fit) gives a
     job whose errors `apply_streamed` raises, in the order the in-memory path would.
     """
-    from convcalc.compute.strips import NotRowLocal
-    from convcalc.io.npy_stream import NpyRows, peek_npy_header
-
     out, report = run.out, run.report
     if (
         path == "-"
@@ -85,14 +82,17 @@ def stream_job(path: str, run: Run) -> StreamJob | None:
         or report.backward
     ):
         return None
+    from convcalc.compute.strips import NotRowLocal
+    from convcalc.io.npy_stream import NpyRows, peek_npy_header
+
     header = peek_npy_header(path)
     if header is None or len(header.shape) not in (2, 3):
         return None
     budget = strip_budget()
     if _in_memory_bytes(header, run) <= STREAM_STRIPS * budget:
         return None
-    if run.gray:
-        why = "--gray converts the whole input"
+    if run.gray and len(header.shape) == 3 and header.shape[2] != 1:
+        why = "--gray converts the whole input to one channel"
     elif header.fortran_order:
         why = "the array is stored column by column (Fortran order)"
     else:
@@ -160,8 +160,8 @@ def apply_streamed(job: StreamJob, run: Run) -> dict[str, Any] | None:
         notes.append(not_finite_note(runner.missing, runner.values))
     if report.verbose:
         notes.append(
-            f"computed in {len(plan.strips)} strips of at most {plan.height} output rows, "
-            "the input read through a memory map"
+            f"computed in {len(plan.strips)} strips of at most "
+            f"{count_text(plan.height, 'output row')}, the input read through a memory map"
         )
     notes.append(f"wrote {out.output} ({'x'.join(map(str, file_shape))})")
     say(notes)

@@ -23,7 +23,7 @@ needs ``p + 1`` rows at the edge, replicate one, so a strip at an edge is widene
 (and cut back after the layer) until it has them; wrap needs the far edge's rows,
 read from the input when every layer before is pointwise (the first window
 layer), else the pipeline is not row-local here (`NotRowLocal`). Layers that need
-the whole input (global and adaptive pooling, transposed convolution, upsampling)
+the whole input (global pooling, transposed convolution; any layer apply does not run)
 are `NotRowLocal` too. The direct method runs rank-1 kernels in two passes from
 `convcalc.compute.direct.SEPARABLE_MIN_PIXELS` output pixels: a strip of such a
 layer keeps at least that many, so it takes the whole run's path.

@@ -128,6 +128,8 @@ class NpyRows:
         The map lives as long as the rows (and any view of them) do. With ``check``,
         the rows before ``hi`` not yet checked are checked first (`check_rest`).
         """
+        if not 0 <= lo < hi <= self.shape[0]:
+            raise ValueError(f"rows [{lo}, {hi}) are not rows of {self.shape}")
         rows = self._map(lo, hi)
         self.rows_read += hi - lo
         self.most_rows_read = max(self.most_rows_read, hi - lo)
