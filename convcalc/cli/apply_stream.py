@@ -117,7 +117,7 @@ def apply_streamed(job: StreamJob, run: Run) -> dict[str, Any] | None:
     from convcalc.cli.apply_one import SMALL_CELLS, result_doc
     from convcalc.compute.memory import require_memory
     from convcalc.compute.pipeline import not_finite_note
-    from convcalc.compute.strips import StripRunner, StripStats
+    from convcalc.compute.strip_runner import StripRunner, StripStats
     from convcalc.io.npy_stream import NpyRows, NpyRowWriter
     from convcalc.io.writing import check_output, replacing
     from convcalc.present.tables import progress

@@ -7,8 +7,8 @@ padding, ceil mode), planned backwards from the last layer to the input;
 pointwise layers need the same rows they give. Only the image's true top and
 bottom are padded: a strip's layer pads the rows it has at that edge, by as much
 of the layer's padding as its windows reach, and takes every other row from the
-neighbouring data. A strip is then computed layer by layer with
-`convcalc.compute.pipeline.run`, and equals the same rows of the whole result:
+neighbouring data. A strip is then computed layer by layer
+(`convcalc.compute.strip_runner`), and equals the same rows of the whole result:
 exactly for the direct method and pooling (every output value is the same
 arithmetic on the same numbers), to floating-point tolerance for FFT, im2col and
 Winograd (their blocks differ).
@@ -31,35 +31,29 @@ layer keeps at least that many, so it takes the whole run's path.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
-from numpy.typing import NDArray
 
 from convcalc.calc.choices import Convention, Method, PadMode
 from convcalc.calc.geometry import Axis, conv_axis, pool_axis
 from convcalc.calc.layers import Conv, Pointwise, Pool
 from convcalc.calc.network import two_axes
 from convcalc.compute.direct import SEPARABLE_MIN_PIXELS
+from convcalc.compute.padding import PaddedInput
 from convcalc.compute.pipeline import (
     Settings,
     Stage,
     check_bias,
-    conv_method,
     in_layer,
     kernel_bank,
-    method_note,
-    not_finite,
     refuse_groups,
     run,
 )
 from convcalc.compute.windows import conv_axes, pool_axes
 from convcalc.errors import ConvcalcError
-
-Array = NDArray[Any]
 
 Shape = tuple[int, int, int]
 """An HxWxC shape."""
@@ -215,95 +209,23 @@ def strip_stage(g: StageRows, span: Span) -> Stage:
     return replace(g.stage, spec=replace(g.stage.spec, layer=strip_layer))
 
 
-class StripRunner:
-    """Computes strips of a pipeline, as `convcalc.compute.pipeline.run` computes the whole.
-
-    Each convolution runs the method the whole input would (auto picks it once, for
-    the whole stage input's shape and dtype, and ``notes`` says so as `run` does);
-    ``missing`` and ``values`` count the output values that are not finite, and all.
-    """
-
-    def __init__(self, geometry: Sequence[StageRows], settings: Settings) -> None:
-        self.geometry = tuple(geometry)
-        self.settings = settings
-        self.methods: list[Method | None] = [None] * len(self.geometry)
-        self.notes: list[str] = []
-        self.missing = 0
-        self.values = 0
-
-    def run(self, strip: Strip, read: Callable[[Rows], Array]) -> Array:
-        """The strip's final output rows, HoxWoxF; ``read`` gives input rows (HxWxC)."""
-        first = strip.spans[0].rows_in
-        parts = [read(rows) for rows in first]
-        x = parts[0] if len(parts) == 1 else np.concatenate(parts)
-        del parts
-        have = first
-        count = len(self.geometry)
-        for position, (g, span) in enumerate(zip(self.geometry, strip.spans, strict=True), 1):
-            x = _cut(x, have, span.rows_in)
-            settings = self._settings(position - 1, x)
-            stage = strip_stage(g, span)
-            try:
-                x = run(x, [stage], settings).output
-            except ConvcalcError as exc:
-                raise in_layer(exc, position, g.stage, count) from None
-            have = span.rows_out
-        x = _cut(x, have, (Rows(strip.lo, strip.hi),))
-        self.missing += not_finite(x)
-        self.values += x.size
-        return x
-
-    def _settings(self, index: int, x: Array) -> Settings:
-        """The settings stage ``index`` runs with: its convolution's method pinned to the
-        whole input's (chosen at the first strip, where ``x`` gives the dtype)."""
-        g = self.geometry[index]
-        if not isinstance(g.stage.spec.layer, Conv):
-            return self.settings
-        method = self.methods[index]
-        if method is None:
-            whole = np.broadcast_to(np.zeros((), dtype=x.dtype), g.in_shape)  # no memory
-            method = self.methods[index] = conv_method(whole, g.stage, self.settings)
-            if self.settings.method == Method.AUTO:
-                self.notes.append(method_note(g.stage, method))
-        return replace(self.settings, method=method)
-
-
-class StripStats:
-    """The minimum, maximum and mean of an array given a strip at a time, as
-    ``float(a.min())``, ``float(a.max())`` and ``float(a.mean(dtype=float64))`` give
-    them for the whole: min and max exactly (NaN wins, as in numpy), the mean from
-    each strip's float64 sum, added exactly (`math.fsum`), so within a rounding or
-    two of numpy's pairwise sum."""
-
-    def __init__(self) -> None:
-        self.low = math.inf
-        self.high = -math.inf
-        self.sums: list[float] = []
-        self.count = 0
-
-    def add(self, values: Array) -> None:
-        """Count one strip's values."""
-        with np.errstate(over="ignore", invalid="ignore"):
-            self.low = float(np.minimum(self.low, values.min()))
-            self.high = float(np.maximum(self.high, values.max()))
-            self.sums.append(float(values.sum(dtype=np.float64)))
-        self.count += values.size
-
-    def stats(self) -> dict[str, float]:
-        """``min``, ``max`` and ``mean``, as the whole array's."""
-        finite = all(math.isfinite(s) for s in self.sums)
-        total = math.fsum(self.sums) if finite else sum(self.sums)
-        return {"min": self.low, "max": self.high, "mean": total / self.count}
-
-
 # -- helpers ---------------------------------------------------------------
 
 
 def _stage_rows(stage: Stage, settings: Settings, shape: Shape) -> StageRows | None:
-    """One stage's row geometry on an input of ``shape``; None if it is not row-local."""
+    """One stage's row geometry on an input of ``shape``; None if it is not row-local.
+
+    Checks the stage as `run` does, in its order, so that the first error is its.
+    """
     layer = stage.spec.layer
     convention = settings.convention
     if isinstance(layer, Pointwise):
+        try:  # what run refuses (lrn), on one pixel
+            run(np.zeros((1, 1, shape[2])), [stage], settings)
+        except ConvcalcError:
+            raise
+        except Exception:  # left to the whole run, which says what it says
+            return None
         return StageRows(stage, None, None, shape, shape, convention=convention)
     if isinstance(layer, Pool):
         rows, cols = pool_axes(
@@ -321,15 +243,24 @@ def _stage_rows(stage: Stage, settings: Settings, shape: Shape) -> StageRows | N
         return None
     refuse_groups(layer)
     bank, _, _ = kernel_bank(stage.kernels, shape[2], settings.channels)
+
+    def axes() -> tuple[Axis, Axis]:
+        return conv_axes(
+            shape,
+            bank.shape,
+            stride=two_axes(layer.stride, "stride"),
+            padding=two_axes(layer.padding, "padding"),
+            dilation=two_axes(layer.dilation, "dilation"),
+            convention=convention,
+        )
+
+    if settings.method == Method.AUTO:
+        axes()  # auto sizes the layer before its bias is checked
     check_bias(stage)
-    rows, cols = conv_axes(
-        shape,
-        bank.shape,
-        stride=two_axes(layer.stride, "stride"),
-        padding=two_axes(layer.padding, "padding"),
-        dilation=two_axes(layer.dilation, "dilation"),
-        convention=convention,
-    )
+    rows, cols = axes()
+    if settings.pad_mode != PadMode.WRAP:  # the pad sizes reflect allows, on the whole input
+        pads = [(rows.pad_lo, rows.pad_hi), (cols.pad_lo, cols.pad_hi)]
+        PaddedInput(np.broadcast_to(np.zeros(()), shape), pads, settings.pad_mode)
     out = (rows.size, cols.size, bank.shape[3])
     fill = settings.pad_mode if rows.pad_lo or rows.pad_hi else None
     pixels = rows.size * cols.size
@@ -441,12 +372,3 @@ def _check_span(g: StageRows, span: Span) -> None:
     (out,) = span.rows_out
     if size != out.hi - out.lo:
         raise NotRowLocal(f"{g.stage.spec.text} cannot be cut into strips exactly here")
-
-
-def _cut(x: Array, have: tuple[Rows, ...], want: tuple[Rows, ...]) -> Array:
-    """The rows ``want`` of ``x``, which holds the rows ``have``."""
-    if have == want:
-        return x
-    ((have_lo, have_hi, _),), ((lo, hi, _),) = have, want
-    assert have_lo <= lo and hi <= have_hi, (have, want)
-    return x[lo - have_lo : hi - have_lo]

@@ -5,7 +5,6 @@ import os
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,7 +12,7 @@ import pytest
 from convcalc.cli.apply_stream import BUDGET_VARIABLE
 from convcalc.compute import memory
 from convcalc.io import npy_stream, writing
-from tests.conftest import run
+from tests.conftest import ROOT, run
 
 BUDGET = "4000"
 """A strip budget (bytes) that streams the small arrays below, a few rows a strip."""
@@ -158,9 +157,9 @@ def test_fsync_is_honoured(tmp_path, monkeypatch):
 
 STRIPS_HELD = """
 import sys, time
-from convcalc.compute import strips
+from convcalc.compute import strip_runner
 
-run = strips.StripRunner.run
+run = strip_runner.StripRunner.run
 done = []
 
 def slow(self, strip, read):  # after two strips the run waits for a signal
@@ -170,7 +169,7 @@ def slow(self, strip, read):  # after two strips the run waits for a signal
         time.sleep(60)
     return run(self, strip, read)
 
-strips.StripRunner.run = slow
+strip_runner.StripRunner.run = slow
 from convcalc.cli.main import main
 sys.argv[0] = "convcalc"
 main()
@@ -186,7 +185,7 @@ def test_a_signal_midway_leaves_no_temporary_file_and_the_old_output(tmp_path, s
         [sys.executable, "-c", STRIPS_HELD, "apply", "in.npy", "-k", "box3", "-o", "o.npy"],
         cwd=tmp_path,
         stderr=subprocess.PIPE,
-        env={**os.environ, BUDGET_VARIABLE: BUDGET, "PYTHONPATH": str(Path.cwd())},
+        env={**os.environ, BUDGET_VARIABLE: BUDGET, "PYTHONPATH": str(ROOT)},
     )
     try:
         assert child.stderr is not None

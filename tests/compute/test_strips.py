@@ -9,11 +9,10 @@ from convcalc.calc.choices import Convention, Method, PadMode, PadRule, PoolKind
 from convcalc.calc.layers import Conv, Deconv, GlobalPool, Pointwise, Pool, Spec
 from convcalc.compute.direct import SEPARABLE_MIN_PIXELS
 from convcalc.compute.pipeline import Settings, Stage, estimate_bytes, run
+from convcalc.compute.strip_runner import StripRunner, StripStats
 from convcalc.compute.strips import (
     NotRowLocal,
     Rows,
-    StripRunner,
-    StripStats,
     plan_strip,
     plan_strips,
     rows_needed,
