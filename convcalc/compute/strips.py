@@ -64,8 +64,8 @@ class NotRowLocal(Exception):
 
 
 class Rows(NamedTuple):
-    """Rows ``[lo, hi)`` of an array; ``far`` marks rows read from the other edge for
-    wrap padding (not yet reached in file order)."""
+    """Rows ``[lo, hi)`` of an array; ``far`` marks input rows read from the other edge
+    for wrap padding, ahead of the strips that reach them in order."""
 
     lo: int
     hi: int
@@ -102,13 +102,11 @@ class Span(NamedTuple):
 
 
 class Strip(NamedTuple):
-    """Final output rows ``[lo, hi)``, each stage's span, and the input rows that have
-    been read in file order once it is done (``through``: every row before it)."""
+    """Final output rows ``[lo, hi)`` and each stage's span, first to last."""
 
     lo: int
     hi: int
     spans: tuple[Span, ...]
-    through: int
 
 
 def stage_rows(stages: Sequence[Stage], settings: Settings, shape: Shape) -> tuple[StageRows, ...]:
@@ -152,8 +150,6 @@ def plan_strips(geometry: Sequence[StageRows], rows: int) -> list[Strip]:
     strips = [
         plan_strip(geometry, k * size // count, (k + 1) * size // count) for k in range(count)
     ]
-    last = strips[-1]
-    strips[-1] = last._replace(through=geometry[0].in_shape[0])  # trailing rows are checked too
     for strip in strips:
         for g, span in zip(geometry, strip.spans, strict=True):
             _check_span(g, span)
@@ -168,8 +164,7 @@ def plan_strip(geometry: Sequence[StageRows], lo: int, hi: int) -> Strip:
         span = _span(g, want)
         spans.append(span)
         want = span.rows_in
-    through = max((r.hi for r in want if not r.far), default=0)
-    return Strip(lo, hi, tuple(reversed(spans)), through)
+    return Strip(lo, hi, tuple(reversed(spans)))
 
 
 def strip_height(
