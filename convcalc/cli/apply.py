@@ -44,6 +44,7 @@ from convcalc.cli.apply_options import (
     refuse_rank_clash,
     refuse_stdout_clash,
 )
+from convcalc.cli.apply_stream import apply_streamed, stream_job
 from convcalc.cli.command import ConvcalcCommand
 from convcalc.cli.kernels import kernel_forms, refuse_size_kernel
 from convcalc.cli.options import (
@@ -258,7 +259,8 @@ def apply(items: tuple[str, ...], **kwargs: Any) -> None:
             )
         apply_many(files, run, kwargs.pop("jobs"))
         return
-    doc = apply_one(files[0], run)
+    job = stream_job(files[0], run)  # a large .npy to .npy run: by strips
+    doc = apply_one(files[0], run) if job is None else apply_streamed(job, run)
     if doc is not None:
         emit_json(doc)
 

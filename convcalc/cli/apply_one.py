@@ -54,7 +54,7 @@ def apply_one(path: str, run: Run) -> dict[str, Any] | None:
     if report.show:
         _print_show(loaded.data, result, stderr=report.as_json, rank=rank)
     if report.as_json and doc is None:
-        doc = _result_doc(result, loaded.data.shape, rank)
+        doc = result_doc(result, loaded.data.shape, rank)
     grads = _backward(loaded.data, run) if report.backward else None
     if doc is not None and grads is not None:
         doc |= _gradients_doc(grads, run, rank)
@@ -85,7 +85,7 @@ def shape_text(array: Any, rank: int = 2) -> str:
 # -- the result ---------------------------------------------------------------
 
 
-def _result_doc(result: Any, input_shape: tuple[int, ...], rank: int = 2) -> dict[str, Any]:
+def result_doc(result: Any, input_shape: tuple[int, ...], rank: int = 2) -> dict[str, Any]:
     """``input_shape``, ``output_shape`` and the values (``output``) or statistics.
 
     At rank 1 and 3 the values are nested by rank (L, or DxHxW, for one channel;

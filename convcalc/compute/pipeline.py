@@ -92,16 +92,12 @@ def run(
             try:
                 x = _apply(x, stage, settings, notes, last)
             except ConvcalcError as exc:
-                prefix = f"layer {position} ({stage.spec.text}): " if len(stages) > 1 else ""
-                raise ConvcalcError(f"{prefix}{exc}", exc.hint) from None
+                raise in_layer(exc, position, stage, len(stages)) from None
         if out_dtype is not None and x.dtype != out_dtype:
             x = saturated(x, out_dtype)  # x may be the input itself (dropout): not overwritten
-    missing = _not_finite(x)
+    missing = not_finite(x)
     if missing:
-        notes.append(
-            f"{missing:,} of {x.size:,} output values {'is' if missing == 1 else 'are'} not finite "
-            "(an overflow, or infinity or NaN in the input)"
-        )
+        notes.append(not_finite_note(missing, x.size))
     return Outcome(x, tuple(notes))
 
 
@@ -122,6 +118,55 @@ def as_data(x: ArrayLike, rank: int) -> Array:
             f"valid: {_DATA_SHAPES.get(rank, 'HxW or HxWxC')}"
         )
     return xa
+
+
+def in_layer(exc: ConvcalcError, position: int, stage: Stage, count: int) -> ConvcalcError:
+    """``exc`` as `run` raises it: naming the layer (number and spec) when there are several."""
+    prefix = f"layer {position} ({stage.spec.text}): " if count > 1 else ""
+    return ConvcalcError(f"{prefix}{exc}", exc.hint)
+
+
+def not_finite(x: Array) -> int:
+    """How many values of ``x`` are infinite or NaN (none in an integer array)."""
+    if x.dtype.kind not in "fc":
+        return 0
+    # one pass without a full-size temporary: a finite sum means every value is finite
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isfinite(np.add.reduce(x, axis=None)):
+            return 0
+    return int(x.size - np.count_nonzero(np.isfinite(x)))
+
+
+def not_finite_note(missing: int, size: int) -> str:
+    """The note `run` adds when ``missing`` of the ``size`` output values are not finite."""
+    return (
+        f"{missing:,} of {size:,} output values {'is' if missing == 1 else 'are'} not finite "
+        "(an overflow, or infinity or NaN in the input)"
+    )
+
+
+def conv_method(x: Array, stage: Stage, settings: Settings) -> Method:
+    """The method a 2-D convolution stage runs on the HxWxC ``x``: ``settings.method``, or
+    the one auto picks for x's shape and dtype (`convcalc.compute.ops.auto_method`)."""
+    if settings.method != Method.AUTO:
+        return settings.method
+    layer = stage.spec.layer
+    assert isinstance(layer, Conv)
+    bank, groups, _ = kernel_bank(stage.kernels, x.shape[2], settings.channels)
+    return ops.auto_method(
+        x,
+        bank,
+        stride=two_axes(layer.stride, "stride"),
+        padding=two_axes(layer.padding, "padding"),
+        dilation=two_axes(layer.dilation, "dilation"),
+        groups=groups,
+        convention=settings.convention,
+    )
+
+
+def method_note(stage: Stage, method: Method) -> str:
+    """The note (shown under -v) naming the method auto picked for a convolution stage."""
+    return f"{stage.spec.text}: method {method} (auto)"
 
 
 def check_stages(stages: Sequence[Stage], rank: int = 2) -> None:
@@ -310,18 +355,9 @@ def _convolve(layer: Conv, x: Array, stage: Stage, ctx: _Context) -> Array:
     bank, groups, each = kernel_bank(stage.kernels, channels, settings.channels)
     stride, dilation = two_axes(layer.stride, "stride"), two_axes(layer.dilation, "dilation")
     padding = two_axes(layer.padding, "padding")
-    method = settings.method
-    if method == Method.AUTO:  # chosen here, to be told under -v
-        method = ops.auto_method(
-            x,
-            bank,
-            stride=stride,
-            padding=padding,
-            dilation=dilation,
-            groups=groups,
-            convention=settings.convention,
-        )
-        ctx.notes.append(f"{stage.spec.text}: method {method} (auto)")
+    method = conv_method(x, stage, settings)
+    if settings.method == Method.AUTO:  # chosen here, to be told under -v
+        ctx.notes.append(method_note(stage, method))
     y = ops.correlate(
         x,
         bank,
@@ -471,17 +507,6 @@ _RANKED_OPS = {
 
 
 # -- helpers ---------------------------------------------------------------
-
-
-def _not_finite(x: Array) -> int:
-    """How many values of ``x`` are infinite or NaN (none in an integer array)."""
-    if x.dtype.kind not in "fc":
-        return 0
-    # one pass without a full-size temporary: a finite sum means every value is finite
-    with np.errstate(over="ignore", invalid="ignore"):
-        if np.isfinite(np.add.reduce(x, axis=None)):
-            return 0
-    return int(x.size - np.count_nonzero(np.isfinite(x)))
 
 
 def _refuse(name: str) -> Array:

@@ -209,10 +209,10 @@ def load_npy(data: bytes | bytearray, *, source: str = "array") -> NumericArray:
            [3, 4, 5]])
     """
     shape, fortran_order, dtype, offset = read_npy_header(data, source)
-    _check_npy_dtype(dtype, source)
-    _check_npy_shape(shape, source)
+    check_npy_dtype(dtype, source)
+    check_npy_shape(shape, source)
     count = math.prod(shape)
-    _check_npy_size(shape, dtype, len(data) - offset, source)
+    check_npy_size(shape, dtype, len(data) - offset, source)
     flat = np.frombuffer(data, dtype=dtype, count=count, offset=offset)
     return as_matrix(_finish_npy(flat.reshape(shape, order="F" if fortran_order else "C"), source))
 
@@ -225,22 +225,22 @@ def read_npy_file(file: io.BufferedIOBase, size: int, *, source: str) -> Numeric
     :func:`load_npy` checks them, but for the number of axes (see :func:`as_matrix`
     for the HxW[xC] rules).
     """
-    shape, fortran_order, dtype, offset = read_npy_header(file.read(_HEADER_BYTES), source)
-    _check_npy_dtype(dtype, source)
-    _check_npy_shape(shape, source, any_axes=True)
-    _check_npy_size(shape, dtype, size - offset, source)
+    shape, fortran_order, dtype, offset = read_npy_header(file.read(NPY_HEADER_BYTES), source)
+    check_npy_dtype(dtype, source)
+    check_npy_shape(shape, source, any_axes=True)
+    check_npy_size(shape, dtype, size - offset, source)
     flat = np.empty(math.prod(shape), dtype=dtype)
     file.seek(offset)
     got = file.readinto(flat.data.cast("B"))
     if got != flat.nbytes:  # the file shrank since its size was taken
-        _check_npy_size(shape, dtype, got or 0, source)
+        check_npy_size(shape, dtype, got or 0, source)
     return _finish_npy(flat.reshape(shape, order="F" if fortran_order else "C"), source)
 
 
 def as_matrix(array: NumericArray, source: str = "array") -> NumericArray:
     """A ``.npy`` array as an HxW or HxWxC matrix: a 1-D array of N values is a 1xN
     row; arrays of more than 3 axes are refused (they are volumes: rank 3)."""
-    _check_npy_shape(array.shape, source)
+    check_npy_shape(array.shape, source)
     return array.reshape(1, -1) if array.ndim == 1 else array
 
 
@@ -322,8 +322,9 @@ def format_inline_matrix(array: NDArray[Any]) -> str:
 
 _VALUE_SEPARATOR = re.compile(r"\s*,\s*|\s+")
 _NPY_MAGIC = b"\x93NUMPY"
-_HEADER_BYTES = 2**16
-"""Bytes that hold any .npy header numpy reads (it refuses headers over 10,000 bytes)."""
+NPY_HEADER_BYTES = 2**16
+"""Bytes that hold any .npy header numpy reads (it refuses headers over 10,000 bytes):
+what :func:`read_npy_header` needs of a file's start."""
 _ZIP_MAGIC = b"PK\x03\x04"
 
 
@@ -375,7 +376,7 @@ def read_npy_header(
         )
     if data[: len(_NPY_MAGIC)] != _NPY_MAGIC:
         raise ConvcalcError(f"{source}: not a .npy file (it does not start with \\x93NUMPY)")
-    stream = io.BytesIO(data[:_HEADER_BYTES])  # not the whole file: BytesIO copies it
+    stream = io.BytesIO(data[:NPY_HEADER_BYTES])  # not the whole file: BytesIO copies it
     try:
         version = np.lib.format.read_magic(stream)
         if version == (1, 0):
@@ -395,7 +396,7 @@ def read_npy_header(
     return tuple(shape), bool(fortran_order), dtype, stream.tell()
 
 
-def _check_npy_dtype(dtype: np.dtype[Any], source: str) -> None:
+def check_npy_dtype(dtype: np.dtype[Any], source: str) -> None:
     if dtype.kind in "biuf" and dtype.fields is None and dtype.subdtype is None:
         return
     if dtype.hasobject:
@@ -409,7 +410,7 @@ def _check_npy_dtype(dtype: np.dtype[Any], source: str) -> None:
     )
 
 
-def _check_npy_shape(shape: tuple[int, ...], source: str, *, any_axes: bool = False) -> None:
+def check_npy_shape(shape: tuple[int, ...], source: str, *, any_axes: bool = False) -> None:
     # The header is a Python literal: any size in it may be negative, a bool, or huge.
     if not all(type(n) is int and n >= 0 for n in shape):
         shown = "x".join(map(repr, shape))
@@ -426,7 +427,7 @@ def _check_npy_shape(shape: tuple[int, ...], source: str, *, any_axes: bool = Fa
         raise ConvcalcError(f"{source}: the array is empty (shape {_shape_text(shape)})")
 
 
-def _check_npy_size(
+def check_npy_size(
     shape: tuple[int, ...], dtype: np.dtype[Any], available: int, source: str
 ) -> None:
     needed = math.prod(shape) * dtype.itemsize

@@ -65,6 +65,7 @@ from convcalc.calc.files import (
 from convcalc.compute import memory
 from convcalc.errors import ConvcalcError, RuntimeFailure
 from convcalc.io.matrices import (
+    NPY_HEADER_BYTES,
     as_matrix,
     parse_text_matrix,
     read_npy_file,
@@ -194,7 +195,7 @@ def input_rank(path: str) -> int:
         if path == "-" or not stat.S_ISREG(os.stat(path).st_mode):
             return 2
         with open(path, "rb") as file:
-            shape, _, dtype, _ = read_npy_header(file.read(2**16), path)
+            shape, _, dtype, _ = read_npy_header(file.read(NPY_HEADER_BYTES), path)
     except (OSError, ConvcalcError):
         return 2  # not an array apply reads: read_input says why
     if dtype.kind not in "biuf":

@@ -150,8 +150,8 @@ def test_run_with_out_dtype_saturates_the_float_result(specs):
 def test_values_that_overflow_are_counted_even_when_their_sum_would_hide_them() -> None:
     # 3e38 + 3e38 overflows float32 in the sum only: every value is finite
     big = np.full((4, 4, 1), 1.5e38, dtype=np.float32)
-    assert pipeline._not_finite(big) == 0
+    assert pipeline.not_finite(big) == 0
     big[1, 2, 0], big[3, 3, 0] = np.inf, np.nan
-    assert pipeline._not_finite(big) == 2
-    assert pipeline._not_finite(np.array([[np.inf, -np.inf]])) == 2
-    assert pipeline._not_finite(np.arange(4)) == 0
+    assert pipeline.not_finite(big) == 2
+    assert pipeline.not_finite(np.array([[np.inf, -np.inf]])) == 2
+    assert pipeline.not_finite(np.arange(4)) == 0

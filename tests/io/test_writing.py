@@ -103,7 +103,7 @@ def test_replacing_reports_a_failed_rename_as_a_runtime_failure(
 def test_reserving_sizes_the_file_to_its_payload(tmp_path: Path) -> None:
     fd = os.open(tmp_path / "r.bin", os.O_WRONLY | os.O_CREAT)
     try:
-        writing._reserve(fd, 4096)
+        writing.reserve(fd, 4096)
     finally:
         os.close(fd)
     assert (tmp_path / "r.bin").stat().st_size in (0, 4096)  # 0 where unsupported
