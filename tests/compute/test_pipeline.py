@@ -155,3 +155,25 @@ def test_values_that_overflow_are_counted_even_when_their_sum_would_hide_them() 
     assert pipeline.not_finite(big) == 2
     assert pipeline.not_finite(np.array([[np.inf, -np.inf]])) == 2
     assert pipeline.not_finite(np.arange(4)) == 0
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64])
+def test_the_smooth_activations_are_pytorchs(dtype: type) -> None:
+    from scipy.special import erf
+
+    x = np.linspace(-6, 6, 49).reshape(7, 7, 1).astype(dtype)
+    v = x.astype(np.float64)
+    sigmoid = 1 / (1 + np.exp(-v))
+    expected = {
+        "gelu": 0.5 * v * (1 + erf(v / np.sqrt(2))),
+        "silu": v * sigmoid,
+        "swish": v * sigmoid,
+        "hardswish": v * np.clip(v + 3, 0, 6) / 6,
+        "hsigmoid": np.clip(v + 3, 0, 6) / 6,
+        "identity": v,
+    }
+    for name, values in expected.items():
+        out = run(x, [Stage(parse_spec(name))]).output
+        assert out.dtype == (np.float32 if dtype == np.float32 else np.float64), name
+        tolerance = 1e-6 if dtype == np.float32 else 1e-12
+        np.testing.assert_allclose(out, values, rtol=tolerance, atol=tolerance, err_msg=name)
