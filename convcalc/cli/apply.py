@@ -286,6 +286,12 @@ def _split_items(items: Sequence[str]) -> tuple[list[str], list[str]]:
     inputs: list[str] = []
     specs: list[str] = []
     for item in items:
+        if not os.path.exists(item) and _is_graph_syntax(item):
+            raise ConvcalcError(
+                f"'{item}': apply runs layers one after another; branches ( A | B ), "
+                "repeats *N and @names are sized by `convcalc shape`; valid here: a "
+                "sequence such as conv:k=box3 relu maxpool:2"
+            )
         if item != "-" and not os.path.exists(item) and looks_like_spec(item):
             specs.append(item)
         elif specs:
@@ -295,6 +301,16 @@ def _split_items(items: Sequence[str]) -> tuple[list[str], list[str]]:
     if not inputs:
         raise ConvcalcError("no input given; valid: an image, .npy, text matrix, folder or -")
     return inputs, specs
+
+
+def _is_graph_syntax(item: str) -> bool:
+    """True for a word of the graph grammar apply does not run: ``(``, ``|``, ``)``,
+    a repeat ``relu*3``, a named tensor ``@a``."""
+    word = item.strip()
+    if word in ("(", "|", ")") or word.startswith(("(", "@")) or word.endswith(")"):
+        return True
+    head, star, count = word.rpartition("*")
+    return bool(star) and count.isdigit() and looks_like_spec(head)
 
 
 def _run_rank(spec_texts: Sequence[str], given: int | None, inputs: Sequence[str]) -> int:

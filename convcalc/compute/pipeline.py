@@ -345,7 +345,8 @@ def _apply(
     if apply is None:
         raise ConvcalcError(
             f"'{stage.spec.text}' cannot be applied to an image; valid in apply: conv:k=…, "
-            "deconv:k=…, maxpool/avgpool/l2pool, gap, gmp, relu, lrelu, sigmoid, tanh, softmax"
+            "deconv:k=…, maxpool/avgpool/l2pool, gap, gmp, relu, relu6, lrelu, sigmoid, "
+            "tanh, softmax, gelu, silu, hardswish, hsigmoid, identity, dropout"
         )
     return apply(layer, x, stage, _Context(settings, notes, out_dtype))
 

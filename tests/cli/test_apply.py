@@ -421,3 +421,13 @@ def test_png_compression_level(tmp_path):
         with Image.open(out) as im:
             assert im.size == (252, 252)
     assert sizes[0] > sizes[1] > sizes[9] and hints == {0: 0, 1: 0, 9: 3}  # default: 1
+
+
+@pytest.mark.parametrize(
+    "words", [["(", "relu", "|", "sigmoid", ")", "add"], ["identity*3"], ["@a"]]
+)
+def test_graph_syntax_is_refused_by_apply_with_what_it_runs(words: list[str]) -> None:
+    result = run("apply", str(SAMPLES / "ufldl_5x5.txt"), *words)
+    assert result.exit_code == 2 and result.stdout == ""
+    assert "apply runs layers one after another" in result.stderr
+    assert "conv:k=box3 relu maxpool:2" in result.stderr
