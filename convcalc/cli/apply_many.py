@@ -200,7 +200,10 @@ def _check_scheduler(scheduler: str, jobs: int | None) -> None:
     """Refuse a malformed scheduler address, or one given with -j (local processes)."""
     from convcalc.compute.cluster import scheduler_address
 
-    scheduler_address(scheduler)
+    try:
+        scheduler_address(scheduler)
+    except ConvcalcError as exc:
+        raise type(exc)(f"--scheduler {exc}", exc.hint) from None
     if jobs is not None:
         raise ConvcalcError(
             f"-j {jobs} sets the local worker processes and --scheduler sends the inputs to "

@@ -31,9 +31,7 @@ Result = TypeVar("Result")
 CONNECT_SECONDS = 5.0
 """How long the scheduler (and, when it has none yet, a first worker) gets to answer."""
 
-MISSING_DASK = (
-    "running on a Dask cluster (--scheduler) needs dask.distributed: pip install 'convcalc[dask]'"
-)
+MISSING_DASK = "running on a Dask cluster needs dask.distributed: pip install 'convcalc[dask]'"
 
 SCHEMES = ("tcp", "tls", "ws", "wss")
 """The address schemes distributed connects with on its own (no extra package)."""
@@ -44,7 +42,7 @@ START_HINT = (
 )
 
 _ADDRESS = re.compile(
-    r"(?:(?P<scheme>[a-z]+)://)?(?P<host>\[[0-9A-Fa-f:.]+\]|[\w.-]+):(?P<port>\d+)"
+    r"(?:(?P<scheme>[a-z]+)://)?(?P<host>\[[0-9A-Fa-f:.]+\]|[\w.-]+):(?P<port>\d{1,5})"
 )
 
 
@@ -55,15 +53,15 @@ def scheduler_address(text: str) -> str:
     Raises ConvcalcError naming the valid forms for anything else.
     """
     found = _ADDRESS.fullmatch(text)
-    scheme = found and found["scheme"]
     if (
         found is None
-        or (scheme is not None and scheme not in SCHEMES)
-        or not (0 < int(found["port"]) < 2**16)
+        or (found["scheme"] or "tcp") not in SCHEMES
+        or not 0 < int(found["port"]) < 2**16
     ):
+        others = ", ".join(f"{scheme}://" for scheme in SCHEMES[1:])
         raise ConvcalcError(
-            f"--scheduler '{text}' is not a Dask scheduler's address; valid: tcp://HOST:PORT "
-            f"such as tcp://10.0.0.5:8786 (or {', '.join(s + '://' for s in SCHEMES[1:])})"
+            f"'{text}' is not a Dask scheduler's address; valid: tcp://HOST:PORT such as "
+            f"tcp://10.0.0.5:8786 (or {others})"
         )
     return text
 
@@ -101,6 +99,12 @@ class Session:
         waiting = iter(jobs)
         running: dict[Future[Result], tuple[Job, Future[bytes]]] = {}
         finished = as_completed(loop=client.loop)
+        done = 0
+
+        def step() -> None:
+            nonlocal done
+            done += 1
+            advance()
 
         def submit_next() -> None:
             for job in waiting:
@@ -108,7 +112,7 @@ class Session:
                     payload = load(job)
                 except Exception as exc:  # the file could not be read: the others go on
                     failed(job, exc)
-                    advance()
+                    step()
                     continue
                 with self._lost_on_error():
                     data = client.scatter(payload, hash=False)
@@ -123,14 +127,14 @@ class Session:
             job, data = running.pop(task)
             try:
                 finish(job, _outcome(task))
-            except _Lost:
-                raise
+            except _Lost as lost:
+                raise _Lost(f"{lost} at {self._address} ({done} of {len(jobs)} done)") from None
             except Exception as exc:
                 failed(job, exc)
             finally:
                 task.release()
                 data.release()
-            advance()
+            step()
             submit_next()
 
     @contextlib.contextmanager

@@ -23,9 +23,10 @@ import pytest
 from PIL import Image
 
 import convcalc
+from convcalc.cli import apply_cluster
 from convcalc.cli.apply_cluster import failure_lines
 from convcalc.compute import cluster as dask_cluster
-from convcalc.errors import ConvcalcError
+from convcalc.errors import ConvcalcError, RuntimeFailure
 from tests.conftest import SAMPLES, run
 
 distributed = pytest.importorskip("distributed")
@@ -120,6 +121,24 @@ def test_a_corrupt_file_is_named_and_the_others_are_written(
     )
     assert sorted(os.listdir(out)) == sorted(p.name for p in inputs.iterdir())
     assert list(worker_temp.iterdir()) == []  # the workers' temporary folders are gone
+
+
+def test_an_input_that_cannot_be_read_here_is_named_and_the_others_go_on(
+    scheduler: str, inputs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    read = apply_cluster.input_bytes
+
+    def vanishing(job: apply_cluster.Job) -> bytes:  # gone since the batch was checked
+        if job[0].endswith("rgb.png"):
+            raise RuntimeFailure(f"{job[0]}: No such file or directory")
+        return read(job)
+
+    monkeypatch.setattr(apply_cluster, "input_bytes", vanishing)
+    out = tmp_path / "out"
+    result = run("apply", str(inputs), "-k", "box3", "-o", f"{out}/", "--scheduler", scheduler)
+    assert result.exit_code == 1, result.output
+    assert f"{inputs / 'rgb.png'} failed: No such file or directory" in result.stderr
+    assert len(os.listdir(out)) == len(os.listdir(inputs)) - 1
 
 
 def test_an_input_is_never_overwritten(scheduler: str, tmp_path: Path) -> None:
