@@ -31,7 +31,12 @@ from convcalc.calc.grammar import (
 )
 from convcalc.calc.layers import Conv, Deconv, GlobalPool, Layer, Pool, Spec
 from convcalc.calc.sequence import parse_specs
-from convcalc.cli.apply_many import apply_many, expand_inputs, is_folder_output
+from convcalc.cli.apply_many import (
+    apply_many,
+    expand_inputs,
+    is_folder_output,
+    refuse_scheduler,
+)
 from convcalc.cli.apply_one import apply_one
 from convcalc.cli.apply_options import (
     HowOptions,
@@ -156,6 +161,12 @@ from convcalc.errors import ConvcalcError
     type=click.IntRange(min=1),
     help="Worker processes for several inputs (default: the core count).",
 )
+@click.option(
+    "--scheduler",
+    metavar="tcp://HOST:PORT",
+    help="Send the inputs of a batch (-o DIR/) to the Dask cluster whose scheduler is "
+    "there; its workers need convcalc, not the files (pip install 'convcalc[dask]').",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Say which method was picked.")
 @click.option("--json", "as_json", is_flag=True, help="The result as one JSON document.")
 @format_option
@@ -257,8 +268,9 @@ def apply(items: tuple[str, ...], **kwargs: Any) -> None:
             raise ConvcalcError(
                 f"--steps, --show and --json work on one input at a time; got {len(files)} inputs"
             )
-        apply_many(files, run, kwargs.pop("jobs"))
+        apply_many(files, run, kwargs.pop("jobs"), kwargs.pop("scheduler"))
         return
+    refuse_scheduler(kwargs.pop("scheduler"))
     job = stream_job(files[0], run)  # a large .npy to .npy run: by strips
     doc = apply_one(files[0], run) if job is None else apply_streamed(job, run)
     if doc is not None:

@@ -62,13 +62,17 @@ def is_folder_output(output: str | None, inputs: int = 1) -> bool:
     )
 
 
-def apply_many(files: list[str], run: Run, jobs: int | None) -> None:
-    """Apply ``run`` to every file, writing each result into the ``-o`` folder.
+def apply_many(files: list[str], run: Run, jobs: int | None, scheduler: str | None = None) -> None:
+    """Apply ``run`` to every file, writing each result into the ``-o`` folder: on
+    ``jobs`` local processes, or on the Dask cluster whose scheduler is at ``scheduler``
+    (see `convcalc.cli.apply_cluster`).
 
     Raises, before any work: ConvcalcError for stdin among several inputs, an
     ``-o`` that is not a folder, two inputs that map to the same output, an output
-    that is an input (unless ``--force``), an input that is not a regular file;
-    RuntimeFailure for a missing input or a folder that cannot be created.
+    that is an input (unless ``--force``), an input that is not a regular file, a
+    malformed scheduler address or one given with ``-j``; RuntimeFailure for a
+    missing input or a folder that cannot be created. On a cluster, a file that fails
+    is named and the others go on; RuntimeFailure at the end if any failed.
     """
     from convcalc.compute.batch import run_batch, worker_count
     from convcalc.present.tables import progress
@@ -82,11 +86,29 @@ def apply_many(files: list[str], run: Run, jobs: int | None) -> None:
         raise ConvcalcError(
             "'-' (stdin) has no name to give its output in a folder; valid: -o FILE or -o -"
         )
+    if scheduler is not None:
+        _check_scheduler(scheduler, jobs)
     folder = _output_folder(run.out.output, len(files))
     pairs = _plan(files, folder, force=run.out.force)
     batch = [(f, run._replace(out=run.out._replace(output=target))) for f, target in pairs]
+    if scheduler is not None:
+        from convcalc.cli.apply_cluster import apply_on_cluster
+
+        apply_on_cluster(batch, scheduler, prepare=lambda: _make_folder(folder))
+        return
+    _make_folder(folder)
     with progress(len(batch)) as advance:
         run_batch(_run_pair, batch, workers=worker_count(jobs, len(batch)), advance=advance)
+
+
+def refuse_scheduler(scheduler: str | None) -> None:
+    """Refuse --scheduler for a run of one input into one file (or printed): a cluster
+    runs the inputs of a batch, each into the -o folder."""
+    if scheduler is not None:
+        raise ConvcalcError(
+            "--scheduler runs a batch of inputs into a folder (-o DIR/) on a cluster; one "
+            "input with -o FILE (or printed) runs here: drop --scheduler, or give -o DIR/"
+        )
 
 
 def _run_pair(pair: tuple[str, Run]) -> None:
@@ -134,8 +156,8 @@ def _output_folder(output: str | None, count: int) -> str:
 
 
 def _plan(files: list[str], folder: str, *, force: bool) -> list[tuple[str, str]]:
-    """Each input and the output it writes, checked against each other; the folder
-    created if it does not exist."""
+    """Each input and the output it writes, checked against each other and against the
+    files already in the folder (when it exists)."""
     from convcalc.io.reading import check_input
     from convcalc.io.writing import check_output
 
@@ -153,8 +175,7 @@ def _plan(files: list[str], folder: str, *, force: bool) -> list[tuple[str, str]
             )
         seen[key] = source
     if not os.path.isdir(folder):
-        _make_folder(folder)  # new and empty: no output in it can be an input
-        return pairs
+        return pairs  # new (made by the caller) and empty: no output in it can be an input
     inputs = {_identity(source): source for source in files}  # one stat each, not N x N
     inputs.pop(None, None)
     for source, target in pairs:
@@ -175,7 +196,25 @@ def _identity(path: str) -> tuple[int, int] | None:
     return info.st_dev, info.st_ino
 
 
+def _check_scheduler(scheduler: str, jobs: int | None) -> None:
+    """Refuse a malformed scheduler address, or one given with -j (local processes)."""
+    from convcalc.compute.cluster import scheduler_address
+
+    try:
+        scheduler_address(scheduler)
+    except ConvcalcError as exc:
+        raise type(exc)(f"--scheduler {exc}", exc.hint) from None
+    if jobs is not None:
+        raise ConvcalcError(
+            f"-j {jobs} sets the local worker processes and --scheduler sends the inputs to "
+            "the cluster's workers; give one of them"
+        )
+
+
 def _make_folder(folder: str) -> None:
+    """Create the output folder if it does not exist yet (its parent must)."""
+    if os.path.isdir(folder):
+        return
     try:
         os.mkdir(folder)
     except FileNotFoundError:

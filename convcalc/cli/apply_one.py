@@ -27,9 +27,7 @@ def apply_one(path: str, run: Run) -> dict[str, Any] | None:
     Everything but the JSON document is printed here: tables, steps and pictures on
     stdout (``--show`` on stderr under --json), notes on stderr.
     """
-    from convcalc.compute.memory import estimate_bytes
     from convcalc.compute.pipeline import quiet_overflow
-    from convcalc.compute.pipeline import run as run_pipeline
     from convcalc.io.reading import read_input
     from convcalc.io.writing import check_output
 
@@ -38,15 +36,11 @@ def apply_one(path: str, run: Run) -> dict[str, Any] | None:
         check_output(out.output, inputs=[path], force=out.force, sheet=out.sheet)
     rank = run.settings.rank
     loaded = read_input(path, gray=run.gray, max_pixels=run.max_pixels, rank=rank)
-    _check_memory(loaded.data, run, estimate_bytes)
-    out_dtype = "uint8" if _writes_8bit(loaded.data, run) else None
     with busy(
         f"applying {len(run.stages)} layer(s) to {shape_text(loaded.data, rank)}",
         loaded.data.size,
     ):
-        outcome = run_pipeline(loaded.data, run.stages, run.settings, out_dtype=out_dtype)
-    result = outcome.output
-    notes = list(loaded.notes) + [n for n in outcome.notes if report.verbose or "auto" not in n]
+        result, notes = compute_result(loaded, run)
     doc: dict[str, Any] | None = None
     if report.steps:
         with quiet_overflow():
@@ -59,8 +53,7 @@ def apply_one(path: str, run: Run) -> dict[str, Any] | None:
     if doc is not None and grads is not None:
         doc |= _gradients_doc(grads, run, rank)
     if out.output:
-        write = _write if rank == 2 else _write_ranked
-        lines, written = write(path, loaded, result, out)
+        lines, written = write_result(path, loaded, result, out, rank)
         notes += lines
         say(notes)
         if doc is not None:
@@ -74,6 +67,30 @@ def apply_one(path: str, run: Run) -> dict[str, Any] | None:
         if grads is not None:
             _print_gradients(grads, run, rank)
     return doc
+
+
+def compute_result(loaded: Any, run: Run) -> tuple[Any, list[str]]:
+    """The result of ``run``'s layers on an input read by ``read_input``, and the notes
+    to print (the input's, then the pipeline's); refused before any work if it would
+    not fit in the memory available now."""
+    from convcalc.compute.pipeline import estimate_bytes
+    from convcalc.compute.pipeline import run as run_pipeline
+
+    _check_memory(loaded.data, run, estimate_bytes)
+    out_dtype = "uint8" if _writes_8bit(loaded.data, run) else None
+    outcome = run_pipeline(loaded.data, run.stages, run.settings, out_dtype=out_dtype)
+    notes = [n for n in outcome.notes if run.report.verbose or "auto" not in n]
+    return outcome.output, [*loaded.notes, *notes]
+
+
+def write_result(
+    path: str, loaded: Any, result: Any, out: OutputOptions, rank: int = 2
+) -> tuple[list[str], dict[str, Any]]:
+    """Write the result of the input ``path`` (read as ``loaded``) where ``out.output``
+    says; the lines to print and what was written (for JSON). A 1-D or 3-D result keeps
+    its rank in a ``.npy``."""
+    write = _write if rank == 2 else _write_ranked
+    return write(path, loaded, result, out)
 
 
 def shape_text(array: Any, rank: int = 2) -> str:

@@ -1,0 +1,162 @@
+"""`convcalc apply DIR -o OUT/ --scheduler ADDRESS`: a batch on an existing Dask cluster.
+
+Where the files are: this process (the client) reads each input and ships its bytes
+with the job; the worker puts them in a private temporary folder under the input's
+name, reads and computes them as a local run does, encodes the output files there and
+sends their bytes back; the client writes them into OUT/ atomically, never over an
+input. So the workers need no file system shared with the client, only the same
+convcalc, and the outputs are byte for byte those of a local run. The work (decoding,
+computing, encoding) is the workers'; the client only reads and writes files.
+
+A file that fails is named on stderr with why, the others go on; the command then
+ends with exit status 1.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import NamedTuple
+
+from convcalc.cli.apply_one import compute_result, write_result
+from convcalc.cli.apply_options import Run
+from convcalc.cli.output import say
+from convcalc.cli.status import failure_of, internal_error
+from convcalc.errors import ConvcalcError, RuntimeFailure
+
+Job = tuple[str, Run]
+"""An input and the run that writes its output (``run.out.output``, in OUT/)."""
+
+
+class Shipped(NamedTuple):
+    """What a worker sends back for one input: its output files (names in the output
+    folder, and contents) and the notes to print."""
+
+    files: list[tuple[str, bytes]]
+    notes: list[str]
+
+
+def apply_on_cluster(
+    jobs: Sequence[Job], address: str, *, prepare: Callable[[], None] = lambda: None
+) -> None:
+    """Run every job on the Dask cluster at ``address``, writing each output here.
+
+    ``prepare`` runs once connected, before the first job (it creates the output
+    folder, so that an unreachable scheduler leaves nothing behind).
+
+    Raises
+    ------
+    RuntimeFailure
+        The cluster cannot be used (see `convcalc.compute.cluster.connect`), or some
+        inputs failed (each was named on stderr as it failed; the others were written).
+    """
+    from convcalc.compute.cluster import connect
+    from convcalc.present.tables import progress
+
+    failures: list[str] = []
+
+    def failed(job: Job, error: Exception) -> None:
+        failures.append(job[0])
+        say(failure_lines(job[0], error))
+
+    with connect(address) as cluster:
+        prepare()
+        with progress(len(jobs)) as advance:
+            cluster.run_jobs(
+                compute_shipped,
+                jobs,
+                load=input_bytes,
+                finish=write_shipped,
+                failed=failed,
+                advance=advance,
+            )
+    if failures:
+        raise RuntimeFailure(
+            f"{len(failures)} of {len(jobs)} inputs failed (named above); the other "
+            f"{len(jobs) - len(failures)} outputs were written"
+        )
+
+
+def compute_shipped(data: bytes, job: Job) -> Shipped:
+    """On a worker: the output files of one input, given its bytes, as a local run
+    writes them, and the notes it prints. Errors name the input and output as the
+    client knows them, not the temporary files."""
+    from convcalc.io.reading import read_input
+
+    source, run = job
+    assert run.out.output is not None
+    rank = run.settings.rank
+    with tempfile.TemporaryDirectory(prefix="convcalc-") as folder:
+        here = os.path.join(folder, "in", os.path.basename(source))
+        there = os.path.join(folder, "out", "")
+        os.mkdir(os.path.dirname(here))
+        os.mkdir(there)
+        Path(here).write_bytes(data)
+        names = {here: source, there: os.path.join(os.path.dirname(run.out.output), "")}
+        try:
+            loaded = read_input(here, gray=run.gray, max_pixels=run.max_pixels, rank=rank)
+            result, notes = compute_result(loaded, run)
+            out = run.out._replace(output=there + os.path.basename(run.out.output), fsync=False)
+            lines, written = write_result(here, loaded, result, out, rank)
+            files = [(os.path.basename(p), Path(p).read_bytes()) for p in written["paths"]]
+        except ConvcalcError as exc:
+            raise type(exc)(_renamed(str(exc), names), exc.hint) from None
+    return Shipped(files, [_renamed(line, names) for line in [*notes, *lines]])
+
+
+def write_shipped(job: Job, shipped: Shipped) -> None:
+    """On the client: write a worker's output files beside ``run.out.output``,
+    atomically and never over the input (unless --force), then print its notes."""
+    from convcalc.io.writing import write_bytes
+
+    source, run = job
+    assert run.out.output is not None
+    folder = os.path.dirname(run.out.output)
+    for name, data in shipped.files:
+        write_bytes(
+            os.path.join(folder, name),
+            data,
+            inputs=[source],
+            force=run.out.force,
+            fsync=run.out.fsync,
+        )
+    say(shipped.notes)
+
+
+def input_bytes(job: Job) -> bytes:
+    """On the client: the bytes of a job's input, a regular file of at most half the
+    memory available here (the rule every input read obeys)."""
+    from convcalc.calc.files import read_regular_file
+    from convcalc.compute.memory import available_memory
+    from convcalc.io.reading import INPUT_KINDS
+
+    source = job[0]
+    available = available_memory()
+    bound = None if available is None else available // 2
+
+    def too_large(size: int) -> RuntimeFailure:
+        return RuntimeFailure(
+            f"{source}: {size / 2**30:.2f} GiB (or more) is over half the memory available "
+            "here; try a smaller input"
+        )
+
+    data = read_regular_file(
+        source, name=source, valid=INPUT_KINDS, max_bytes=bound, too_large=too_large
+    )
+    return bytes(data)
+
+
+def failure_lines(source: str, error: Exception) -> list[str]:
+    """One line naming the input that failed and why (the error's hint, if any, after)."""
+    failure = failure_of(error) or internal_error(error)
+    why = (failure.message or type(error).__name__).removeprefix(f"{source}: ")
+    return [f"{source} failed: {why}", *([failure.hint] if failure.hint else [])]
+
+
+def _renamed(text: str, names: dict[str, str]) -> str:
+    """``text`` with each temporary path replaced by the path it stands for."""
+    for temporary, real in names.items():
+        text = text.replace(temporary, real)
+    return text
