@@ -420,7 +420,8 @@ def _backward_steps(data: Any, run: Run) -> dict[str, Any] | None:
 
     report = run.report
     path = report.grad_output
-    upstream = None if path is None else read_input(path, max_pixels=run.max_pixels).data
+    rank = run.settings.rank
+    upstream = None if path is None else read_input(path, max_pixels=run.max_pixels, rank=rank).data
     try:
         traced = backward_trace(
             data,
@@ -428,7 +429,7 @@ def _backward_steps(data: Any, run: Run) -> dict[str, Any] | None:
             run.settings,
             upstream,
             layer=report.steps_layer,
-            at=[_position(text) for text in report.at],
+            at=[_at(text, rank) for text in report.at],
             limit=report.limit,
         )
     except ConvcalcError as exc:
@@ -439,12 +440,6 @@ def _backward_steps(data: Any, run: Run) -> dict[str, Any] | None:
         return backward_trace_json(traced)
     print_rich(backward_steps_renderable(traced, path or "all ones"))
     return None
-
-
-def _position(text: str) -> tuple[int, int]:
-    """An --at position of a 2-D output: ROW,COL."""
-    row, col = _at(text, 2)
-    return row, col
 
 
 def _at(text: str, rank: int) -> tuple[int, ...]:

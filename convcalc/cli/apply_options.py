@@ -115,21 +115,13 @@ def refuse_backward_clash(run: Run, inputs: int) -> None:
 
 def refuse_rank_clash(run: Run, inputs: int) -> None:
     """Refuse what a 1-D or 3-D run does not do: algorithms other than the direct one,
-    several inputs, image outputs (and text outputs of a volume), and the gradients'
-    arithmetic step by step (--backward and --steps each work alone)."""
+    several inputs, and image outputs (and text outputs of a volume)."""
     rank = run.settings.rank
     if rank == 2:
         return
     output = run.out.output
     kept = (".npy", ".csv", ".txt") if rank == 1 else (".npy",)
-    report = run.report
     clashes = (
-        (
-            report.backward and report.steps,
-            "--backward with --steps",
-            "the gradients are traced step by step for 2-D convolutions; give --backward "
-            "(the gradients) or --steps (the forward arithmetic)",
-        ),
         (
             str(run.settings.method) not in ("auto", "direct"),
             f"--method {run.settings.method}",

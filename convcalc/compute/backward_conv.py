@@ -1,6 +1,7 @@
-"""The arithmetic behind each gradient value of one 2-D convolution layer.
+"""The arithmetic behind each gradient value of one convolution layer, any rank.
 
-For ``Y[o, f] = Σ_{i,j,c} Xp[o·s + (i,j)·d, c]·W_f[i, j, c]`` (Xp the padded input),
+For ``Y[o, f] = Σ_{i,j,c} Xp[o·s + (i,j)·d, c]·W_f[i, j, c]`` (Xp the padded input; a
+signal's taps are i alone, a volume's (k, i, j)),
 with dL/dY the upstream gradient (after the activation's own gradient when the layer
 has one):
 
@@ -18,6 +19,7 @@ has one):
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -25,7 +27,7 @@ import numpy as np
 
 from convcalc.calc.geometry import Axis
 from convcalc.calc.layers import Conv
-from convcalc.calc.network import two_axes
+from convcalc.calc.network import per_axis
 from convcalc.compute import windows
 from convcalc.compute.arrays import Array
 from convcalc.compute.backward_records import (
@@ -39,7 +41,7 @@ from convcalc.compute.backward_records import (
 from convcalc.compute.gradients import activation_backward, backward
 from convcalc.compute.padding import pad
 from convcalc.compute.pipeline import Settings, Stage, check_bias, kernel_bank, refuse_groups
-from convcalc.compute.traces import all_whole
+from convcalc.compute.traces import Position, all_whole
 
 
 def conv_trace(
@@ -47,20 +49,20 @@ def conv_trace(
     stage: Stage,
     settings: Settings,
     upstream: Upstream,
-    at: Sequence[tuple[int, int]],
+    at: Sequence[Position],
     limit: int | None,
 ) -> BackwardTrace:
     """The kernel and input gradient steps of one convolution stage.
 
     Parameters
     ----------
-    xa : array, HxWxC
+    xa : array, HxWxC (L x C, DxHxWxC at ``settings.rank`` 1 and 3)
         The stage's input.
     stage : Stage
-        A 2-D convolution.
+        A convolution of the run's rank.
     settings : Settings
     upstream : Upstream
-        dL/dY of the stage's output (Ho x Wo x F) and where it came from.
+        dL/dY of the stage's output (Ho x Wo x F; (*O) x F) and where it came from.
     at, limit
         Kernel taps and input cells to show, and at most how many of each.
 
@@ -76,23 +78,22 @@ def conv_trace(
     check_bias(stage)
     run = backward(xa, [stage], settings, upstream.grad)
     dz = activation_backward(run.output, run.grad_output, stage.activation).astype(np.float64)
-    channels = xa.shape[2]
-    bank, _, each = kernel_bank(stage.kernels, channels, settings.channels)
-    axes = windows.conv_axes(
+    rank, channels = settings.rank, xa.shape[-1]
+    bank, _, each = kernel_bank(stage.kernels, channels, settings.channels, rank)
+    axes = windows.conv_axes_nd(
         xa.shape,
-        bank.shape,
-        stride=two_axes(layer.stride, "stride"),
-        dilation=two_axes(layer.dilation, "dilation"),
-        padding=two_axes(layer.padding, "padding"),
+        bank.shape[:rank],
+        stride=per_axis(layer.stride, rank, "stride"),
+        dilation=per_axis(layer.dilation, rank, "dilation"),
+        padding=per_axis(layer.padding, rank, "padding"),
         convention=settings.convention,
     )
-    uses = _uses(stage.kernels, channels, each)
-    kh, kw = bank.shape[:2]
-    height, width = xa.shape[:2]
-    refuse_outside(at, [("kernel", kh, kw), ("input", height, width)])
-    kernel_at = chosen(at, limit, kh, kw)
-    input_at = chosen(at, limit, height, width)
-    walk = _Walk.of(xa, dz, axes, settings, (kh, kw))
+    uses = _uses(stage.kernels, channels, each, rank)
+    size, spatial = tuple(bank.shape[:rank]), tuple(xa.shape[:-1])
+    refuse_outside(at, [("kernel", size), ("input", spatial)])
+    kernel_at = chosen(at, limit, size)
+    input_at = chosen(at, limit, spatial)
+    walk = _Walk.of(xa, dz, axes, settings, size)
     steps = [
         walk.kernel_step(f, part, p)
         for f, fu in enumerate(uses)
@@ -101,18 +102,19 @@ def conv_trace(
     ]
     steps += [walk.input_step(uses, p, c) for p in input_at for c in range(channels)]
     kernels = np.concatenate([np.ravel(k) for k in stage.kernels])
+    taps, cells = math.prod(size), math.prod(spatial)
     return BackwardTrace(
         layer_text=stage.spec.text,
-        input_shape=(height, width, channels),
-        output_shape=(axes[0].size, axes[1].size, dz.shape[2]),
-        kernel_size=(kh, kw),
+        input_shape=tuple(xa.shape),
+        output_shape=(*(a.size for a in axes), dz.shape[-1]),
+        kernel_size=size,
         axes=axes,
         filters=len(stage.kernels),
         steps=tuple(steps),
-        kernel_total=kh * kw,
-        kernel_omitted=kh * kw - len(kernel_at),
-        input_total=height * width,
-        input_omitted=height * width - len(input_at),
+        kernel_total=taps,
+        kernel_omitted=taps - len(kernel_at),
+        input_total=cells,
+        input_omitted=cells - len(input_at),
         pad_mode=settings.pad_mode,
         activation=stage.activation,
         flip=settings.flip,
@@ -126,7 +128,8 @@ def conv_trace(
 
 @dataclass(frozen=True)
 class _Use:
-    """Filter f read on input ``channel`` with the 2-D ``kernel``; its output is
+    """Filter f read on input ``channel`` with the ``kernel`` of one channel (KH x KW;
+    K, KD x KH x KW); its output is
     channel ``out`` of the pipeline's (filter-major) output."""
 
     channel: int
@@ -149,19 +152,19 @@ def _split(fu: _FilterUses) -> list[_FilterUses]:
     return [_FilterUses((u,), True) for u in fu.uses]
 
 
-def _uses(kernels: Sequence[Array], channels: int, each: bool) -> list[_FilterUses]:
+def _uses(kernels: Sequence[Array], channels: int, each: bool, rank: int) -> list[_FilterUses]:
     """Per filter, where `kernel_bank` applies it (the pipeline's output order)."""
     found = []
     for f, kernel in enumerate(kernels):
         k = np.asarray(kernel, np.float64)
-        split = not each and k.ndim == 3 and k.shape[2] == channels
+        split = not each and k.ndim == rank + 1 and k.shape[rank] == channels
         found.append(
             _FilterUses(
                 tuple(
                     _Use(
                         c,
                         f * channels + c if each else f,
-                        k[:, :, c] if split else k.reshape(k.shape[:2]),
+                        k[..., c] if split else k.reshape(k.shape[:rank]),
                     )
                     for c in range(channels)
                 ),
@@ -176,65 +179,75 @@ def _uses(kernels: Sequence[Array], channels: int, each: bool) -> list[_FilterUs
 
 @dataclass(frozen=True)
 class _Walk:
-    """What the sums read: the padded input, which input cell each padded cell copies
-    (-1 for zero padding), dL/dY, the geometry, flip and the kernel size."""
+    """What the sums read: the padded input, which input cell (row-major index) each
+    padded cell copies (-1 for zero padding), dL/dY, the geometry, flip and the kernel
+    size."""
 
     xp: Array
     source: Array
     dz: Array
-    axes: tuple[Axis, Axis]
+    axes: tuple[Axis, ...]
     flip: bool
-    size: tuple[int, int]
-    input_width: int
+    size: tuple[int, ...]
+    spatial: tuple[int, ...]
 
     @classmethod
     def of(
         cls,
         xa: Array,
         dz: Array,
-        axes: tuple[Axis, Axis],
+        axes: tuple[Axis, ...],
         settings: Settings,
-        size: tuple[int, int],
+        size: tuple[int, ...],
     ) -> _Walk:
-        h, w = xa.shape[:2]
+        spatial = tuple(xa.shape[:-1])
         pads = [(a.pad_lo, a.pad_hi) for a in axes]
         xp = pad(xa, pads, settings.pad_mode)
-        cells = np.arange(1, h * w + 1).reshape(h, w, 1)
-        source = pad(cells, pads, settings.pad_mode)[:, :, 0] - 1
-        return cls(xp, source, dz, axes, settings.flip, size, w)
+        cells = np.arange(1, math.prod(spatial) + 1).reshape(*spatial, 1)
+        source = pad(cells, pads, settings.pad_mode)[..., 0] - 1
+        return cls(xp, source, dz, axes, settings.flip, size, spatial)
 
     def tap(self, i: int, k: int) -> int:
         """The bank's tap the filter's tap ``i`` (axis ``k``) is applied at."""
         return self.size[k] - 1 - i if self.flip else i
 
-    def kernel_step(self, f: int, fu: _FilterUses, p: tuple[int, int]) -> GradStep:
+    def kernel_step(self, f: int, fu: _FilterUses, p: Position) -> GradStep:
         at = tuple(_taps(a, self.tap(p[k], k)) for k, a in enumerate(self.axes))
         parts = [
-            np.stack([self.dz[:, :, u.out].ravel(), self.xp[at][:, :, u.channel].ravel()], axis=1)
+            np.stack([self.dz[..., u.out].ravel(), self.xp[at][..., u.channel].ravel()], axis=1)
             for u in fu.uses
         ]
         terms = np.concatenate(parts).astype(np.float64)
         channel = fu.uses[0].channel if fu.split else None
         return GradStep("kernel", f, channel, p, terms, float(np.sum(terms[:, 0] * terms[:, 1])))
 
-    def input_step(self, uses: Sequence[_FilterUses], p: tuple[int, int], c: int) -> GradStep:
+    def input_step(self, uses: Sequence[_FilterUses], p: Position, c: int) -> GradStep:
         """Over filters, then output positions row-major, then taps: dL/dY × W."""
-        width = self.size[1]
-        cells = np.argwhere(self.source == p[0] * self.input_width + p[1])
-        found: list[tuple[int, int, int, int, float, float]] = []
+        index = int(np.ravel_multi_index(p, self.spatial))
+        cells = [tuple(int(i) for i in cell) for cell in np.argwhere(self.source == index)]
+        found: list[tuple[int, Position, int, float, float]] = []
         for f, fu in enumerate(uses):
             for u in (u for u in fu.uses if u.channel == c):
-                for tap in range(self.size[0] * width):
-                    i, j = divmod(tap, width)
-                    for pr, pc in cells:
-                        orow = output_at(int(pr), self.tap(i, 0), self.axes[0])
-                        ocol = output_at(int(pc), self.tap(j, 1), self.axes[1])
-                        if orow is not None and ocol is not None:
-                            dy = float(self.dz[orow, ocol, u.out])
-                            found.append((f, orow, ocol, tap, dy, float(u.kernel[i, j])))
-        found.sort(key=lambda t: t[:4])
-        terms = np.array([t[4:] for t in found], np.float64).reshape(-1, 2)
+                for t, tap in enumerate(np.ndindex(*self.size)):
+                    for cell in cells:
+                        out = self._output(cell, tap)
+                        if out is not None:
+                            where = (*out, u.out)
+                            dy = float(self.dz[where])
+                            found.append((f, out, t, dy, float(u.kernel[tap])))
+        found.sort(key=lambda t: t[:3])
+        terms = np.array([t[3:] for t in found], np.float64).reshape(-1, 2)
         return GradStep("input", None, c, p, terms, float(np.sum(terms[:, 0] * terms[:, 1])))
+
+    def _output(self, cell: Position, tap: tuple[int, ...]) -> Position | None:
+        """The output whose window reads padded ``cell`` with the filter's ``tap``, if any."""
+        found = []
+        for k, (padded, i) in enumerate(zip(cell, tap, strict=True)):
+            out = output_at(padded, self.tap(i, k), self.axes[k])
+            if out is None:
+                return None
+            found.append(out)
+        return tuple(found)
 
 
 def _taps(axis: Axis, i: int) -> slice:

@@ -8,14 +8,18 @@ convolution and pooling tracers (`backward_conv`, `backward_pool`) can all use t
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
+
+from convcalc.calc.axes import axis_names, singular
 from convcalc.calc.choices import Activation, PadMode, PoolKind, TraceKind
 from convcalc.calc.geometry import Axis
 from convcalc.compute.arrays import Array
-from convcalc.compute.traces import DEFAULT_SHOWN, SMALL_OUTPUT
+from convcalc.compute.traces import DEFAULT_SHOWN, SMALL_OUTPUT, Position
 from convcalc.errors import ConvcalcError
 
 GradKind = Literal["kernel", "input"]
@@ -25,14 +29,14 @@ GradKind = Literal["kernel", "input"]
 class PoolWindow:
     """A pooling window that contains the input cell of a `GradStep`.
 
-    ``output`` is the window's output position (row, column). Max pooling: ``winner``
-    is the input cell (row, column) its dL/dY goes to (negative or past the input when
-    in the padding) and ``best`` that cell's value. Average pooling: ``count``, what
-    the window's sum is divided by.
+    ``output`` is the window's output position (row, column; one index per spatial
+    axis at every rank). Max pooling: ``winner`` is the input cell its dL/dY goes to
+    (negative or past the input when in the padding) and ``best`` that cell's value.
+    Average pooling: ``count``, what the window's sum is divided by.
     """
 
-    output: tuple[int, int]
-    winner: tuple[int, int] | None = None
+    output: Position
+    winner: Position | None = None
     best: float | None = None
     count: int | None = None
 
@@ -43,7 +47,8 @@ class GradStep:
 
     ``grad`` says which gradient: ``kernel`` (``filter`` set; ``channel`` set when the
     filter has a channel axis of its own) or ``input`` (``channel`` the input's).
-    ``position`` is the kernel tap (i, j) or the input cell (row, column). ``terms``
+    ``position`` is the kernel tap (i, j) or the input cell (row, column), one index
+    per spatial axis: (i,) for a signal, (slice, row, column) for a volume. ``terms``
     is N x 2: dL/dY and the input value (kernel), the kernel value (convolution
     input), 1 or 0 (max pooling: the cell is the window's max or not) or 1/count
     (average pooling); ``value`` the sum of their products. ``windows`` names the
@@ -53,7 +58,7 @@ class GradStep:
     grad: GradKind
     filter: int | None
     channel: int | None
-    position: tuple[int, int]
+    position: Position
     terms: Array
     value: float
     windows: tuple[PoolWindow, ...] = ()
@@ -63,10 +68,10 @@ class GradStep:
 class Upstream:
     """Where the traced layer's dL/dY comes from.
 
-    ``grad`` is dL/dY of layer ``layer``'s output (Ho x Wo x C, before the layer's own
-    activation), of a pipeline of ``layers`` layers: the pipeline's dL/dY when
-    ``layer`` is the last, else dL/dX of layer ``layer + 1``, whose spec is
-    ``next_text``, backpropagated from the end of the pipeline.
+    ``grad`` is dL/dY of layer ``layer``'s output (Ho x Wo x C; (*O) x C at any rank;
+    before the layer's own activation), of a pipeline of ``layers`` layers: the
+    pipeline's dL/dY when ``layer`` is the last, else dL/dX of layer ``layer + 1``,
+    whose spec is ``next_text``, backpropagated from the end of the pipeline.
     """
 
     grad: Array
@@ -79,18 +84,19 @@ class Upstream:
 class BackwardTrace:
     """The traced layer and its gradient steps (kernel steps first, then input steps).
 
-    Shapes are HxWxC; ``kernel_size`` KH x KW (pooling: the window); ``axes`` the rows'
-    and columns' geometry. ``kernel_total``/``input_total`` count the taps and cells,
-    ``kernel_omitted``/``input_omitted`` those no step shows (pooling has no kernel:
-    0 and 0). ``kind`` is conv, pool or global_pool, ``pool`` the pooling's kind.
-    ``integral`` says whether input, kernels and dL/dY are whole numbers.
+    Shapes are HxWxC (L x C, DxHxWxC at rank 1 and 3); ``kernel_size`` KH x KW (K,
+    KD x KH x KW; pooling: the window); ``axes`` the geometry per spatial axis.
+    ``kernel_total``/``input_total`` count the taps and cells, ``kernel_omitted``/
+    ``input_omitted`` those no step shows (pooling has no kernel: 0 and 0). ``kind``
+    is conv, pool or global_pool, ``pool`` the pooling's kind. ``integral`` says
+    whether input, kernels and dL/dY are whole numbers.
     """
 
     layer_text: str
-    input_shape: tuple[int, int, int]
-    output_shape: tuple[int, int, int]
-    kernel_size: tuple[int, int]
-    axes: tuple[Axis, Axis]
+    input_shape: tuple[int, ...]
+    output_shape: tuple[int, ...]
+    kernel_size: tuple[int, ...]
+    axes: tuple[Axis, ...]
     filters: int
     steps: tuple[GradStep, ...]
     kernel_total: int
@@ -105,33 +111,51 @@ class BackwardTrace:
     kind: TraceKind = TraceKind.CONV
     pool: PoolKind | None = None
 
+    @property
+    def rank(self) -> int:
+        """The spatial axes: 1 (a signal), 2 (an image) or 3 (a volume)."""
+        return len(self.axes)
+
 
 def chosen(
-    at: Sequence[tuple[int, int]], limit: int | None, height: int, width: int
-) -> tuple[tuple[int, int], ...]:
-    """The positions of an HxW grid to show: those of ``at`` inside it, or the default
-    (all up to `SMALL_OUTPUT`, else the first `DEFAULT_SHOWN`), at most ``limit``."""
+    at: Sequence[Position], limit: int | None, shape: tuple[int, ...]
+) -> tuple[Position, ...]:
+    """The positions of a grid of ``shape`` (HxW; L, DxHxW) to show: those of ``at``
+    inside it, or the default (all up to `SMALL_OUTPUT`, else the first
+    `DEFAULT_SHOWN` in row-major order), at most ``limit``."""
     if at:
-        inside = ((int(r), int(c)) for r, c in at if 0 <= r < height and 0 <= c < width)
+        inside = (tuple(int(i) for i in p) for p in at if _inside(p, shape))
         found = tuple(dict.fromkeys(inside))
     else:
-        count = height * width
-        shown = count if count <= SMALL_OUTPUT else DEFAULT_SHOWN
-        found = tuple((i // width, i % width) for i in range(min(shown, count)))
+        count = math.prod(shape)
+        shown = min(count if count <= SMALL_OUTPUT else DEFAULT_SHOWN, count)
+        found = tuple(tuple(int(i) for i in np.unravel_index(k, shape)) for k in range(shown))
     return found if limit is None else found[:limit]
 
 
-def refuse_outside(at: Sequence[tuple[int, int]], grids: Sequence[tuple[str, int, int]]) -> None:
-    """Refuse a position of ``at`` inside none of the named HxW ``grids``."""
-    for r, c in at:
-        if not any(0 <= r < h and 0 <= c < w for _, h, w in grids):
-            names = " and the ".join(f"{h}x{w} {name}" for name, h, w in grids)
-            rows = max(h for _, h, _ in grids) - 1
-            cols = max(w for _, _, w in grids) - 1
+def refuse_outside(at: Sequence[Position], grids: Sequence[tuple[str, tuple[int, ...]]]) -> None:
+    """Refuse a position of ``at`` inside none of the named ``grids`` (each a name and a
+    shape: HxW; L, DxHxW), or with another number of indices than they have axes."""
+    rank = len(grids[0][1])
+    names = axis_names(rank)
+    for p in at:
+        where = "(" + ", ".join(map(str, p)) + ")"
+        if len(p) != rank:
+            raise ConvcalcError(
+                f"position {where} has {_indices(len(p))} but the layer has {rank} spatial "
+                f"ax{'is' if rank == 1 else 'es'}; valid: {_indices(rank)} "
+                f"({', '.join(singular(n) for n in names)})"
+            )
+        if not any(_inside(p, shape) for _, shape in grids):
+            both = "both " if len(grids) > 1 else ""
+            named = " and the ".join(_grid_text(name, shape) for name, shape in grids)
+            valid = ", ".join(
+                f"{name} 0 to {max(shape[k] for _, shape in grids) - 1}"
+                for k, name in enumerate(names)
+            )
             within = " within one of them" if len(grids) > 1 else ""
             raise ConvcalcError(
-                f"position ({r}, {c}) is outside {'both ' if len(grids) > 1 else ''}the "
-                f"{names}; valid: rows 0 to {rows}, columns 0 to {cols}{within}"
+                f"position {where} is outside {both}the {named}; valid: {valid}{within}"
             )
 
 
@@ -142,3 +166,16 @@ def output_at(padded: int, tap: int, axis: Axis) -> int | None:
         return None
     out = offset // axis.stride
     return out if out < axis.size else None
+
+
+def _inside(p: Sequence[int], shape: tuple[int, ...]) -> bool:
+    return len(p) == len(shape) and all(0 <= i < n for i, n in zip(p, shape, strict=True))
+
+
+def _grid_text(name: str, shape: tuple[int, ...]) -> str:
+    """``3x3 kernel``; a signal's ``kernel of 3``."""
+    return f"{name} of {shape[0]}" if len(shape) == 1 else f"{'x'.join(map(str, shape))} {name}"
+
+
+def _indices(count: int) -> str:
+    return f"{count} ind{'ex' if count == 1 else 'ices'}"

@@ -1,5 +1,8 @@
 """The arithmetic behind each gradient value of one apply layer (``apply --backward --steps``).
 
+Every rank: a signal's kernel taps and input cells are (i,), an image's (row, col), a
+volume's (slice, row, col), as the forward steps' (`convcalc.compute.traces`).
+
 `backward_trace` picks one layer of the pipeline (a convolution, or max, average or
 global pooling), runs the layers before it to get its input, and backpropagates the
 pipeline's dL/dY through the layers after it to get the layer's own dL/dY (dL/dY of
@@ -25,14 +28,14 @@ output positions: all of them up to `SMALL_OUTPUT`, else the first `DEFAULT_SHOW
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
 from convcalc.calc.layers import Conv, GlobalPool, Pool
-from convcalc.compute import ops
-from convcalc.compute.arrays import Array
+from convcalc.compute.arrays import Array, working_array
 from convcalc.compute.backward_conv import conv_trace
 from convcalc.compute.backward_pool import pool_trace
 from convcalc.compute.backward_records import (
@@ -42,8 +45,8 @@ from convcalc.compute.backward_records import (
     Upstream,
 )
 from convcalc.compute.gradients import backward
-from convcalc.compute.pipeline import Settings, Stage, run
-from convcalc.compute.traces import DEFAULT_SHOWN, SMALL_OUTPUT, plain_number
+from convcalc.compute.pipeline import Settings, Stage, as_data, run
+from convcalc.compute.traces import DEFAULT_SHOWN, SMALL_OUTPUT, Position, plain_number
 from convcalc.errors import ConvcalcError
 
 __all__ = [
@@ -61,7 +64,7 @@ UPSTREAM_CELLS = 400
 """JSON gives the traced layer's dL/dY values when it has at most this many per channel."""
 
 _Tracer = Callable[
-    [Array, Stage, Settings, Upstream, Sequence[tuple[int, int]], int | None], BackwardTrace
+    [Array, Stage, Settings, Upstream, Sequence[Position], int | None], BackwardTrace
 ]
 
 _TRACERS: dict[type, _Tracer] = {Conv: conv_trace, Pool: pool_trace, GlobalPool: pool_trace}
@@ -75,25 +78,27 @@ def backward_trace(
     grad_output: Any = None,
     *,
     layer: int = 1,
-    at: Sequence[tuple[int, int]] = (),
+    at: Sequence[Position] = (),
     limit: int | None = None,
 ) -> BackwardTrace:
     """Work out the arithmetic of the gradients of layer ``layer`` (1-based) of a pipeline.
 
     Parameters
     ----------
-    x : array, HxWxC (or HxW)
+    x : array, HxWxC (or HxW); at ``settings.rank`` 1 L x C (or L), at 3 DxHxWxC (or DxHxW)
         The pipeline's input; layers ``1 .. layer-1`` run on it first.
     stages : sequence of Stage
-        2-D layers; the one traced is a convolution or a max/average (global) pooling.
+        Layers of the run's rank; the one traced is a convolution or a max/average
+        (global) pooling.
     settings : Settings
-        Padding mode, channel mode, flip, exclude_pad and convention, as in `run`.
-    grad_output : array, Ho x Wo x F (or Ho x Wo), optional
+        Padding mode, channel mode, flip, exclude_pad, convention and rank, as in `run`.
+    grad_output : array, Ho x Wo x F (or Ho x Wo; (*O) x F), optional
         dL/dY of the pipeline's output; all ones when not given.
     layer : int
         The layer to trace; its dL/dY is dL/dX of layer ``layer + 1``.
-    at : sequence of (row, col)
-        Kernel taps and input cells to show; default as the module says.
+    at : sequence of positions
+        Kernel taps and input cells to show, one index per spatial axis ((row, col) for
+        an image); default as the module says.
     limit : int, optional
         At most this many kernel taps and this many input cells.
 
@@ -118,9 +123,9 @@ def backward_trace(
     tracer = _TRACERS.get(type(stage.spec.layer))
     if tracer is None:
         raise ConvcalcError(_untraced(stages, layer))
-    xa = ops.as_image(x)
+    xa = working_array(as_data(x, settings.rank))
     if layer > 1:
-        xa = ops.as_image(run(xa, stages[: layer - 1], settings).output)
+        xa = working_array(run(xa, stages[: layer - 1], settings).output)
     upstream = Upstream(whole.grad_output, layer, len(stages))
     if layer < len(stages):
         y = run(xa, [stage], settings).output
@@ -141,16 +146,22 @@ def backward_trace_json(t: BackwardTrace) -> dict[str, Any]:
     conv, pool or global_pool, with ``op`` max or avg for pooling), the shapes and
     position counts, and ``upstream``: where the layer's dL/dY came from
     (``from_layer``, the next layer's number and ``from_spec``, or null for the last
-    layer) and its ``values`` (Ho x Wo x C) when small. Each step has ``grad``
+    layer) and its ``values`` (Ho x Wo x C; (*O) x C) when small. Each step has ``grad``
     (``kernel`` or ``input``), ``filter`` (kernel) and/or ``channel``, ``position``,
     ``terms`` ([dL/dY, x], [dL/dY, w], [dL/dY, 1 or 0] for max pooling, [dL/dY,
     1/count] for average pooling) and ``value``; a pooling step also ``windows``,
     one per term: ``output`` and ``winner``, ``max`` (max) or ``count`` (avg).
     Whole values are integers when the layer's numbers were.
+
+    At rank 1 and 3 the document also says ``rank`` (as `trace_json` does), and
+    positions, outputs and winners have one index per spatial axis.
     """
 
     def num(v: float) -> float | int | None:
         return plain_number(v, t.integral)
+
+    def nested(a: Array) -> Any:
+        return num(float(a)) if a.ndim == 0 else [nested(inner) for inner in a]
 
     def window(w: PoolWindow) -> dict[str, Any]:
         doc: dict[str, Any] = {"output": list(w.output)}
@@ -181,12 +192,13 @@ def backward_trace_json(t: BackwardTrace) -> dict[str, Any]:
         "from_layer": up.layer + 1 if up.next_text is not None else None,
         "from_spec": up.next_text,
     }
-    if grad.shape[0] * grad.shape[1] <= UPSTREAM_CELLS:
-        upstream["values"] = [[[num(v) for v in cell] for cell in row] for row in grad]
+    if math.prod(grad.shape[:-1]) <= UPSTREAM_CELLS:
+        upstream["values"] = nested(grad)
     kind: dict[str, Any] = {"kind": str(t.kind)}
     if t.pool is not None:
         kind["op"] = str(t.pool)
     return {
+        **({} if t.rank == 2 else {"rank": t.rank}),
         "layer": up.layer,
         "layer_text": t.layer_text,
         **kind,

@@ -34,6 +34,7 @@ from convcalc.compute.op_gradients import (
     grad_shaped,
     pool_backward,
     pool_backward_nd,
+    pool_winners,
 )
 from convcalc.compute.pipeline import Settings, Stage, as_data, kernel_bank, refuse_groups
 from convcalc.compute.pipeline import run as run_pipeline
@@ -52,6 +53,7 @@ __all__ = [
     "kernel_gradients",
     "pool_backward",
     "pool_backward_nd",
+    "pool_winners",
 ]
 
 

@@ -15,6 +15,7 @@ float32 stays float32 (`convcalc.compute.arrays.working_array`).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -276,7 +277,8 @@ def pool_backward(
     """dL/dX of `convcalc.compute.ops.pool`, arguments as there.
 
     * ``max``: each dL/dY value goes to its window's largest input cell; on a tie,
-      to the first in row-major order (PyTorch); a NaN wins its window (PyTorch).
+      to the first in row-major order (PyTorch); a NaN wins its window (PyTorch):
+      `pool_winners`.
     * ``avg``: each dL/dY value is spread evenly over its window's cells, divided by
       the forward's divisor (`convcalc.compute.windows.avg_counts`); the share of
       padding cells is dropped.
@@ -349,19 +351,11 @@ def pool_backward_nd(
     if kind not in (PoolKind.MAX, PoolKind.AVG):
         raise ConvcalcError(f"the gradient of {kind} pooling is not computed; valid: max, avg")
     g = grad_shaped(grad_out, (*(a.size for a in axes), xa.shape[-1]), xa.dtype)
-    extent = [max(a.n + a.pad_lo + a.pad_hi, (a.size - 1) * a.stride + a.span) for a in axes]
     taps = [tuple(_taps(a, i) for a, i in zip(axes, tap, strict=True)) for tap in np.ndindex(*size)]
     inner = tuple(slice(a.pad_lo, a.pad_lo + a.n) for a in axes)
-    grad = np.zeros((*extent, xa.shape[-1]), dtype=xa.dtype)
+    grad = np.zeros((*_extent(axes), xa.shape[-1]), dtype=xa.dtype)
     if kind == PoolKind.MAX:
-        padded = np.full_like(grad, -np.inf)
-        padded[inner] = xa
-        best = np.full(g.shape, -np.inf, dtype=xa.dtype)
-        winner = np.zeros(g.shape, dtype=np.int64)
-        for t, at in enumerate(taps):
-            view = padded[at]
-            better = (view > best) | (np.isnan(view) & ~np.isnan(best))
-            best[better], winner[better] = view[better], t
+        winner = pool_winners(xa, axes)
         for t, at in enumerate(taps):
             grad[at] += np.where(winner == t, g, 0)
     else:
@@ -371,12 +365,67 @@ def pool_backward_nd(
     return np.ascontiguousarray(grad[inner])
 
 
+def pool_winners(x: ArrayLike, axes: Sequence[Axis]) -> Array:
+    """Max pooling's winners, the one home of its tie rule: for each window of an
+    (*N) x C input (each output position and channel), the tap holding the window's
+    largest value, as a row-major index into the window (``np.unravel_index(t, (KH,
+    KW))`` gives the tap).
+
+    On a tie the first tap in row-major order wins (depth, then rows, then columns), as
+    in PyTorch, and a NaN beats every number (of several NaNs the first; PyTorch's CPU
+    kernel takes the last). Taps in the padding hold −inf, so a window whose real cells
+    are all −inf keeps its first tap even in the padding (PyTorch: its first real cell).
+    The gradient (`pool_backward_nd`, `global_pool_backward`) sends each window's dL/dY
+    to this tap, and ``apply --backward --steps`` names it.
+
+    Parameters
+    ----------
+    x : array, (*N) x C
+    axes : one `Axis` per spatial axis (`convcalc.compute.windows.pool_axes_nd`)
+
+    Returns
+    -------
+    array of int64, (*O) x C
+
+    Examples
+    --------
+    >>> x = np.array([[1, 3, 2, 1], [2, 9, 1, 1], [1, 3, 2, 3], [5, 6, 1, 2]])[..., None]
+    >>> axes = pool_axes_nd(x.shape, (2, 2), padding=(0, 0), dilation=(1, 1))
+    >>> pool_winners(x, axes)[..., 0]
+    array([[3, 0],
+           [3, 1]])
+    """
+    xa = working_array(x)
+    size = tuple(a.kernel for a in axes)
+    padded = np.full((*_extent(axes), xa.shape[-1]), -np.inf, dtype=xa.dtype)
+    padded[tuple(slice(a.pad_lo, a.pad_lo + a.n) for a in axes)] = xa
+    outputs = tuple(a.size for a in axes)
+    winner = np.zeros((*outputs, xa.shape[-1]), dtype=np.int64)
+    if math.prod(size) > math.prod(outputs):
+        # few large windows (global pooling): np.argmax keeps the same rule (the first
+        # largest, the first NaN) and takes one call per window, not one per tap
+        for o in np.ndindex(*outputs):
+            at = tuple(
+                slice(i * a.stride, i * a.stride + a.span, a.dilation)
+                for i, a in zip(o, axes, strict=True)
+            )
+            winner[o] = np.argmax(padded[at].reshape(-1, xa.shape[-1]), axis=0)
+        return winner
+    best = np.full(winner.shape, -np.inf, dtype=xa.dtype)
+    for t, tap in enumerate(np.ndindex(*size)):
+        view = padded[tuple(_taps(a, i) for a, i in zip(axes, tap, strict=True))]
+        better = (view > best) | (np.isnan(view) & ~np.isnan(best))  # later taps win only strictly
+        best[better], winner[better] = view[better], t
+    return winner
+
+
 def global_pool_backward(
     x: ArrayLike, kind: PoolKind, grad_out: ArrayLike, *, rank: int = 2
 ) -> Array:
     """dL/dX of `convcalc.compute.ops.global_pool`: ``avg`` spreads each channel's
-    gradient evenly over the map; ``max`` gives it to the channel's first largest
-    cell in row-major order (PyTorch). ``grad_out`` is 1x1xC (or C values).
+    gradient evenly over the map; ``max`` gives it to the `pool_winners` cell of the
+    window that is the whole map (the first largest in row-major order, as PyTorch).
+    ``grad_out`` is 1x1xC (or C values).
 
     With ``rank`` 1 or 3 the input is L x C or DxHxWxC, as in `global_pool`.
     """
@@ -390,10 +439,10 @@ def global_pool_backward(
         raise ConvcalcError(
             f"the gradient of global {kind} pooling is not computed; valid: max, avg"
         )
-    flat = xa.reshape(-1, c)
-    nan = np.isnan(flat)
-    first = np.where(nan.any(axis=0), nan.argmax(axis=0), np.nanargmax(np.where(nan, 0, flat), 0))
-    grad = np.zeros_like(flat)
+    whole = xa.shape[:-1]  # one window, the whole map
+    axes = pool_axes_nd(xa.shape, whole, padding=(0,) * rank, dilation=(1,) * rank)
+    first = pool_winners(xa, axes).reshape(c)
+    grad = np.zeros((math.prod(whole), c), dtype=xa.dtype)
     grad[first, np.arange(c)] = g.reshape(c)
     return grad.reshape(xa.shape)
 
@@ -473,6 +522,11 @@ def _taps(axis: Axis, i: int) -> slice:
     """The padded positions tap ``i`` of every window reads along one axis."""
     start = i * axis.dilation
     return slice(start, start + (axis.size - 1) * axis.stride + 1, axis.stride)
+
+
+def _extent(axes: Sequence[Axis]) -> list[int]:
+    """The padded input's size per axis, long enough for every window's taps."""
+    return [max(a.n + a.pad_lo + a.pad_hi, (a.size - 1) * a.stride + a.span) for a in axes]
 
 
 def _unpad(gxp: Array, shape: tuple[int, ...], pads: list[tuple[int, int]], mode: PadMode) -> Array:

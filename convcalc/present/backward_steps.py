@@ -2,7 +2,9 @@
 value's arithmetic, ``dL/dW[0,0] = 1×1 + 1×1 + … = 6``.
 
 Imported only when backward steps are printed. Numbers, products and line wrapping
-are those of the forward steps (`convcalc.present.steps`).
+are those of the forward steps (`convcalc.present.steps`). Every rank: positions have
+one index per spatial axis (``dL/dX[4]`` on a signal, ``dL/dX[0,1,2]`` on a volume),
+and a volume's dL/dY grid is drawn slice by slice, as the forward steps draw windows.
 """
 
 from __future__ import annotations
@@ -14,16 +16,26 @@ from rich.console import Console, ConsoleOptions, ConsoleRenderable, RenderResul
 from rich.text import Text
 
 from convcalc.calc.choices import Activation, PoolKind, TraceKind
+from convcalc.compute.arrays import Array
 from convcalc.compute.backward_traces import BackwardTrace, GradStep
 from convcalc.present.numbers import per_axis
-from convcalc.present.steps import cell_text, factor_text, wrapped_terms
+from convcalc.present.steps import (
+    AT_FORMS,
+    cell_text,
+    factor_text,
+    side_by_side,
+    whole_text,
+    wrapped_terms,
+)
 
 GRID_CELLS = 36
 """dL/dY is printed as a grid (when it is not all ones) up to this many cells per channel."""
 GRID_COLUMNS = 12
 """… and this many columns,"""
 GRID_CHANNELS = 4
-"""… and this many channels."""
+"""… and this many channels,"""
+GRID_SLICES = 6
+"""… and (a volume) this many depth slices. A signal's values, up to GRID_CELLS, are one row."""
 
 
 def backward_steps_renderable(
@@ -54,22 +66,22 @@ def backward_steps_lines(
     trace: BackwardTrace, width: int, upstream: str = "all ones"
 ) -> list[Text]:
     """The rendered lines of a backward trace, none wider than ``width`` cells."""
-    lines = _header(trace, upstream) + _upstream_grid(trace)
+    lines = _header(trace, upstream) + _upstream_grid(trace, width)
     cells = [s for s in trace.steps if s.grad == "input"]
     if trace.kind == TraceKind.CONV:
         kernel = [s for s in trace.steps if s.grad == "kernel"]
-        rows, cols = trace.axes
+        outputs = "x".join(str(a.size) for a in trace.axes)
         lines += [
             Text(""),
             Text(
-                f"dL/dW: each kernel value sums, over the {rows.size}x{cols.size} output "
+                f"dL/dW: each kernel value sums, over the {outputs} output "
                 "positions, dL/dY × the input value its tap reads (terms dL/dY×X)",
                 style="bold",
             ),
         ]
         lines += [line for s in kernel for line in _step_lines(trace, s, width)]
         lines += _omitted(
-            trace.kernel_total - trace.kernel_omitted, trace.kernel_total, "kernel taps"
+            trace, trace.kernel_total - trace.kernel_omitted, trace.kernel_total, "kernel taps"
         )
         lines += [Text(""), Text(_CONV_INPUT, style="bold")]
         lines += [line for s in cells for line in _step_lines(trace, s, width)]
@@ -77,7 +89,9 @@ def backward_steps_lines(
         heading = _MAX_INPUT if trace.pool == PoolKind.MAX else _AVG_INPUT
         lines += [Text(""), Text(heading, style="bold")]
         lines += [line for s in cells for line in _pool_lines(trace, s, width)]
-    lines += _omitted(trace.input_total - trace.input_omitted, trace.input_total, "input cells")
+    lines += _omitted(
+        trace, trace.input_total - trace.input_omitted, trace.input_total, "input cells"
+    )
     return lines
 
 
@@ -122,13 +136,13 @@ def _header(trace: BackwardTrace, upstream: str) -> list[Text]:
 
 def _facts(trace: BackwardTrace) -> str:
     """Kernel (or window), stride, padding, dilation, flip: ``kernel 3x3, stride 1, …``."""
-    rows, cols = trace.axes
     if trace.kind == TraceKind.GLOBAL_POOL:
-        return f"global {trace.pool} pooling: one window, the whole {rows.n}x{cols.n} map"
-    size = f"{rows.kernel}x{cols.kernel}"
+        whole = whole_text(trace.rank, tuple(a.n for a in trace.axes))
+        return f"global {trace.pool} pooling: one window, {whole}"
+    size = "x".join(str(a.kernel) for a in trace.axes)
     facts = [
         f"kernel {size}" if trace.kind == TraceKind.CONV else f"{trace.pool} pooling {size}",
-        f"stride {per_axis((str(rows.stride), str(cols.stride)))}",
+        f"stride {per_axis(tuple(str(a.stride) for a in trace.axes))}",
     ]
     padded = any(a.pad_lo or a.pad_hi for a in trace.axes)
     pads = per_axis(
@@ -138,8 +152,8 @@ def _facts(trace: BackwardTrace) -> str:
     )
     mode = f" ({trace.pad_mode})" if trace.kind == TraceKind.CONV else ""
     facts.append(f"padding {pads}{mode}" if padded else "no padding")
-    if (rows.dilation, cols.dilation) != (1, 1):
-        facts.append(f"dilation {per_axis((str(rows.dilation), str(cols.dilation)))}")
+    if any(a.dilation != 1 for a in trace.axes):
+        facts.append(f"dilation {per_axis(tuple(str(a.dilation) for a in trace.axes))}")
     if trace.flip:
         facts.append("kernel flipped")
     return ", ".join(facts)
@@ -158,20 +172,40 @@ def _source(trace: BackwardTrace, upstream: str) -> str:
     return f"{head}, backpropagated from dL/dY of layer {up.layers} = {upstream}"
 
 
-def _upstream_grid(trace: BackwardTrace) -> list[Text]:
-    """dL/dY as a grid per channel, when it is not all ones and small."""
+def _upstream_grid(trace: BackwardTrace, width: int) -> list[Text]:
+    """dL/dY per channel, when it is not all ones and small: an image's as a grid, a
+    signal's as one row (wrapped to the width), a volume's as its depth slices side by
+    side."""
     grad = np.asarray(trace.upstream.grad, dtype=np.float64)
-    h, w, channels = grad.shape
-    if np.all(grad == 1) or h * w > GRID_CELLS or w > GRID_COLUMNS or channels > GRID_CHANNELS:
+    *spatial, channels = grad.shape
+    rows, cols = (1, spatial[0]) if trace.rank == 1 else spatial[-2:]
+    too_large = (
+        rows * cols > GRID_CELLS
+        or (trace.rank > 1 and cols > GRID_COLUMNS)
+        or channels > GRID_CHANNELS
+        or (trace.rank == 3 and spatial[0] > GRID_SLICES)
+    )
+    if too_large or np.all(grad == 1):
         return []
     lines = []
+    name = f"dL/dY of layer {trace.upstream.layer}" if trace.upstream.layers > 1 else "dL/dY"
     for c in range(channels):
-        texts = [[cell_text(v) for v in row] for row in grad[:, :, c]]
-        size = max(len(t) for row in texts for t in row)
-        name = f"dL/dY of layer {trace.upstream.layer}" if trace.upstream.layers > 1 else "dL/dY"
         lines.append(Text(name + (f", channel {c}:" if channels > 1 else ":")))
-        lines += [Text("  " + " ".join(t.rjust(size) for t in row)) for row in texts]
+        if trace.rank == 3:
+            slices = [(f"slice {d}", grad[d, ..., c], None) for d in range(spatial[0])]
+            lines += side_by_side(slices, (1, 1), 2, width)
+        elif trace.rank == 1:
+            lines += wrapped_terms("", _aligned(grad[None, :, c])[0], " ", "", 2, width)
+        else:
+            lines += [Text("  " + " ".join(row)) for row in _aligned(grad[..., c])]
     return lines
+
+
+def _aligned(grid: Array) -> list[list[str]]:
+    """A 2-D grid's values as text, right-aligned to the widest."""
+    texts = [[cell_text(v) for v in row] for row in grid]
+    size = max(len(t) for row in texts for t in row)
+    return [[t.rjust(size) for t in row] for row in texts]
 
 
 def _step_lines(trace: BackwardTrace, step: GradStep, width: int) -> list[Text]:
@@ -198,9 +232,9 @@ def _pool_lines(trace: BackwardTrace, step: GradStep, width: int) -> list[Text]:
         return [*head, Text("    in no window: no gradient reaches it")]
     names = []
     for w in step.windows:
-        at = f"({w.output[0]},{w.output[1]})"
+        at = _index(w.output)
         if w.winner is not None and w.best is not None:
-            found = "here" if w.winner == step.position else "at ({},{})".format(*w.winner)
+            found = "here" if w.winner == step.position else f"at {_index(w.winner)}"
             at += f": max {cell_text(w.best)} {found}"
         names.append(at)
     label = "window " if len(names) == 1 else "windows "
@@ -217,16 +251,21 @@ def _sum_lines(name: str, terms: list[str], value: float, width: int) -> list[Te
 
 def _cell_name(trace: BackwardTrace, step: GradStep) -> str:
     index = ",".join(map(str, step.position))
-    return f"dL/dX[{index}{f',{step.channel}' if trace.input_shape[2] > 1 else ''}]"
+    return f"dL/dX[{index}{f',{step.channel}' if trace.input_shape[-1] > 1 else ''}]"
 
 
-def _omitted(shown: int, total: int, what: str) -> list[Text]:
+def _index(position: tuple[int, ...]) -> str:
+    """A window or cell as ``(1,2)``: one index per spatial axis, ``(3)`` on a signal."""
+    return "(" + ",".join(map(str, position)) + ")"
+
+
+def _omitted(trace: BackwardTrace, shown: int, total: int, what: str) -> list[Text]:
     if shown == total:
         return []
     return [
         Text(
-            f"  {shown} of {total} {what} shown, {total - shown} left out; use --at ROW,COL "
-            "or --limit N for others",
+            f"  {shown} of {total} {what} shown, {total - shown} left out; use "
+            f"--at {AT_FORMS[trace.rank]} or --limit N for others",
             style="italic",
         )
     ]

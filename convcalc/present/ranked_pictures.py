@@ -5,9 +5,10 @@ Presentation only: the functions build rich renderables and never print.
 - **signal** (L or L x C): per channel a small bar plot, :data:`PLOT_ROWS` text rows
   tall, one column per value (repeated up to :data:`MAX_ZOOM` times when there is
   room; a long signal is averaged down to the width, and the title says how many values
-  a column holds). Bars rise from the minimum in eighths of a cell (``▁▂▃▄▅▆▇█``); the
-  axis on the left names the maximum, the minimum, and 0 when it lies between them.
-  It reads without colour.
+  a column holds). Bars rise from the minimum in eighths of a cell (``▁▂▃▄▅▆▇█``); when
+  the values straddle 0 a zero line is drawn instead, positive bars rising above it and
+  negative ones hanging below it. The axis on the left names the maximum, the minimum,
+  and 0 when it lies between them. It reads without colour.
 - **volume** (DxHxW or DxHxWxC): per channel its depth slices side by side, each drawn
   as `convcalc.present.pictures` draws a 2-D map (a heatmap of values when at most
   HEATMAP_MAX x HEATMAP_MAX, else a picture), all slices of a channel on one colour
@@ -19,6 +20,7 @@ Every line fits in ``width`` columns.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -43,6 +45,7 @@ MAX_SLICES = 8
 """At most this many depth slices of a volume are drawn."""
 
 _BARS = " ▁▂▃▄▅▆▇█"
+_HANGING = " ▔▔▀▀▀▀██"  # 0-8 eighths from the top of a cell, to the nearest block there is
 _GAP = 2  # columns between slices
 
 
@@ -99,15 +102,18 @@ def show_volume(
 
 
 def signal_plot(values: NDArray[Any], width: int, rows: int = PLOT_ROWS) -> list[Text]:
-    """One channel of a signal as ``rows`` lines of bars within ``width`` columns.
+    """One channel of a signal as ``rows`` lines of bars within ``width`` columns, and
+    a zero line between them when the values straddle 0.
 
-    Each line starts with the axis (a value label, then ``┤`` on a labelled row or
-    ``│``). Non-finite values are drawn ``?``.
+    Each line starts with the axis (a value label, then ``┤`` on a labelled row,
+    ``┼`` on the zero line, or ``│``). Non-finite values are drawn ``?``.
 
     Examples
     --------
     >>> [line.plain for line in signal_plot(np.array([0.0, 1, 4, 1, 0]), 8, rows=2)]
     ['4 ┤  █  ', '0 ┤▁▅█▅▁']
+    >>> [line.plain for line in signal_plot(np.array([2.0, 0, -2, -1]), 8, rows=2)]
+    [' 2 ┤█   ', ' 0 ┼────', '-2 ┤  █▀']
     """
     return _plot(values, width, rows)[0]
 
@@ -118,12 +124,11 @@ def _plot(values: NDArray[Any], width: int, rows: int) -> tuple[list[Text], int]
     v = np.asarray(values, dtype=np.float64)
     finite = v[np.isfinite(v)]
     lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
+    if lo < 0 < hi and rows > 1:
+        return _signed_plot(v, width, rows, lo, hi)
     labels = {0: number(hi), rows - 1: number(lo)}
-    if lo < 0 < hi:
-        labels.setdefault(round((hi / (hi - lo)) * (rows - 1)), "0")
     margin = max(len(text) for text in labels.values())
-    columns = max(width - margin - 2, 1)
-    shown = _fit(v, columns)
+    shown = _fit(v, max(width - margin - 2, 1))
     span = hi - lo
     levels = rows * 8
     lines = []
@@ -136,6 +141,45 @@ def _plot(values: NDArray[Any], width: int, rows: int) -> tuple[list[Text], int]
                 continue
             eighths = levels // 2 if span == 0 else 1 + round((value - lo) / span * (levels - 1))
             line.append(_BARS[min(max(eighths - base, 0), 8)])
+        lines.append(line)
+    return lines, len(shown)
+
+
+def _signed_plot(
+    v: NDArray[np.float64], width: int, rows: int, lo: float, hi: float
+) -> tuple[list[Text], int]:
+    """A signal whose values straddle 0: a zero line (``0 ┼───``), bars rising above it
+    for positive values and hanging below it for negative ones, on one scale.
+
+    The ``rows`` rows are shared in proportion to the maximum and the minimum (at least
+    one each); when that rounding favours one side, the scale is the one both fit in
+    and the other side keeps only the rows it reaches, so a small value never looks
+    large. Hanging bars end in halves and eighths of a cell (``▀``, ``▔``), the
+    top-aligned blocks there are; the labels give the values.
+    """
+    share = min(max(round(hi / (hi - lo) * rows), 1), rows - 1)
+    per_unit = 8 * min(share / hi, (rows - share) / -lo)  # eighths of a cell per unit
+
+    def eighths(value: float) -> int:
+        return max(1, round(abs(value) * per_unit))
+
+    up, down = (math.ceil(eighths(end) / 8) for end in (hi, lo))
+    labels = {0: number(hi), up: "0", up + down: number(lo)}
+    margin = max(len(text) for text in labels.values())
+    shown = _fit(v, max(width - margin - 2, 1))
+    lines = []
+    for r in range(up + down + 1):
+        tick = " ┼" if r == up else " ┤" if r in labels else " │"
+        line = Text(labels.get(r, "").rjust(margin) + tick)
+        for value in shown:
+            if r == up:
+                line.append("─" if np.isfinite(value) else "?")
+            elif not np.isfinite(value) or value == 0 or (value > 0) != (r < up):
+                line.append(" ")
+            elif r < up:  # the row just above the line holds the first eighths
+                line.append(_BARS[min(max(eighths(value) - (up - 1 - r) * 8, 0), 8)])
+            else:
+                line.append(_HANGING[min(max(eighths(value) - (r - up - 1) * 8, 0), 8)])
         lines.append(line)
     return lines, len(shown)
 

@@ -133,7 +133,7 @@ def _pool_lines(trace: Trace, step: PoolStep, width: int) -> list[Text]:
     if trace.output_shape[-1] > 1:
         title += f", channel {step.channel}"
     where = (
-        _whole(trace.rank, step.window.shape)
+        whole_text(trace.rank, step.window.shape)
         if trace.kind == TraceKind.GLOBAL_POOL
         else _where(trace, step.origin)
     )
@@ -252,7 +252,7 @@ def _padded(step: ConvStep | PoolStep) -> bool:
     return any(bool(c.padding.any()) for c in step.channels)
 
 
-def _side_by_side(
+def side_by_side(
     grids: Sequence[tuple[str, Array, Array | None]],
     dilation: tuple[int, int],
     indent: int,
@@ -364,7 +364,7 @@ def factor_text(value: float) -> str:
     return f"({text})" if text.startswith("−") else text
 
 
-def _whole(rank: int, shape: tuple[int, ...]) -> str:
+def whole_text(rank: int, shape: tuple[int, ...]) -> str:
     """What a global pooling window covers: ``the whole 5x5 map``, ``the whole signal
     (9 positions)``, ``the whole 3x4x5 volume``."""
     size = "x".join(map(str, shape))
@@ -397,10 +397,10 @@ def _windows(
     """
     dilation = tuple(a.dilation for a in trace.axes)
     if trace.rank == 2:
-        return _side_by_side(grids, (dilation[0], dilation[1]), indent, width)
+        return side_by_side(grids, (dilation[0], dilation[1]), indent, width)
     if trace.rank == 1:
         flat = [(label, v[None], None if m is None else m[None]) for label, v, m in grids]
-        return _side_by_side(flat, (1, dilation[0]), indent, width)
+        return side_by_side(flat, (1, dilation[0]), indent, width)
     lines: list[Text] = []
     for k, (label, values, marks) in enumerate(grids):
         slices = [
@@ -411,5 +411,5 @@ def _windows(
             )
             for i in range(values.shape[0])
         ]
-        lines += _side_by_side(slices, (dilation[1], dilation[2]), indent, width)
+        lines += side_by_side(slices, (dilation[1], dilation[2]), indent, width)
     return lines

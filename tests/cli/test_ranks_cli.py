@@ -120,7 +120,7 @@ def test_gauss_in_3d_is_5x5x5(volume: str, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "fragment"),
     [
-        (["-k", "1,2,1", "--backward", "--steps"], "does not take --backward with --steps"),
+        (["-k", "1,2,1", "--backward", "--steps", "--at", "0,1"], "valid: N such as 3"),
         (["-k", "1,2,1", "--steps", "--at", "1,2"], "valid: N such as 3"),
         (["-k", "1,2,1", "--steps", "--at", "12"], "outside the 7 output; valid: positions"),
         (["-k", "1,2,1", "--method", "fft"], "--method auto or direct"),
@@ -252,3 +252,30 @@ def test_backward_of_a_volume_has_the_input_shape_and_one_kernel_per_filter(
     assert [np.array(k).shape for k in doc["grad_kernel"]] == [(2, 2, 2, 2)] * 2
     out = np.array(doc["output"])
     assert doc["grad_bias"] == [float((out[..., f] > 0).sum()) for f in range(2)]
+
+
+@pytest.mark.parametrize(
+    ("rank", "spec", "at"),
+    [(1, "conv1d:k=1,2,1,s=2,p=1", "4"), (3, "maxpool3d:2,s=1", "1,1,1")],
+)
+def test_backward_steps_of_a_signal_and_a_volume(
+    rank: int, spec: str, at: str, tmp_path: Path
+) -> None:
+    data = str(SAMPLES / ("signal_9.txt" if rank == 1 else "volume_3x3x3.txt"))
+    out_shape = run_json("apply", data, spec)["output_shape"]
+    g = np.arange(1.0, np.prod(out_shape) + 1).reshape(out_shape[:-1])
+    grad = save(tmp_path / "g.npy", g)
+    args = ["apply", data, spec, "--backward", "--steps", "--grad-output", grad]
+    doc = run_json(*args, "--json")
+    assert doc["rank"] == rank and doc["upstream"]["values"] == g[..., None].tolist()
+    grad_input = np.array(doc["grad_input"])
+    for step in doc["backward_steps"]:
+        assert step["value"] == sum(a * b for a, b in step["terms"])
+        where = tuple(step["position"])
+        if step["grad"] == "kernel":
+            assert step["value"] == doc["grad_kernel"][step["filter"]][where[0]]
+        else:
+            assert step["value"] == grad_input[where]
+    text = run(*args, "--at", at).stdout
+    index = at.replace(" ", "")
+    assert f"dL/dX[{index}] = " in text and f"--at {'N' if rank == 1 else 'D,ROW,COL'}" in text

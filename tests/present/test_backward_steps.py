@@ -11,6 +11,7 @@ import numpy as np
 from rich.console import Console
 
 from convcalc.calc.choices import PoolKind
+from convcalc.calc.grammar import parse_spec
 from convcalc.calc.layers import Conv, Pool, Spec
 from convcalc.compute.backward_traces import backward_trace
 from convcalc.compute.pipeline import Settings, Stage
@@ -60,6 +61,22 @@ def test_pipeline_golden(golden: Callable[[str, str], None]) -> None:
     ]
     t = backward_trace(UFLDL, stages, Settings(), at=[(0, 0), (1, 1), (2, 2)])
     golden("backward_pipeline", _text(backward_steps_renderable(t)))
+
+
+def test_signal_conv_golden(golden: Callable[[str, str], None]) -> None:
+    x = read_input(str(SAMPLES / "signal_9.txt"), rank=1).data
+    stage = Stage(parse_spec("conv1d:k=1,2,1,s=2,p=1"), (np.array([1.0, 2.0, 1.0]),))
+    t = backward_trace(x, [stage], Settings(rank=1), np.array([1, -1, 2, 0, 1]))
+    golden("backward_signal_conv", _text(backward_steps_renderable(t, "g.txt")))
+
+
+def test_volume_max_pool_golden(golden: Callable[[str, str], None]) -> None:
+    x = read_input(str(SAMPLES / "volume_3x3x3.txt"), rank=3).data
+    stage = Stage(parse_spec("maxpool3d:2,s=1"))
+    upstream = np.arange(1, 9).reshape(2, 2, 2)
+    at = [(1, 1, 1), (0, 1, 1), (2, 2, 0)]
+    t = backward_trace(x, [stage], Settings(rank=3), upstream, at=at)
+    golden("backward_volume_maxpool", _text(backward_steps_renderable(t, "g.npy")))
 
 
 def test_average_pooling_reads_as_shares_and_a_cell_in_no_window_says_so() -> None:

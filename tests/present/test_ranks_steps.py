@@ -85,10 +85,50 @@ def test_signal_plot_draws_bars_from_the_minimum_in_eighths() -> None:
 
 def test_a_signed_signal_labels_zero_and_a_constant_one_draws_half_bars() -> None:
     lines = [line.plain for line in signal_plot(np.array([-3.0, 3.0]), 20, rows=4)]
-    labels = [line.split("┤")[0].strip() for line in lines if "┤" in line]
+    labels = [line[:3].strip() for line in lines if line[3] in "┤┼"]
     assert labels == ["3", "0", "-3"]
     flat = [line.plain for line in signal_plot(np.full(3, 2.0), 6, rows=2)]
     assert flat == ["2 ┤   ", "2 ┤███"]
+
+
+def signed_heights(lines: list[str], values: int) -> list[float]:
+    """Each value's bar read back from the plot, in cells: up from the zero line
+    (eighths of ``▁▂▃▄▅▆▇█``) or down from it (``▔`` an eighth, ``▀`` a half, ``█``)."""
+    axis = next(k for k, line in enumerate(lines) if "┼" in line)
+    start = lines[axis].index("┼") + 1
+    zoom = (len(lines[axis]) - start) // values  # columns per value
+    heights = []
+    for c in range(start, start + values * zoom, zoom):
+        up = sum(" ▁▂▃▄▅▆▇█".index(line[c]) / 8 for line in lines[:axis])
+        down = sum({" ": 0, "▔": 1 / 8, "▀": 1 / 2, "█": 1}[line[c]] for line in lines[axis + 1 :])
+        assert lines[axis][c] == "─" and not (up and down)
+        heights.append(up - down)
+    return heights
+
+
+@pytest.mark.parametrize(
+    "values",
+    [[-1, -5, 0, 5, 1, -3, 0], [100, -1, 50, 0, -0.5], [1, -100, 50, -20], [0.1, -0.1]],
+)
+def test_a_signed_signal_is_drawn_from_zero_up_and_down(values: list[float]) -> None:
+    v = np.array(values, dtype=float)
+    lines = [line.plain for line in signal_plot(v, 40, rows=4)]
+    assert all(len(line) == len(lines[0]) for line in lines)
+    heights = signed_heights(lines, len(values))
+    assert np.array_equal(np.sign(heights), np.sign(v))  # up for positive, down for negative
+    # one scale on both sides, to the nearest half cell (hanging bars end in halves)
+    scale = max(np.abs(heights)) / max(np.abs(v))
+    assert np.allclose(heights, v * scale, atol=0.5)
+    order = np.argsort(np.abs(v), kind="stable")
+    assert np.all(np.diff(np.abs(np.array(heights))[order]) >= -1 / 8)
+
+
+def test_the_readme_example_draws_minus_one_as_a_short_bar_below_zero() -> None:
+    y = np.array([-1.0, -5, 0, 5, 1, -3, 0])
+    text = render(show_signal(np.zeros(9), y, width=40), width=40)
+    plot = text.split("output 7\n")[1].splitlines()
+    assert [line[:4] for line in plot] == [" 5 ┤", "   │", " 0 ┼", "   │", "-5 ┤"]
+    assert signed_heights(plot, 7) == [-0.5, -2, 0, 2, 0.375, -1.125, 0]
 
 
 def test_a_long_signal_is_averaged_to_the_width_and_says_so() -> None:
