@@ -20,10 +20,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
+from convcalc.cli.apply_many import failure_lines, refuse_failures
 from convcalc.cli.apply_one import compute_result, write_result
 from convcalc.cli.apply_options import Run
 from convcalc.cli.output import say
-from convcalc.cli.status import failure_of, internal_error
 from convcalc.errors import ConvcalcError, RuntimeFailure
 
 Job = tuple[str, Run]
@@ -72,11 +72,7 @@ def apply_on_cluster(
                 failed=failed,
                 advance=advance,
             )
-    if failures:
-        raise RuntimeFailure(
-            f"{len(failures)} of {len(jobs)} inputs failed (named above); the other "
-            f"{len(jobs) - len(failures)} outputs were written"
-        )
+    refuse_failures(failures, len(jobs))
 
 
 def compute_shipped(data: bytes, job: Job) -> Shipped:
@@ -146,13 +142,6 @@ def input_bytes(job: Job) -> bytes:
         source, name=source, valid=INPUT_KINDS, max_bytes=bound, too_large=too_large
     )
     return bytes(data)
-
-
-def failure_lines(source: str, error: Exception) -> list[str]:
-    """One line naming the input that failed and why (the error's hint, if any, after)."""
-    failure = failure_of(error) or internal_error(error)
-    why = (failure.message or type(error).__name__).removeprefix(f"{source}: ")
-    return [f"{source} failed: {why}", *([failure.hint] if failure.hint else [])]
 
 
 def _renamed(text: str, names: dict[str, str]) -> str:

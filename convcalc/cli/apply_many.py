@@ -17,6 +17,7 @@ from convcalc.calc.files import describe_file_type
 from convcalc.cli.apply_one import apply_one
 from convcalc.cli.apply_options import Run
 from convcalc.cli.output import say
+from convcalc.cli.status import failure_of, internal_error
 from convcalc.errors import ConvcalcError, RuntimeFailure
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
@@ -71,8 +72,8 @@ def apply_many(files: list[str], run: Run, jobs: int | None, scheduler: str | No
     ``-o`` that is not a folder, two inputs that map to the same output, an output
     that is an input (unless ``--force``), an input that is not a regular file, a
     malformed scheduler address or one given with ``-j``; RuntimeFailure for a
-    missing input or a folder that cannot be created. On a cluster, a file that fails
-    is named and the others go on; RuntimeFailure at the end if any failed.
+    missing input or a folder that cannot be created. A file that fails later is named
+    and the others go on; RuntimeFailure at the end if any failed.
     """
     from convcalc.compute.batch import run_batch, worker_count
     from convcalc.present.tables import progress
@@ -97,8 +98,34 @@ def apply_many(files: list[str], run: Run, jobs: int | None, scheduler: str | No
         apply_on_cluster(batch, scheduler, prepare=lambda: _make_folder(folder))
         return
     _make_folder(folder)
+    failures: list[str] = []
+
+    def failed(job: tuple[str, Run], error: Exception) -> None:
+        failures.append(job[0])
+        say(failure_lines(job[0], error))
+
     with progress(len(batch)) as advance:
-        run_batch(_run_pair, batch, workers=worker_count(jobs, len(batch)), advance=advance)
+        workers = worker_count(jobs, len(batch))
+        run_batch(_run_pair, batch, workers=workers, advance=advance, failed=failed)
+    refuse_failures(failures, len(batch))
+
+
+def failure_lines(source: str, error: Exception) -> list[str]:
+    """One line naming the input of a batch that failed and why (the error's hint, if
+    any, after)."""
+    failure = failure_of(error) or internal_error(error)
+    why = (failure.message or type(error).__name__).removeprefix(f"{source}: ")
+    return [f"{source} failed: {why}", *([failure.hint] if failure.hint else [])]
+
+
+def refuse_failures(failures: Sequence[str], total: int) -> None:
+    """Raise RuntimeFailure when some inputs of a batch of ``total`` failed (each was
+    named on stderr as it failed; the others were written)."""
+    if failures:
+        raise RuntimeFailure(
+            f"{len(failures)} of {total} inputs failed (named above); the other "
+            f"{total - len(failures)} outputs were written"
+        )
 
 
 def refuse_scheduler(scheduler: str | None) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import os
 import signal
@@ -24,17 +25,24 @@ def worker_count(requested: int | None, jobs: int) -> int:
 
 
 def run_batch(
-    work: Callable[[Job], None], jobs: Sequence[Job], *, workers: int, advance: Callable[[], None]
+    work: Callable[[Job], None],
+    jobs: Sequence[Job],
+    *,
+    workers: int,
+    advance: Callable[[], None],
+    failed: Callable[[Job, Exception], None] | None = None,
 ) -> None:
     """Run ``work(job)`` for every job, calling ``advance`` after each one finishes.
 
     With one worker the jobs run here, in order; otherwise in ``workers`` processes
-    (``work`` and the jobs must pickle). The first failure (an exception) stops the
-    batch: jobs not started are cancelled, running ones finish, and the exception is
-    raised here. An interruption (KeyboardInterrupt, or any other BaseException such
-    as the CLI's SIGTERM/SIGHUP exception) stops the workers at once: each gets
-    SIGTERM, unwinds (a write in progress removes its temporary file) and exits; one
-    still running after :data:`STOP_SECONDS` is killed. No worker outlives the call.
+    (``work`` and the jobs must pickle). A job that fails (an exception) is handed to
+    ``failed`` with its exception, and the others go on; without ``failed`` the first
+    failure stops the batch: jobs not started are cancelled, running ones finish, and
+    the exception is raised here. An interruption (KeyboardInterrupt, or any other
+    BaseException such as the CLI's SIGTERM/SIGHUP exception) stops the workers at
+    once: each gets SIGTERM, unwinds (a write in progress removes its temporary file)
+    and exits; one still running after :data:`STOP_SECONDS` is killed. No worker
+    outlives the call.
 
     Workers ignore SIGINT (Ctrl-C reaches the whole process group; the parent alone
     handles it and reports it once) and turn SIGTERM and SIGHUP into an exit that
@@ -42,15 +50,15 @@ def run_batch(
     """
     if workers == 1:
         for job in jobs:
-            work(job)
+            _finish(functools.partial(work, job), job, failed)
             advance()
         return
     before = {child.pid for child in multiprocessing.active_children()}
     with ProcessPoolExecutor(workers, initializer=_start_worker) as pool:
         try:
             futures = [pool.submit(_run_job, work, job) for job in jobs]
-            for future in futures:
-                future.result()
+            for future, job in zip(futures, jobs, strict=True):
+                _finish(future.result, job, failed)
                 advance()
         except BaseException as failure:
             try:
@@ -61,6 +69,19 @@ def run_batch(
                 _stop(_children_since(before))
                 raise
             raise
+
+
+def _finish(
+    result: Callable[[], object], job: Job, failed: Callable[[Job, Exception], None] | None
+) -> None:
+    """Wait for one job's result; hand its exception to ``failed`` when there is one."""
+    if failed is None:
+        result()
+        return
+    try:
+        result()
+    except Exception as error:  # an interruption (BaseException) still stops the batch
+        failed(job, error)
 
 
 class _WorkerStopped(SystemExit):

@@ -251,6 +251,27 @@ def test_a_folder_on_two_worker_processes(tmp_path):
         assert np.loadtxt(out / f"m{i}.txt").tolist() == (i * np.eye(3)).tolist()
 
 
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_a_file_that_fails_in_a_batch_is_named_and_the_others_are_written(tmp_path, jobs):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(4):
+        (folder / f"m{i}.txt").write_text(f"{i} 0 0\n0 {i} 0\n0 0 {i}\n")
+    (folder / "m1.txt").write_text("1 2 3\n4 5\n")  # ragged: fails when read
+    (folder / "m2.png").write_bytes(b"\x89PNG\r\n\x1a\n not an image")
+    out = tmp_path / "out"
+    result = run("apply", str(folder), "-k", "identity", "-p", "1", "-o", f"{out}/", "-j", jobs)
+    assert result.exit_code == 1 and result.stdout == ""
+    failed = [line for line in result.stderr.splitlines() if " failed: " in line]
+    assert [line.split(" failed: ")[0] for line in failed] == [
+        str(folder / "m1.txt"),
+        str(folder / "m2.png"),
+    ]
+    assert "2 of 5 inputs failed (named above); the other 3 outputs were written" in result.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["m0.txt", "m2.txt", "m3.txt"]
+    assert np.loadtxt(out / "m3.txt").tolist() == (3 * np.eye(3)).tolist()
+
+
 def test_steps_json_values_equal_the_feature_map():
     args = ["apply", *CS231N_ARGS]
     values = json.loads(run(*args, "--json").stdout)["output"]

@@ -24,7 +24,7 @@ from PIL import Image
 
 import convcalc
 from convcalc.cli import apply_cluster
-from convcalc.cli.apply_cluster import failure_lines
+from convcalc.cli.apply_many import failure_lines
 from convcalc.compute import cluster as dask_cluster
 from convcalc.errors import ConvcalcError, RuntimeFailure
 from tests.conftest import SAMPLES, run
