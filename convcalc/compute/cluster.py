@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import socket
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
@@ -255,6 +256,8 @@ def _probe(address: str, seconds: float) -> int:
     """
     from distributed import Security, rpc
 
+    _refuse_closed_port(address, seconds)
+
     async def identity() -> dict[str, Any]:
         args = Security().get_connection_args("client")
         async with rpc(address, timeout=seconds, connection_args=args) as scheduler:
@@ -284,6 +287,28 @@ def _probe(address: str, seconds: float) -> int:
             f"{address} is a Dask {what}, not the scheduler; give the scheduler's address"
         )
     return len(info.get("workers", {}))
+
+
+def _refuse_closed_port(address: str, seconds: float) -> None:
+    """RuntimeFailure at once when nothing listens at ``address``'s port or its host is
+    unknown (distributed's connect would retry a refused port until its timeout)."""
+    found = _ADDRESS.fullmatch(address)
+    assert found is not None  # checked by scheduler_address
+    host, port = found["host"].strip("[]"), int(found["port"])
+    try:
+        socket.create_connection((host, port), timeout=seconds).close()
+    except ConnectionRefusedError:
+        raise RuntimeFailure(
+            f"cannot reach a Dask scheduler at {address}: nothing listens on port {port} "
+            f"of {host} (connection refused)",
+            START_HINT,
+        ) from None
+    except socket.gaierror:
+        raise RuntimeFailure(
+            f"cannot reach a Dask scheduler at {address}: unknown host '{host}'", START_HINT
+        ) from None
+    except OSError:  # a timeout, an unreachable network: distributed says it below
+        return
 
 
 def _check_versions(client: Client, address: str, version: str) -> None:

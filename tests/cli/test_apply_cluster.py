@@ -190,9 +190,21 @@ def test_an_unreachable_scheduler_fails_within_seconds(
     assert time.monotonic() - start < 10  # a bound on a hang, not a speed claim
     assert result.exit_code == 1, result.output
     assert result.stderr.splitlines()[0] == (
-        f"Error: cannot reach a Dask scheduler at tcp://127.0.0.1:{port}: no answer within 1 s"
+        f"Error: cannot reach a Dask scheduler at tcp://127.0.0.1:{port}: nothing listens on "
+        f"port {port} of 127.0.0.1 (connection refused)"
     )
     assert not out.exists()
+    unknown = run(
+        "apply",
+        str(inputs),
+        "-k",
+        "box3",
+        "-o",
+        f"{out}/",
+        "--scheduler",
+        "no-such-host.invalid:8786",
+    )
+    assert unknown.exit_code == 1 and "unknown host 'no-such-host.invalid'" in unknown.stderr
 
 
 def test_a_workers_address_is_not_the_schedulers(
