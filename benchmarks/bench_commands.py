@@ -245,9 +245,10 @@ def start_cluster(folder: str) -> tuple[subprocess.Popen[str], str] | None:
         "sys.stdin.read()\n"
         "c.close()\n"
     )
-    try:
-        import distributed  # noqa: F401
-    except ImportError:
+    import importlib.util
+
+    # not imported here: a child forked from a larger parent starts its peak RSS there
+    if importlib.util.find_spec("distributed") is None:
         print("dask[distributed] is not installed: the cluster row is skipped", flush=True)
         return None
     proc = subprocess.Popen(
