@@ -27,7 +27,7 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, BinaryIO, Literal
+from typing import Any, BinaryIO, Literal, NoReturn
 
 import numpy as np
 from numpy.typing import NDArray
@@ -273,11 +273,7 @@ def replacing(target: str, *, fsync: bool = False) -> Iterator[str]:
             _flush_file(temp)
         os.replace(temp, target)
     except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        if isinstance(exc, OSError):
-            raise RuntimeFailure(f"{target}: cannot write ({exc.strerror or exc})") from exc
-        raise
+        _discard([temp], target, exc)
     if fsync:
         _flush_folder(os.path.dirname(os.path.abspath(target)))
 
@@ -452,15 +448,21 @@ def _write_files(files: list[tuple[str, Payload]], *, fsync: bool = False) -> No
         for temp, target in temps:
             os.replace(temp, target)
     except BaseException as exc:
-        for temp, _ in temps:
-            with contextlib.suppress(OSError):
-                os.unlink(temp)
-        if isinstance(exc, OSError):
-            raise RuntimeFailure(f"{target}: cannot write ({exc.strerror or exc})") from exc
-        raise
+        _discard([temp for temp, _ in temps], target, exc)
     if fsync:
         for folder in {os.path.dirname(os.path.abspath(t)) for _, t in temps}:
             _flush_folder(folder)
+
+
+def _discard(temps: list[str], target: str, exc: BaseException) -> NoReturn:
+    """Remove the temporary files of a write that failed, then raise: an OSError as the
+    RuntimeFailure naming ``target``, anything else (an interruption) as it is."""
+    for temp in temps:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+    if isinstance(exc, OSError):
+        raise RuntimeFailure(f"{target}: cannot write ({exc.strerror or exc})") from exc
+    raise exc
 
 
 def reserve(fd: int, size: int) -> None:
