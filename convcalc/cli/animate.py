@@ -119,8 +119,8 @@ def animate(
       convcalc animate samples/cs231n_5x5x3.txt -k samples/cs231n_w0.txt \\
           -k samples/cs231n_w1.txt --bias 1,0 -p 1 -s 2 -o cs231n.gif
       convcalc animate samples/photo.png -k sobel-x --region 40,40,8,8 -o crop.gif
-      convcalc animate samples/grouped_4x4x4.txt -k samples/grouped_w0.txt \\
-          -k samples/grouped_w1.txt -k samples/grouped_w2.txt -k samples/grouped_w3.txt \\
+      convcalc animate samples/grouped_4x4x4.txt -k "1,0;0,1|0,1;1,0" \\
+          -k "1,1;0,0|0,0;1,1" -k "1,0;1,0|0,-1;0,-1" -k "0,1;1,0|1,0;0,1" \\
           --groups 2 -o grouped.gif
     """
     from convcalc.io.kernels import read_kernels

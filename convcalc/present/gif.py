@@ -332,6 +332,7 @@ def _frame(
             0,
             step.source,
             () if transposed else step.weights,
+            p.left_slices,
         )
         _hot(
             d,
@@ -341,6 +342,7 @@ def _frame(
             1,
             step.target,
             step.weights if transposed else (),
+            p.right_slices,
         )
     spacing = lay.fonts[0].size // 2 if isinstance(lay.fonts[0], ImageFont.FreeTypeFont) else 4
     d.multiline_text(
@@ -416,8 +418,10 @@ def _hot(
     side: int,
     cells: Sequence[Cell],
     weights: Sequence[float],
+    slices: int = 1,
 ) -> None:
-    """Highlight cells: amber (thumbnails: amber over the grey), a border, the weight."""
+    """Highlight cells: amber (thumbnails: amber over the grey), a border, the weight;
+    cells too small for a border get one box around them per slice of the grid."""
     (x0, y0), px = xy, lay.px
     for n, (r, c) in enumerate(cells):
         x, y = x0 + c * px, y0 + r * px
@@ -437,8 +441,10 @@ def _hot(
             label = _cell_text(weights[n], lay.fonts[2], px // 2) if weights and px >= 24 else None
             if label:
                 d.text((x + px - 3, y + px - 2), label, font=lay.fonts[2], fill=WEIGHT, anchor="rd")
-    if cells and px < 6:
-        rs, cs = [r for r, _ in cells], [c for _, c in cells]
+    width = (grid.shape[1] - slices + 1) // slices
+    for k in sorted({c // (width + 1) for _, c in cells} if px < 6 else ()):
+        rs = [r for r, c in cells if c // (width + 1) == k]
+        cs = [c for _, c in cells if c // (width + 1) == k]
         d.rectangle(
             [
                 x0 + min(cs) * px - 2,

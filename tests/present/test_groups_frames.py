@@ -81,3 +81,21 @@ def test_the_channels_a_filter_does_not_see_are_faded(cell: int) -> None:
 def test_what_apply_refuses_is_refused(request_: AnimationRequest, message: str) -> None:
     with pytest.raises(ConvcalcError, match=message):
         plan(request_)
+
+
+def test_tiny_cells_box_the_taps_in_each_slice_not_across_the_gap() -> None:
+    x = np.arange(40 * 40 * 4).reshape(40, 40, 4) % 7
+    request = AnimationRequest(x, KERNELS[:2], groups=2)
+    lay = gif._layout(plan(request), 8)
+    assert lay.px < 6  # thumbnails without cell borders: the taps get a box
+    images, _ = gif.frames(request, cell=8, max_frames=3)
+    frame = np.asarray(images[1].convert("RGB"))  # the last position: taps (37-38, 37-38)
+    x0, y0 = lay.left_xy
+    hot = np.all(frame[y0 : y0 + 40 * lay.px] == gif.HOT_EDGE, axis=2)
+
+    def boxed(column: int) -> bool:  # grid column (slice k starts at column 41·k)
+        return bool(hot[:, x0 + column * lay.px + lay.px // 2].any())
+
+    assert boxed(82 + 38) and boxed(123 + 38)  # the taps in channels 2 and 3
+    assert not boxed(82 + 20) and not boxed(123 + 20)  # one box per slice: none between
+    assert not boxed(38) and not boxed(41 + 38)  # channels 0-1 are not read
