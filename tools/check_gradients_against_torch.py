@@ -5,7 +5,10 @@ Not run by CI (PyTorch is not a dependency): `pip install torch` then
 (convolution with stride, padding, pad modes, dilation, channels each/sum, several
 filters, bias, flip, activations; transposed convolution; max and average pooling;
 global pooling; two-layer pipelines) run through `convcalc.compute.gradients.backward`
-and through torch with a random upstream gradient. Prints each mismatch and a count.
+and through torch with a random upstream gradient. Then grouped convolutions (`g=G`,
+`apply --groups G`) at rank 1, 2 and 3 against nn.Conv1d/2d/3d(groups=G) with the
+filters as their weight: the forward values and the gradients of the input, of every
+filter and of the bias. Prints each mismatch and a count.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from convcalc.calc.choices import Activation, ChannelMode, PadMode, PoolKind
 from convcalc.calc.layers import Conv, Deconv, GlobalPool, Pointwise, Pool, Spec
@@ -177,6 +181,81 @@ def check(cases: list[dict[str, Any]], rng: np.random.Generator) -> str | None:
     return ", ".join(problems) or None
 
 
+GROUPED_CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
+
+
+def grouped_case(rng: np.random.Generator, rank: int) -> dict[str, Any]:
+    """A random grouped layer: C = G·(C/G) channels, F = G·(F/G) filters, each C/G deep."""
+    groups, depth, per_group = (int(v) for v in rng.integers(1, 4, size=3))
+    c, f = groups * depth, groups * per_group
+    kernel = tuple(int(k) for k in rng.integers(1, 4, size=rank))
+    s, d, p = int(rng.integers(1, 3)), int(rng.integers(1, 3)), int(rng.integers(0, 3))
+    low = max(max(kernel) * d, p + 1, 3)
+    sizes = tuple(int(rng.integers(low, low + (6 if rank == 1 else 3))) for _ in range(rank))
+    flat = depth == 1 and bool(rng.integers(2))  # a one-channel filter may omit its axis
+    shape = kernel if flat else (*kernel, depth)
+    pad_mode = PadMode.ZERO if rng.integers(2) else PadMode(rng.choice(list(TORCH_PAD)))
+    layer = Conv(None, None, (s,), (p,), (d,), groups, rank=rank)
+    return {
+        "x": rng.normal(size=(*sizes, c)),
+        "stage": Stage(
+            Spec(text=repr(layer), layer=layer),
+            tuple(rng.normal(size=shape) for _ in range(f)),
+            tuple(rng.normal(size=f)) if rng.integers(2) else None,
+            Activation(rng.choice(list(ACTS))),
+        ),
+        "settings": Settings(pad_mode=pad_mode, flip=bool(rng.integers(2)), rank=rank),
+    }
+
+
+def check_grouped(case: dict[str, Any], rng: np.random.Generator) -> str | None:
+    """None when convcalc and nn.ConvNd(groups=G) agree on a grouped layer, else why."""
+    stage, settings = case["stage"], case["settings"]
+    layer, rank, x0 = stage.spec.layer, settings.rank, case["x"]
+    try:
+        forward = backward(x0, [stage], settings)
+    except ConvcalcError as exc:
+        return f"refused: {exc}"
+    g = rng.normal(size=forward.output.shape)
+    ours = backward(x0, [stage], settings, g)
+    x = t(np.moveaxis(x0, -1, 0)[None])
+    ks = [t(k) for k in stage.kernels]
+    spatial = tuple(range(rank))
+    # filter f, (*K) x C/G (or *K), as torch's weight[f]: (C/G, *K)
+    weight = torch.stack(
+        [
+            torch.movedim(k.reshape(*k.shape[:rank], -1), rank, 0)
+            for k in (torch.flip(k, spatial) if settings.flip else k for k in ks)
+        ]
+    )
+    b = None if stage.bias is None else t(np.array(stage.bias))
+    s, p, d = layer.stride[0], layer.padding[0], layer.dilation[0]
+    xin = x
+    if settings.pad_mode != PadMode.ZERO and p:
+        xin, p = F.pad(x, (p, p) * rank, mode=TORCH_PAD[settings.pad_mode]), 0
+    module = GROUPED_CONV[rank](
+        x.shape[1], len(ks), tuple(weight.shape[2:]), s, p, d, layer.groups, b is not None
+    ).double()
+    tensors = {"weight": weight} | ({} if b is None else {"bias": b})
+    y = ACTS[stage.activation](torch.func.functional_call(module, tensors, (xin,)))
+    (y * t(np.moveaxis(g, -1, 0)[None]).detach()).sum().backward()
+
+    def ours_(a: np.ndarray) -> np.ndarray:
+        return np.moveaxis(a, -1, 0)[None]
+
+    problems = [] if np.allclose(y.detach().numpy(), ours_(ours.output)) else ["forward output"]
+    if not np.allclose(x.grad.numpy(), ours_(ours.grad_input)):
+        problems.append("grad_input")
+    mine = ours.layers[0]
+    assert mine is not None
+    for f, (gk, k) in enumerate(zip(mine.kernels, ks, strict=True)):
+        if not np.allclose(gk, k.grad.numpy()):
+            problems.append(f"grad_kernel[{f}]")
+    if b is not None and not np.allclose(mine.bias, b.grad.numpy()):
+        problems.append("grad_bias")
+    return ", ".join(problems) or None
+
+
 def main() -> None:
     numbers = [a for a in sys.argv[1:] if a.isdigit()]
     count = int(numbers[0]) if numbers else 600
@@ -213,6 +292,22 @@ def main() -> None:
             print(f"MISMATCH {why}: {[c['stage'].spec.text for c in chain]}")
     print(
         f"{agree} of {count} cases agree with torch.autograd ({refused} refused as invalid layers)"
+    )
+    agree = refused = 0
+    for n in range(count):
+        case = grouped_case(rng, 1 + n % 3)
+        why = check_grouped(case, rng)
+        if why is None:
+            agree += 1
+        elif why.startswith("refused"):
+            refused += 1
+            if "-v" in sys.argv:
+                print(why)
+        else:
+            print(f"MISMATCH {why}: grouped {case['stage'].spec.text}")
+    print(
+        f"{agree} of {count} grouped cases (ranks 1, 2, 3) agree with nn.ConvNd(groups=G) "
+        f"and its autograd ({refused} refused as invalid layers)"
     )
 
 

@@ -59,6 +59,12 @@ ANIMATIONS = {
     "slide_stride2": ["samples/edge_6x6.txt", "-k", "edge-v", "-p", "1", "-s", "2", "--cell", "28"],
     "slide_maxpool": ["samples/maxpool_4x4.txt", "--pool", "max", "-k", "2", "--cell", "28"],
     "cs231n": [*STEPS["steps_cs231n"][:11], "--cell", "24", "--duration", "900"],
+    "grouped": [
+        "samples/grouped_4x4x4.txt",
+        *("-k", "1,0;0,1|0,1;1,0", "-k", "1,1;0,0|0,0;1,1"),
+        *("-k", "1,0;1,0|0,-1;0,-1", "-k", "0,1;1,0|1,0;0,1"),
+        *("--groups", "2", "--cell", "24", "--duration", "700"),
+    ],
     "transposed": [
         "samples/maxpool_4x4.txt",
         "--transposed",

@@ -43,6 +43,14 @@ from convcalc.errors import ConvcalcError
     help="A 2-D kernel on a colour image: filter each channel, or sum them.",
 )
 @click.option(
+    "--groups",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Grouped convolution, as apply --groups: each filter (C/G deep) sees its group's "
+    "channels, the others faded.",
+)
+@click.option(
     "--region",
     help="ROW,COL,H,W: animate this part of the input (default on an input over "
     "64 a side: 8x8 at its centre).",
@@ -81,6 +89,7 @@ def animate(
     kernels: tuple[str, ...],
     bias: str | None,
     channels: str,
+    groups: int,
     region: str | None,
     stride: str | None,
     padding: str | None,
@@ -110,6 +119,9 @@ def animate(
       convcalc animate samples/cs231n_5x5x3.txt -k samples/cs231n_w0.txt \\
           -k samples/cs231n_w1.txt --bias 1,0 -p 1 -s 2 -o cs231n.gif
       convcalc animate samples/photo.png -k sobel-x --region 40,40,8,8 -o crop.gif
+      convcalc animate samples/grouped_4x4x4.txt -k "1,0;0,1|0,1;1,0" \\
+          -k "1,1;0,0|0,0;1,1" -k "1,0;1,0|0,-1;0,-1" -k "0,1;1,0|1,0;0,1" \\
+          --groups 2 -o grouped.gif
     """
     from convcalc.io.kernels import read_kernels
     from convcalc.io.reading import read_input
@@ -131,6 +143,16 @@ def animate(
         output_format(output)  # names the formats for an unknown extension
         raise ConvcalcError(f"animate writes a GIF; '{output}' does not end in .gif")
     loaded = read_input(input_path, max_pixels=max_pixels)
+    if groups != 1 and (pool or transposed):
+        raise ConvcalcError(
+            f"--groups animates a grouped convolution; drop --groups with "
+            f"{'--pool' if pool else '--transposed'} (apply runs neither grouped)"
+        )
+    source = click.get_current_context().get_parameter_source("channels")
+    if groups != 1 and source not in (ParameterSource.DEFAULT, None):
+        raise ConvcalcError(
+            "--channels has no effect with --groups: each filter sees the channels of its group"
+        )
     if pool and (len(kernels) > 1 or bias is not None):
         raise ConvcalcError(
             "--pool animates one -k and no --bias; several filters are for conv and --transposed"
@@ -156,6 +178,7 @@ def animate(
         bias=None if bias is None else parse_numbers(bias, "--bias"),
         channels=ChannelMode(channels),
         region=None if region is None else _region(region),
+        groups=groups,
     )
     with busy("drawing frames", size=BUSY_SIZE):
         pictures, notes = frames(request, cell=cell, max_frames=max_frames)

@@ -107,6 +107,14 @@ from convcalc.errors import ConvcalcError
     show_default=True,
     help="A 2-D kernel on a colour image: filter each channel, or sum them.",
 )
+@click.option(
+    "--groups",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Grouped convolution (PyTorch's groups=G): the input's C channels and the -k filters "
+    "split into G groups; each filter is C/G deep and sees its group's channels.",
+)
 @click.option("--flip", is_flag=True, help="True convolution: rotate the kernel 180°.")
 @click.option(
     "--method",
@@ -412,6 +420,7 @@ def _option_layer(choices: LayerChoices, rank: int = 2) -> Layer:
         stride=stride or (1,),
         padding=padding,
         dilation=dilation,
+        groups=choices.groups,
         rank=rank,
     )
 

@@ -24,6 +24,7 @@ class LayerChoices(NamedTuple):
     transposed: bool
     output_padding: str
     activation: str
+    groups: int
 
 
 class HowOptions(NamedTuple):
@@ -174,6 +175,7 @@ def ignored_options(run: Run, choices: LayerChoices, specs: bool) -> dict[str, s
             "maxpool:2 relu"
         )
         ignored["transposed"] = "and --pool ask for two different layers; give one of them"
+        ignored["groups"] = "needs a convolution (-k KERNEL); a pooling layer has no groups"
         if choices.global_pool:
             ignored |= dict.fromkeys(
                 ("kernels", "stride", "padding", "dilation", "ceil"),
@@ -184,6 +186,12 @@ def ignored_options(run: Run, choices: LayerChoices, specs: bool) -> dict[str, s
         ignored["ceil"] = "needs --pool (it rounds a pooling layer's output size up)"
     if not choices.transposed:
         ignored.setdefault("output_padding", "needs --transposed")
+    elif not specs:
+        ignored.setdefault(
+            "groups",
+            "does not combine with --transposed: apply runs grouped convolutions, not grouped "
+            "transposed ones",
+        )
     if not run.report.backward:
         ignored["grad_output"] = "needs --backward (it is the upstream gradient dL/dY)"
     if not conv:
@@ -191,6 +199,11 @@ def ignored_options(run: Run, choices: LayerChoices, specs: bool) -> dict[str, s
         ignored |= {"method": need, "pad_mode": need}
     if not weighted:
         ignored |= dict.fromkeys(("flip", "channels"), "needs a convolution (-k KERNEL)")
+    elif not any(isinstance(layer, Conv | Deconv) and layer.groups == 1 for layer in layers):
+        ignored["channels"] = (
+            "has no effect on a grouped layer (--groups, g=): each filter sees the channels "
+            "of its group"
+        )
     if not average:
         ignored["exclude_pad"] = "needs average pooling (--pool avg, or avgpool:K in layer specs)"
     return ignored | _output_ignored(run.out)
@@ -231,6 +244,7 @@ _OPTION_LAYER = (
     "ceil",
     "transposed",
     "output_padding",
+    "groups",
 )
 """The options that describe the one layer of the option form (-k, --pool)."""
 

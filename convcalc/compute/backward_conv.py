@@ -40,7 +40,7 @@ from convcalc.compute.backward_records import (
 )
 from convcalc.compute.gradients import activation_backward, backward
 from convcalc.compute.padding import pad
-from convcalc.compute.pipeline import Settings, Stage, check_bias, kernel_bank, refuse_groups
+from convcalc.compute.pipeline import Settings, Stage, check_bias, group_channels, stage_bank
 from convcalc.compute.traces import Position, all_whole
 
 
@@ -74,12 +74,12 @@ def conv_trace(
     """
     layer = stage.spec.layer
     assert isinstance(layer, Conv)
-    refuse_groups(layer)
     check_bias(stage)
     run = backward(xa, [stage], settings, upstream.grad)
     dz = activation_backward(run.output, run.grad_output, stage.activation).astype(np.float64)
     rank, channels = settings.rank, xa.shape[-1]
-    bank, _, each = kernel_bank(stage.kernels, channels, settings.channels, rank)
+    bank, groups, each = stage_bank(stage, channels, settings)
+    groups = 1 if each else groups
     axes = windows.conv_axes_nd(
         xa.shape,
         bank.shape[:rank],
@@ -88,7 +88,7 @@ def conv_trace(
         padding=per_axis(layer.padding, rank, "padding"),
         convention=settings.convention,
     )
-    uses = _uses(stage.kernels, channels, each, rank)
+    uses = _uses(stage.kernels, channels, each, rank, groups)
     size, spatial = tuple(bank.shape[:rank]), tuple(xa.shape[:-1])
     refuse_outside(at, [("kernel", size), ("input", spatial)])
     kernel_at = chosen(at, limit, size)
@@ -120,6 +120,7 @@ def conv_trace(
         flip=settings.flip,
         integral=all_whole(xa) and all_whole(kernels) and all_whole(dz),
         upstream=upstream,
+        groups=groups,
     )
 
 
@@ -129,12 +130,14 @@ def conv_trace(
 @dataclass(frozen=True)
 class _Use:
     """Filter f read on input ``channel`` with the ``kernel`` of one channel (KH x KW;
-    K, KD x KH x KW); its output is
-    channel ``out`` of the pipeline's (filter-major) output."""
+    K, KD x KH x KW), its own channel ``slot`` (the input channel, but in a grouped
+    layer the place of the channel in the filter's group); its output is channel
+    ``out`` of the pipeline's (filter-major) output."""
 
     channel: int
     out: int
     kernel: Array
+    slot: int
 
 
 @dataclass(frozen=True)
@@ -152,21 +155,26 @@ def _split(fu: _FilterUses) -> list[_FilterUses]:
     return [_FilterUses((u,), True) for u in fu.uses]
 
 
-def _uses(kernels: Sequence[Array], channels: int, each: bool, rank: int) -> list[_FilterUses]:
-    """Per filter, where `kernel_bank` applies it (the pipeline's output order)."""
+def _uses(
+    kernels: Sequence[Array], channels: int, each: bool, rank: int, groups: int = 1
+) -> list[_FilterUses]:
+    """Per filter, where `kernel_bank` applies it (the pipeline's output order); a
+    filter of a grouped layer on its group's channels only."""
     found = []
     for f, kernel in enumerate(kernels):
         k = np.asarray(kernel, np.float64)
-        split = not each and k.ndim == rank + 1 and k.shape[rank] == channels
+        seen = group_channels(f, len(kernels), channels, groups)
+        split = not each and k.ndim == rank + 1 and k.shape[rank] == len(seen)
         found.append(
             _FilterUses(
                 tuple(
                     _Use(
                         c,
                         f * channels + c if each else f,
-                        k[..., c] if split else k.reshape(k.shape[:rank]),
+                        k[..., slot] if split else k.reshape(k.shape[:rank]),
+                        slot,
                     )
-                    for c in range(channels)
+                    for slot, c in enumerate(seen)
                 ),
                 split,
             )
@@ -218,7 +226,7 @@ class _Walk:
             for u in fu.uses
         ]
         terms = np.concatenate(parts).astype(np.float64)
-        channel = fu.uses[0].channel if fu.split else None
+        channel = fu.uses[0].slot if fu.split else None
         return GradStep("kernel", f, channel, p, terms, float(np.sum(terms[:, 0] * terms[:, 1])))
 
     def input_step(self, uses: Sequence[_FilterUses], p: Position, c: int) -> GradStep:

@@ -110,6 +110,8 @@ class BackwardTrace:
     upstream: Upstream
     kind: TraceKind = TraceKind.CONV
     pool: PoolKind | None = None
+    groups: int = 1
+    """A grouped convolution's ``g=`` (filter f reads its group's channels), else 1."""
 
     @property
     def rank(self) -> int:

@@ -45,7 +45,14 @@ from convcalc.compute.backward_records import (
     Upstream,
 )
 from convcalc.compute.gradients import backward
-from convcalc.compute.pipeline import Settings, Stage, as_data, run
+from convcalc.compute.pipeline import (
+    Settings,
+    Stage,
+    as_data,
+    filter_group,
+    group_channels,
+    run,
+)
 from convcalc.compute.traces import DEFAULT_SHOWN, SMALL_OUTPUT, Position, plain_number
 from convcalc.errors import ConvcalcError
 
@@ -150,7 +157,9 @@ def backward_trace_json(t: BackwardTrace) -> dict[str, Any]:
     (``kernel`` or ``input``), ``filter`` (kernel) and/or ``channel``, ``position``,
     ``terms`` ([dL/dY, x], [dL/dY, w], [dL/dY, 1 or 0] for max pooling, [dL/dY,
     1/count] for average pooling) and ``value``; a pooling step also ``windows``,
-    one per term: ``output`` and ``winner``, ``max`` (max) or ``count`` (avg).
+    one per term: ``output`` and ``winner``, ``max`` (max) or ``count`` (avg). A
+    grouped convolution (``groups``) gives each step its ``group``, and a kernel step
+    the ``input_channel`` its ``channel`` (the kernel's own) reads.
     Whole values are integers when the layer's numbers were.
 
     At rank 1 and 3 the document also says ``rank`` (as `trace_json` does), and
@@ -177,6 +186,8 @@ def backward_trace_json(t: BackwardTrace) -> dict[str, Any]:
             doc["filter"] = s.filter
         if s.channel is not None:
             doc["channel"] = s.channel
+        if t.groups > 1:
+            doc |= _group_keys(t, s)
         doc |= {
             "position": list(s.position),
             "terms": [[num(a), num(b)] for a, b in s.terms],
@@ -204,6 +215,7 @@ def backward_trace_json(t: BackwardTrace) -> dict[str, Any]:
         **kind,
         "input_shape": list(t.input_shape),
         "output_shape": list(t.output_shape),
+        **({"groups": t.groups} if t.groups > 1 else {}),
         "kernel_positions": t.kernel_total,
         "kernel_omitted": t.kernel_omitted,
         "input_positions": t.input_total,
@@ -211,6 +223,20 @@ def backward_trace_json(t: BackwardTrace) -> dict[str, Any]:
         "upstream": upstream,
         "backward_steps": [step(s) for s in t.steps],
     }
+
+
+def _group_keys(t: BackwardTrace, s: GradStep) -> dict[str, int]:
+    """A grouped layer's step: its ``group``, and for a kernel value the
+    ``input_channel`` its channel (the place in the group) reads."""
+    channels = t.input_shape[-1]
+    if s.filter is None:
+        assert s.channel is not None
+        return {"group": s.channel // (channels // t.groups)}
+    keys = {"group": filter_group(s.filter, t.filters, t.groups)}
+    if s.channel is not None:
+        seen = group_channels(s.filter, t.filters, channels, t.groups)
+        keys["input_channel"] = seen[s.channel]
+    return keys
 
 
 def _untraced(stages: Sequence[Stage], layer: int) -> str:

@@ -36,7 +36,7 @@ from convcalc.compute.op_gradients import (
     pool_backward_nd,
     pool_winners,
 )
-from convcalc.compute.pipeline import Settings, Stage, as_data, kernel_bank, refuse_groups
+from convcalc.compute.pipeline import Settings, Stage, as_data, kernel_bank, stage_bank
 from convcalc.compute.pipeline import run as run_pipeline
 from convcalc.errors import ConvcalcError
 
@@ -136,21 +136,23 @@ def kernel_gradients(
     channels: int,
     mode: ChannelMode,
     rank: int = 2,
+    groups: int = 1,
 ) -> tuple[Array, ...]:
     """Per filter, its gradient in the filter's own shape, from the gradient of the bank
     `convcalc.compute.pipeline.kernel_bank` stacked from it (at ``rank`` 1 or 3, the
-    bank's first one or three axes are the kernel's).
+    bank's first one or three axes are the kernel's; ``groups`` as there).
 
     A filter used on several channels (a kernel without a channel axis with ``each``,
-    or repeated with ``sum``) gathers the sum over the channels it was used on.
+    or repeated with ``sum``) gathers the sum over the channels it was used on; a
+    filter of a grouped layer is its own slice of the bank.
     """
-    each = kernel_bank(kernels, channels, mode, rank)[2]
-    count = len(kernels)
+    each = kernel_bank(kernels, channels, mode, rank, groups)[2]
+    count, depth = len(kernels), grad_bank.shape[rank]
     found = []
     for f, k in enumerate(kernels):
         if each:
             grad = grad_bank[..., 0, f::count].sum(axis=-1)
-        elif k.ndim == rank + 1 and k.shape[rank] == channels:
+        elif groups != 1 or (k.ndim == rank + 1 and k.shape[rank] == depth):
             grad = grad_bank[..., f]
         else:
             grad = grad_bank[..., f].sum(axis=-1)
@@ -166,9 +168,8 @@ _StepFn = Callable[[Any, Array, Array, Array, Stage, Settings], tuple[Array, Lay
 def _conv_step(
     layer: Conv, x: Array, y: Array, g: Array, stage: Stage, settings: Settings
 ) -> tuple[Array, LayerGradients]:
-    refuse_groups(layer)
     rank, channels = settings.rank, x.shape[-1]
-    bank, groups, each = kernel_bank(stage.kernels, channels, settings.channels, rank)
+    bank, groups, each = stage_bank(stage, channels, settings)
     bank = _flipped(bank, settings)
     g = _channel_major(activation_backward(y, g, stage.activation), channels, each)
     gx, gw = conv_backward_nd(
@@ -183,7 +184,7 @@ def _conv_step(
         convention=settings.convention,
     )
     grads = kernel_gradients(
-        stage.kernels, _flipped(gw, settings), channels, settings.channels, rank
+        stage.kernels, _flipped(gw, settings), channels, settings.channels, rank, layer.groups
     )
     return gx, LayerGradients(grads, _bias_grad(stage, g, channels, each))
 
@@ -191,9 +192,8 @@ def _conv_step(
 def _deconv_step(
     layer: Deconv, x: Array, y: Array, g: Array, stage: Stage, settings: Settings
 ) -> tuple[Array, LayerGradients]:
-    refuse_groups(layer)
     rank, channels = settings.rank, x.shape[-1]
-    bank, groups, each = kernel_bank(stage.kernels, channels, settings.channels, rank)
+    bank, groups, each = stage_bank(stage, channels, settings)
     kernel = bank.shape[:rank]
     if each:  # as the forward: grouped transposed weights are (*K) x C x (F/groups)
         bank = bank[..., 0, :].reshape(*kernel, channels, -1)

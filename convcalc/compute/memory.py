@@ -57,9 +57,8 @@ def estimate_bytes(
         layer = stage.spec.layer
         out_c = c
         if isinstance(layer, Conv | Deconv) and stage.kernels:
-            per_input = (
-                c if settings.channels == ChannelMode.EACH and stage.kernels[0].ndim == 2 else 1
-            )
+            each = settings.channels == ChannelMode.EACH and stage.kernels[0].ndim == 2
+            per_input = c if each and layer.groups == 1 else 1  # g= gives one per filter
             out_c = len(stage.kernels) * per_input
         scale = 1
         if isinstance(layer, Deconv):
@@ -89,6 +88,7 @@ def _estimate_ranked(
         out_c = c
         if isinstance(layer, Conv | Deconv) and stage.kernels:
             each = settings.channels == ChannelMode.EACH and stage.kernels[0].ndim == rank
+            each = each and layer.groups == 1  # g= gives one output channel per filter
             out_c = len(stage.kernels) * (c if each else 1)
         grow = 2 * max(per_axis(layer.stride, rank, "stride")) if isinstance(layer, Deconv) else 1
         pad = _padding_guess(layer)

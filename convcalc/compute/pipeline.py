@@ -8,7 +8,9 @@ as the layer-spec form (``conv:k=sobel-x,s=2 relu maxpool:2``).
 Channels: a kernel whose depth equals the input's channel count sums over the
 channels (a CNN layer: one output channel per filter). A 2-D kernel on a
 C-channel input filters each channel (``each``: C output channels per filter,
-filter by filter) or sums over them (``sum``: one per filter).
+filter by filter) or sums over them (``sum``: one per filter). A grouped layer
+(``conv:k=…,g=G``, ``--groups G``) follows PyTorch: filter f sees the C/G channels
+of its group f // (F/G) (`grouped_bank`).
 """
 
 from __future__ import annotations
@@ -153,7 +155,7 @@ def conv_method(x: Array, stage: Stage, settings: Settings) -> Method:
         return settings.method
     layer = stage.spec.layer
     assert isinstance(layer, Conv)
-    bank, groups, _ = kernel_bank(stage.kernels, x.shape[2], settings.channels)
+    bank, groups, _ = stage_bank(stage, x.shape[2], settings)
     return ops.auto_method(
         x,
         bank,
@@ -241,7 +243,7 @@ def stays_8bit(x: Array, stages: Sequence[Stage], settings: Settings) -> bool:
         or not stage.kernels
     ):
         return False
-    bank = kernel_bank(stage.kernels, x.shape[2], settings.channels)[0]
+    bank = stage_bank(stage, x.shape[2], settings)[0]
     return float(bank.min()) >= 0 and float(bank.sum(axis=(0, 1, 2)).max()) <= 1 + _SUM_SLACK
 
 
@@ -249,13 +251,26 @@ _SUM_SLACK = 1e-6
 """Kernels like gauss5 (weights/256) sum to 1 up to rounding."""
 
 
+def stage_bank(stage: Stage, channels: int, settings: Settings) -> tuple[Array, int, bool]:
+    """`kernel_bank` of a (transposed) convolution stage on C = ``channels`` input channels,
+    at the run's rank and with the layer's ``g=`` (refused on a transposed layer,
+    `refuse_groups`)."""
+    layer = stage.spec.layer
+    assert isinstance(layer, Conv | Deconv)
+    refuse_groups(layer)
+    return kernel_bank(stage.kernels, channels, settings.channels, settings.rank, layer.groups)
+
+
 def kernel_bank(
-    kernels: Sequence[Array], channels: int, mode: ChannelMode, rank: int = 2
+    kernels: Sequence[Array], channels: int, mode: ChannelMode, rank: int = 2, groups: int = 1
 ) -> tuple[Array, int, bool]:
     """Stack filters into a KH x KW x (C/groups) x F' bank for C input channels.
 
     At ``rank`` 1 the kernels are K or KxC and the bank K x (C/groups) x F'; at
     rank 3, KDxKHxKW(xC) and KDxKHxKW x (C/groups) x F'.
+
+    ``groups`` > 1 is a grouped layer (``g=``, PyTorch's rule, see `grouped_bank`):
+    the F filters, each C/groups deep, are the bank as given and ``mode`` is not used.
 
     Returns the bank, the groups, and whether the output is per channel (``each``:
     output channel ``c·F + f`` is filter f on channel c).
@@ -273,6 +288,8 @@ def kernel_bank(
             f"a kernel of shape {'x'.join(map(str, bad[0]))} does not fit a {rank}-D layer; "
             f"valid: {window} or {window}xC"
         )
+    if groups != 1:
+        return grouped_bank(kernels, channels, groups, rank), groups, False
     depths = {1 if k.ndim == rank else k.shape[rank] for k in kernels}
     if len({k.ndim for k in kernels}) > 1 and channels > 1:
         raise ConvcalcError(
@@ -298,6 +315,74 @@ def kernel_bank(
     return np.tile(flat, (1,) * rank + (channels,))[..., None, :], channels, True
 
 
+def grouped_bank(kernels: Sequence[Array], channels: int, groups: int, rank: int = 2) -> Array:
+    """The (*K) x (C/groups) x F bank of a grouped layer (``g=groups``) on C channels.
+
+    PyTorch's rule (``nn.Conv2d(groups=G)``): the C input channels and the F filters
+    are split into ``groups`` equal groups in order; filter f belongs to group
+    ``g = f // (F/groups)`` and sees input channels ``g·C/groups`` to
+    ``(g+1)·C/groups - 1`` (`group_channels`), so every filter is C/groups deep (a
+    filter one channel deep may be written without its channel axis).
+
+    Raises
+    ------
+    ConvcalcError
+        ``groups`` not dividing C or F, or a filter of another depth.
+    """
+    count, window = len(kernels), _KERNEL_SHAPES[rank]
+    if groups < 1 or channels % groups:
+        divisors = ", ".join(str(d) for d in range(1, channels + 1) if channels % d == 0)
+        raise ConvcalcError(
+            f"g={groups} does not divide the input's {channels} channel"
+            f"{'' if channels == 1 else 's'}; valid: g= one of {divisors}"
+        )
+    if count % groups:
+        raise ConvcalcError(
+            f"g={groups} needs a filter count divisible by {groups} (filter f is in group "
+            f"f // (F/{groups})); got {count} filter{'' if count == 1 else 's'}: give "
+            f"{groups}, {2 * groups} … kernels (-k once per filter with --groups {groups}; "
+            "a layer spec's k= is one filter)"
+        )
+    depth = channels // groups
+    for k in kernels:
+        got = 1 if k.ndim == rank else k.shape[rank]
+        if got != depth:
+            raise ConvcalcError(
+                f"a kernel of depth {got} does not fit g={groups} on {channels} channels: "
+                f"each filter sees {depth}; valid: {window}x{depth} kernels"
+                + (f" (or {window})" if depth == 1 else "")
+            )
+    return np.stack([k if k.ndim == rank + 1 else k[..., None] for k in kernels], axis=rank + 1)
+
+
+def filter_group(f: int, filters: int, groups: int) -> int:
+    """The group filter ``f`` of ``filters`` belongs to in a layer of ``groups`` groups:
+    ``f // (F/groups)`` (PyTorch's rule)."""
+    return f // (filters // groups)
+
+
+def group_channels(f: int, filters: int, channels: int, groups: int) -> range:
+    """The input channels filter ``f`` of a layer of ``filters`` filters in ``groups``
+    groups sees on C = ``channels`` (all of them when ``groups`` is 1).
+
+    Examples
+    --------
+    >>> group_channels(3, 4, 4, 2)
+    range(2, 4)
+    """
+    group, depth = filter_group(f, filters, groups), channels // groups
+    return range(group * depth, (group + 1) * depth)
+
+
+def group_text(f: int, filters: int, channels: int, groups: int) -> str:
+    """``sees channels 2-3 (group 1)``: which input channels filter ``f`` of a grouped
+    layer reads, as steps and animation captions name them."""
+    seen = group_channels(f, filters, channels, groups)
+    span = str(seen[0]) if len(seen) == 1 else f"{seen[0]}-{seen[-1]}"
+    word = "channel" if len(seen) == 1 else "channels"
+    return f"sees {word} {span} (group {filter_group(f, filters, groups)})"
+
+
 def filter_major(y: Array, channels: int) -> Array:
     """Reorder per-channel outputs (c·F + f) to filter by filter (f·C + c), any rank."""
     *spatial, total = y.shape
@@ -307,13 +392,14 @@ def filter_major(y: Array, channels: int) -> Array:
 
 
 def refuse_groups(layer: Conv | Deconv) -> None:
-    """Refuse a (transposed) convolution layer written with ``g=``.
-
-    Apply takes its grouping from the kernels' depth and ``--channels`` (see
-    `kernel_bank`), so a ``g=`` there would say something the run does not do.
-    """
-    if layer.groups != 1:
-        raise ConvcalcError("g= is not used by apply; --channels each filters channel by channel")
+    """Refuse a transposed convolution written with ``g=``: apply runs grouped
+    convolutions (``conv:k=…,g=G``, `grouped_bank`), not grouped transposed ones."""
+    if isinstance(layer, Deconv) and layer.groups != 1:
+        raise ConvcalcError(
+            f"g={layer.groups} on a transposed convolution is not run by apply; valid: g= on "
+            "conv (grouped convolution), or a deconv without g= (--channels each filters "
+            "channel by channel)"
+        )
 
 
 def check_bias(stage: Stage) -> None:
@@ -352,9 +438,8 @@ def _apply(
 
 
 def _convolve(layer: Conv, x: Array, stage: Stage, ctx: _Context) -> Array:
-    refuse_groups(layer)
     settings, channels = ctx.settings, x.shape[2]
-    bank, groups, each = kernel_bank(stage.kernels, channels, settings.channels)
+    bank, groups, each = stage_bank(stage, channels, settings)
     stride, dilation = two_axes(layer.stride, "stride"), two_axes(layer.dilation, "dilation")
     padding = two_axes(layer.padding, "padding")
     method = conv_method(x, stage, settings)
@@ -380,9 +465,8 @@ def _convolve(layer: Conv, x: Array, stage: Stage, ctx: _Context) -> Array:
 
 def _transpose(layer: Deconv, x: Array, stage: Stage, ctx: _Context) -> Array:
     """A transposed convolution at any rank (the bank's first ``rank`` axes are the kernel's)."""
-    refuse_groups(layer)
     rank, channels = ctx.settings.rank, x.shape[-1]
-    bank, groups, each = kernel_bank(stage.kernels, channels, ctx.settings.channels, rank)
+    bank, groups, each = stage_bank(stage, channels, ctx.settings)
     if each:  # grouped transposed weights are (*K) x C x (F/groups)
         bank = bank[..., 0, :].reshape(*bank.shape[:rank], channels, -1)
     if ctx.settings.flip:
@@ -458,9 +542,8 @@ GELU (exact), SiLU (swish), Hardswish, Hardsigmoid, Identity."""
 
 
 def _convolve_ranked(layer: Conv, x: Array, stage: Stage, ctx: _Context) -> Array:
-    refuse_groups(layer)
     settings, channels, rank = ctx.settings, x.shape[-1], ctx.settings.rank
-    bank, groups, each = kernel_bank(stage.kernels, channels, settings.channels, rank)
+    bank, groups, each = stage_bank(stage, channels, settings)
     if settings.method not in (Method.AUTO, Method.DIRECT):
         raise ConvcalcError(
             f"--method {settings.method} computes 2-D layers; a {rank}-D layer runs the direct "

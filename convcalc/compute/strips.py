@@ -48,9 +48,8 @@ from convcalc.compute.pipeline import (
     Stage,
     check_bias,
     in_layer,
-    kernel_bank,
-    refuse_groups,
     run,
+    stage_bank,
 )
 from convcalc.compute.windows import conv_axes, pool_axes
 from convcalc.errors import ConvcalcError
@@ -236,8 +235,7 @@ def _stage_rows(stage: Stage, settings: Settings, shape: Shape) -> StageRows | N
         return StageRows(stage, rows, None, shape, out, convention=convention)
     if not isinstance(layer, Conv):
         return None
-    refuse_groups(layer)
-    bank, _, _ = kernel_bank(stage.kernels, shape[2], settings.channels)
+    bank = stage_bank(stage, shape[2], settings)[0]
 
     def axes() -> tuple[Axis, Axis]:
         return conv_axes(

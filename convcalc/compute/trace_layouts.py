@@ -27,7 +27,7 @@ from convcalc.calc.geometry import Axis
 from convcalc.calc.layers import Conv, Deconv, GlobalPool, Pool
 from convcalc.calc.network import per_axis
 from convcalc.compute import ops, windows
-from convcalc.compute.pipeline import Settings, Stage, check_bias, kernel_bank, refuse_groups
+from convcalc.compute.pipeline import Settings, Stage, check_bias, group_channels, stage_bank
 
 Array = NDArray[Any]
 Position = tuple[int, ...]
@@ -114,6 +114,8 @@ class Layout:
     filters: int
     integral: bool
     step: StepFn
+    groups: int = 1
+    """A grouped convolution's ``g=`` (filter f reads its group's channels), else 1."""
 
 
 def layout(xa: Array, stage: Stage, settings: Settings) -> Layout | None:
@@ -132,7 +134,7 @@ def all_whole(a: Array) -> bool:
 
 
 def _conv_layout(layer: Conv, xa: Array, stage: Stage, settings: Settings) -> Layout:
-    bank, each = _bank(layer, xa, stage, settings)
+    bank, groups, each = _bank(stage, xa, settings)
     rank = settings.rank
     axes = windows.conv_axes_nd(
         xa.shape,
@@ -142,11 +144,14 @@ def _conv_layout(layer: Conv, xa: Array, stage: Stage, settings: Settings) -> La
         padding=per_axis(layer.padding, rank, "padding"),
         convention=settings.convention,
     )
-    return _correlation_layout(xa, stage, settings, bank, each, axes, transposed=False)
+    grouped = 1 if each else groups
+    return _correlation_layout(
+        xa, stage, settings, bank, each, axes, transposed=False, groups=grouped
+    )
 
 
 def _deconv_layout(layer: Deconv, xa: Array, stage: Stage, settings: Settings) -> Layout:
-    bank, each = _bank(layer, xa, stage, settings)
+    bank, _, each = _bank(stage, xa, settings)
     rank = settings.rank
     axes = windows.transposed_axes_nd(
         xa.shape,
@@ -168,8 +173,12 @@ def _correlation_layout(
     axes: tuple[Axis, ...],
     *,
     transposed: bool,
+    groups: int = 1,
 ) -> Layout:
-    """A (transposed) convolution's steps: window · kernel per input channel, plus bias."""
+    """A (transposed) convolution's steps: window · kernel per input channel, plus bias.
+
+    A grouped layer's (``g=``) bank is (*K) x (C/groups) x F: filter f reads the
+    channels of its group (`convcalc.compute.pipeline.group_channels`)."""
     rank = len(axes)
     channels, filters = xa.shape[-1], len(stage.kernels)
     rotate = (slice(None, None, -1),) * rank
@@ -187,6 +196,8 @@ def _correlation_layout(
 
     def step(position: Position, o: int) -> Step:
         f, inputs = (o // channels, (o % channels,)) if each else (o, tuple(range(channels)))
+        if groups > 1:
+            inputs = tuple(group_channels(f, filters, channels, groups))
         taps = [_taps(i, a, transposed) for i, a in zip(position, axes, strict=True)]
         mask = ~_outer([real for _, real, _ in taps])
         cells = source[np.ix_(*(at for at, _, _ in taps))]
@@ -194,7 +205,7 @@ def _correlation_layout(
         for c in inputs:
             window = cells[..., c].astype(np.float64)
             window[mask & transposed] = 0.0  # the stretched input's zeros
-            kernel = bank[..., c, f].astype(np.float64)
+            kernel = bank[..., c - inputs[0] if groups > 1 else c, f].astype(np.float64)
             parts.append(ChannelStep(c, window, mask, kernel, float(np.sum(window * kernel))))
         total = sum(p.sum for p in parts) + float(bias[f])
         value = float(ops.activate(np.array([total]), stage.activation)[0])
@@ -204,7 +215,7 @@ def _correlation_layout(
     integral = all_whole(xa) and all_whole(bank) and all_whole(np.asarray(bias, np.float64))
     kind = TraceKind.DECONV if transposed else TraceKind.CONV
     shape = (*(a.size for a in axes), out_channels)
-    return Layout(kind, shape, axes, filters, integral, step)
+    return Layout(kind, shape, axes, filters, integral, step, groups)
 
 
 def _pool_layout(
@@ -288,10 +299,10 @@ def _outer(per_axis_flags: list[Array]) -> Array:
     return np.asarray(result, dtype=bool)
 
 
-def _bank(layer: Conv | Deconv, xa: Array, stage: Stage, settings: Settings) -> tuple[Array, bool]:
-    """The stage's (*K) x depth x F bank and whether it filters channel by channel,
-    after what apply refuses in a (transposed) convolution stage."""
-    refuse_groups(layer)
-    bank, _, each = kernel_bank(stage.kernels, xa.shape[-1], settings.channels, settings.rank)
+def _bank(stage: Stage, xa: Array, settings: Settings) -> tuple[Array, int, bool]:
+    """The stage's (*K) x depth x F bank, its groups (> 1 for ``g=``; ``each`` is a
+    grouping too) and whether it filters channel by channel, after what apply refuses
+    in a (transposed) convolution stage."""
+    bank, groups, each = stage_bank(stage, xa.shape[-1], settings)
     check_bias(stage)
-    return bank, each
+    return bank, groups, each

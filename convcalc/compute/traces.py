@@ -37,7 +37,7 @@ from convcalc.calc.axes import axis_names
 from convcalc.calc.choices import Activation, PadMode, TraceKind
 from convcalc.calc.geometry import Axis
 from convcalc.compute.arrays import working_array
-from convcalc.compute.pipeline import Settings, Stage, as_data, run
+from convcalc.compute.pipeline import Settings, Stage, as_data, filter_group, run
 from convcalc.compute.trace_layouts import (
     Array,
     ChannelStep,
@@ -100,6 +100,8 @@ class Trace:
     activation: Activation
     has_bias: bool
     integral: bool
+    groups: int = 1
+    """A grouped convolution's ``g=``: filter f reads only its group's channels."""
 
     @property
     def rank(self) -> int:
@@ -183,6 +185,7 @@ def trace(
         stage.activation,
         stage.bias is not None,
         found.integral,
+        found.groups,
     )
 
 
@@ -193,7 +196,8 @@ def trace_json(t: Trace) -> dict[str, Any]:
     shape and position counts. A convolution step holds ``position``, ``filter``,
     ``output_channel``, ``channels`` (each ``channel``, ``window``, ``kernel``,
     ``sum``, ``padding_mask``), ``bias`` and ``value`` (and ``pre_activation``
-    with an activation); a pooling step ``position``, ``channel``, ``window``
+    with an activation; ``group`` in a grouped layer, whose ``channels`` are then
+    those of the filter's group); a pooling step ``position``, ``channel``, ``window``
     (null for max pooling's padding), ``op``, ``value``, ``padding_mask`` and
     ``argmax`` (max) or ``divisor`` (avg). Whole values are integers when the
     layer's inputs were.
@@ -227,6 +231,7 @@ def trace_json(t: Trace) -> dict[str, Any]:
             return doc
         doc |= {
             "filter": s.filter,
+            **({"group": filter_group(s.filter, t.filters, t.groups)} if t.groups > 1 else {}),
             "output_channel": s.output_channel,
             "origin": list(s.origin),
             "channels": [
@@ -253,6 +258,7 @@ def trace_json(t: Trace) -> dict[str, Any]:
         "kind": str(t.kind),
         "input_shape": list(t.input_shape),
         "output_shape": list(t.output_shape),
+        **({"groups": t.groups} if t.groups > 1 else {}),
         "total_positions": t.total_positions,
         "omitted": t.omitted,
         "steps": [step(s) for s in t.steps],

@@ -18,11 +18,13 @@ from rich.text import Text
 from convcalc.calc.choices import Activation, PoolKind, TraceKind
 from convcalc.compute.arrays import Array
 from convcalc.compute.backward_traces import BackwardTrace, GradStep
+from convcalc.compute.pipeline import filter_group, group_channels
 from convcalc.present.numbers import per_axis
 from convcalc.present.steps import (
     AT_FORMS,
     cell_text,
     factor_text,
+    groups_fact,
     side_by_side,
     whole_text,
     wrapped_terms,
@@ -100,6 +102,10 @@ _CONV_INPUT = (
     "value at the tap that reads it: the full convolution of dL/dY with the kernel "
     "rotated 180° (terms dL/dY×W)"
 )
+_GROUPED = (
+    "grouped: filter f reads only its group's channels, so its kernel's channel k is the "
+    "k-th channel of its group, and an input cell's dL/dX sums over its group's filters alone"
+)
 _MAX_INPUT = (
     "dL/dX: each input cell sums, over the windows that contain it, dL/dY × 1 where it "
     "is the window's max and × 0 where it is not: each window's dL/dY goes to its max "
@@ -124,6 +130,8 @@ def _header(trace: BackwardTrace, upstream: str) -> list[Text]:
         Text(_facts(trace)),
         Text(_source(trace, upstream)),
     ]
+    if trace.groups > 1:
+        lines.append(Text(_GROUPED))
     if trace.activation != Activation.NONE:
         lines.append(
             Text(
@@ -156,6 +164,8 @@ def _facts(trace: BackwardTrace) -> str:
         facts.append(f"dilation {per_axis(tuple(str(a.dilation) for a in trace.axes))}")
     if trace.flip:
         facts.append("kernel flipped")
+    if trace.groups > 1:
+        facts.append(groups_fact(trace.groups, trace.input_shape[-1]))
     return ", ".join(facts)
 
 
@@ -214,6 +224,10 @@ def _step_lines(trace: BackwardTrace, step: GradStep, width: int) -> list[Text]:
         name = f"dL/dW[{index}{'' if step.channel is None else f',{step.channel}'}]"
         if trace.filters > 1:
             name = f"filter {step.filter}: {name}"
+        if trace.groups > 1 and step.filter is not None and step.channel is not None:
+            seen = group_channels(step.filter, trace.filters, trace.input_shape[-1], trace.groups)
+            group = filter_group(step.filter, trace.filters, trace.groups)
+            name += f" (input channel {seen[step.channel]}, group {group})"
     else:
         name = _cell_name(trace, step)
     terms = [f"{factor_text(a)}×{factor_text(b)}" for a, b in step.terms]

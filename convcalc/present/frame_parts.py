@@ -57,6 +57,8 @@ class AnimationRequest:
     filter), animate the layer as `convcalc apply` runs it: per output channel
     and position (transposed: input position), with ``channels`` giving a 2-D
     kernel's meaning on several channels (`convcalc.compute.pipeline.kernel_bank`).
+    ``groups`` > 1 is a grouped convolution (PyTorch's rule, as `convcalc apply
+    --groups`): filter f, C/groups deep, sees only its group's input channels.
     ``region`` (top, left, rows, cols) crops the input first; an input over
     `LARGE_INPUT` a side gets a `DEFAULT_REGION` crop at its centre, with a note.
     ``stride`` defaults to 1 (pooling: the window size). ``padding`` is per axis
@@ -75,6 +77,7 @@ class AnimationRequest:
     bias: tuple[float, ...] | None = None
     channels: ChannelMode = ChannelMode.EACH
     region: Box | None = None
+    groups: int = 1
 
 
 @dataclass(frozen=True)

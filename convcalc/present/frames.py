@@ -71,6 +71,7 @@ __all__ = [
     "mosaic",
     "plan",
     "real_cells",
+    "slice_left",
     "states",
     "value_text",
 ]
@@ -107,6 +108,12 @@ def plan(request: AnimationRequest, *, max_frames: int = 400) -> Plan:
     if request.kind not in set(AnimKind):
         raise ConvcalcError(
             f"animation kind {request.kind!r} is not valid; valid: {', '.join(AnimKind)}"
+        )
+    if request.groups != 1 and request.kind != AnimKind.CONV:
+        raise ConvcalcError(
+            f"groups {request.groups} is a grouped convolution; valid: groups 1 with "
+            f"{request.kind} (apply runs grouped convolutions, not grouped pooling or "
+            "transposed ones)"
         )
     several = is_volume(request, image)
     if request.kind == AnimKind.TRANSPOSED:

@@ -6,6 +6,8 @@ several channels or filters draws its slices side by side and the current filter
 slices between the two. The
 step's cells are highlighted amber in both grids (and each tap's kernel weight
 written in its corner); the output's cells not yet written are light grey. A
+layer whose output channels read only some input channels (a grouped layer, a 2-D
+kernel filtering each channel) fades the slices the current one does not read. A
 last frame shows the whole output (transposed: the cells padding crops hatched).
 
 Inputs and outputs of at most `NUMBERS_UP_TO` cells a side, in cells of at least
@@ -41,6 +43,7 @@ from convcalc.present.frames import (
     mosaic,
     plan,
     real_cells,
+    slice_left,
     states,
     value_text,
 )
@@ -67,6 +70,8 @@ MIN_DIGITS = 16
 WHITE, TEXT, DIM, GRID = (255, 255, 255), (34, 34, 34), (140, 140, 140), (185, 185, 185)
 PAD_FILL, HATCH, EMPTY = (226, 232, 241), (186, 198, 216), (244, 244, 244)
 HOT_FILL, HOT_EDGE, WEIGHT, EDGE = (255, 221, 128), (222, 134, 0), (170, 85, 0), (80, 80, 80)
+FADE = 0.7
+"""How far an input channel the current output does not read fades towards white."""
 
 
 def frames(
@@ -306,6 +311,8 @@ def _frame(
 ) -> Image.Image:
     """One frame: the base, the right grid, the highlighted cells and the caption."""
     im = base.copy()
+    if step is not None and p.sees:
+        _dim_unseen(im, p, lay, p.sees[step.panel])
     d = ImageDraw.Draw(im)
     _grid(im, lay, lay.right_xy, values, shown, 1, p.right_slices)
     if step is not None and lay.middle:
@@ -325,6 +332,7 @@ def _frame(
             0,
             step.source,
             () if transposed else step.weights,
+            p.left_slices,
         )
         _hot(
             d,
@@ -334,12 +342,25 @@ def _frame(
             1,
             step.target,
             step.weights if transposed else (),
+            p.right_slices,
         )
     spacing = lay.fonts[0].size // 2 if isinstance(lay.fonts[0], ImageFont.FreeTypeFont) else 4
     d.multiline_text(
         (lay.text_y[0], lay.text_y[2]), caption, font=lay.fonts[0], fill=TEXT, spacing=spacing
     )
     return im
+
+
+def _dim_unseen(im: Image.Image, p: Plan, lay: _Layout, seen: Sequence[int]) -> None:
+    """Fade the input's channel slices the current output channel does not read (a
+    grouped layer's other groups, ``--channels each``'s other channels) towards white."""
+    width = (p.left.shape[1] - p.left_slices + 1) // p.left_slices
+    (x0, y0), px = lay.left_xy, lay.px
+    for k in sorted(set(range(p.left_slices)) - set(seen)):
+        x = x0 + slice_left(width, k) * px
+        box = (x, y0, x + width * px + 1, y0 + p.left.shape[0] * px + 1)
+        faded = Image.blend(im.crop(box), Image.new("RGB", (box[2] - x, box[3] - y0), WHITE), FADE)
+        im.paste(faded, box[:2])
 
 
 def _grid(
@@ -397,8 +418,10 @@ def _hot(
     side: int,
     cells: Sequence[Cell],
     weights: Sequence[float],
+    slices: int = 1,
 ) -> None:
-    """Highlight cells: amber (thumbnails: amber over the grey), a border, the weight."""
+    """Highlight cells: amber (thumbnails: amber over the grey), a border, the weight;
+    cells too small for a border get one box around them per slice of the grid."""
     (x0, y0), px = xy, lay.px
     for n, (r, c) in enumerate(cells):
         x, y = x0 + c * px, y0 + r * px
@@ -418,8 +441,10 @@ def _hot(
             label = _cell_text(weights[n], lay.fonts[2], px // 2) if weights and px >= 24 else None
             if label:
                 d.text((x + px - 3, y + px - 2), label, font=lay.fonts[2], fill=WEIGHT, anchor="rd")
-    if cells and px < 6:
-        rs, cs = [r for r, _ in cells], [c for _, c in cells]
+    width = (grid.shape[1] - slices + 1) // slices
+    for k in sorted({c // (width + 1) for _, c in cells} if px < 6 else ()):
+        rs = [r for r, c in cells if c // (width + 1) == k]
+        cs = [c for _, c in cells if c // (width + 1) == k]
         d.rectangle(
             [
                 x0 + min(cs) * px - 2,

@@ -18,6 +18,7 @@ from rich.text import Text
 
 from convcalc.calc.axes import axis_names
 from convcalc.calc.choices import Activation, PoolKind, TraceKind
+from convcalc.compute.pipeline import group_text
 from convcalc.compute.traces import Array, ConvStep, PoolStep, Position, Trace
 from convcalc.present.numbers import number, per_axis
 
@@ -85,9 +86,12 @@ def steps_lines(trace: Trace, width: int) -> list[Text]:
 def _conv_lines(trace: Trace, step: ConvStep, width: int) -> list[Text]:
     single = len(step.channels) == 1
     title = f"output {position_text(step.position)}"
-    if trace.filters > 1:
+    if trace.groups > 1:
+        seen = group_text(step.filter, trace.filters, trace.input_shape[-1], trace.groups)
+        title += f", filter {step.filter} {seen}"
+    elif trace.filters > 1:
         title += f", filter {step.filter}"
-    if single and trace.input_shape[-1] > 1:
+    if single and trace.input_shape[-1] > 1 and trace.groups == 1:
         title += f", channel {step.channels[0].channel}"
         if trace.filters > 1:
             title += f" (output channel {step.output_channel})"
@@ -207,6 +211,8 @@ def _facts(trace: Trace) -> list[Text]:
         facts[-1] += f" ({trace.pad_mode})"
     if _dilated(trace):
         facts.append(f"dilation {per_axis(tuple(str(a.dilation) for a in trace.axes))}")
+    if trace.groups > 1:
+        facts.append(groups_fact(trace.groups, trace.input_shape[-1]))
     if trace.activation != Activation.NONE:
         facts.append(f"then {trace.activation}")
     lines = [Text(", ".join(facts))]
@@ -350,6 +356,11 @@ def _where(trace: Trace, origin: Position) -> str:
         every = f" every {d}" if d > 1 and k > 1 else ""
         parts.append(f"{name} {cell_text(start)}..{cell_text(start + (k - 1) * d)}{every}")
     return grid + ", ".join(parts)
+
+
+def groups_fact(groups: int, channels: int) -> str:
+    """``2 groups (each filter sees 2 of the 4 channels)``: a grouped layer in the facts."""
+    return f"{groups} groups (each filter sees {channels // groups} of the {channels} channels)"
 
 
 def cell_text(value: float) -> str:

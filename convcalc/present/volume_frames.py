@@ -13,7 +13,14 @@ from convcalc.calc.choices import AnimKind, PadMode, PoolKind
 from convcalc.calc.layers import Conv, Pool, Spec
 from convcalc.compute import ops
 from convcalc.compute.methods import working_array
-from convcalc.compute.pipeline import Settings, Stage, kernel_bank, run
+from convcalc.compute.pipeline import (
+    Settings,
+    Stage,
+    group_channels,
+    group_text,
+    kernel_bank,
+    run,
+)
 from convcalc.errors import ConvcalcError
 from convcalc.present.frame_parts import (
     MAX_CHANNEL_LINES,
@@ -39,6 +46,8 @@ def is_volume(request: AnimationRequest, image: Array) -> bool:
     several = np.ndim(image) == 3 and np.shape(image)[2] > 1
     if request.kind not in (AnimKind.CONV, AnimKind.TRANSPOSED):
         return several
+    if request.groups != 1:
+        return True
     kernels = kernel_list(request.kernel)
     deep = any(k.ndim == 3 for k in kernels)
     return several or deep or len(kernels) > 1 or request.bias is not None
@@ -64,7 +73,9 @@ class FilterSlices:
     channel o reads input channels ``sees[o]`` with ``filters[o]`` (KH x KW x
     len(sees[o])), adds ``bias[o]`` and is named ``names[o]``: with ``--channels
     each`` a 2-D filter f on channel c is output channel f·C + c (filter-major, as
-    apply orders it), else filter f is output channel f and sees every channel.
+    apply orders it); in a grouped layer filter f is output channel f and sees its
+    group's channels (`convcalc.compute.pipeline.group_channels`); else filter f is
+    output channel f and sees every channel.
     """
 
     kernels: tuple[Array, ...]
@@ -86,8 +97,22 @@ def filter_slices(request: AnimationRequest, channels: int) -> FilterSlices:
             f"--bias has {len(given)} values for {len(kernels)} filters; give one per filter"
         )
     b = tuple(float(v) for v in given) if given is not None else (0.0,) * len(kernels)
-    bank, _, each = kernel_bank(kernels, channels, request.channels)
+    bank, groups, each = kernel_bank(kernels, channels, request.channels, groups=request.groups)
     size = (bank.shape[0], bank.shape[1])
+    if groups > 1 and not each:
+        count = len(kernels)
+        return FilterSlices(
+            kernels,
+            size,
+            tuple(bank[:, :, :, f] for f in range(count)),
+            tuple(tuple(group_channels(f, count, channels, groups)) for f in range(count)),
+            b,
+            tuple(
+                f"filter {f} ({size[0]}x{size[1]}x{channels // groups}, bias {value_text(v)}) "
+                + group_text(f, count, channels, groups)
+                for f, v in enumerate(b)
+            ),
+        )
     if each:  # output channel f·C + c is filter f on channel c
         pairs = [(f, c) for f in range(len(kernels)) for c in range(channels)]
         return FilterSlices(
@@ -141,6 +166,7 @@ def volume_plan(request: AnimationRequest, kind: AnimKind, image: Array, notes: 
             stride=request.stride or (1, 1),
             padding=request.padding,
             dilation=request.dilation,
+            groups=request.groups,
         )
         stage = Stage(Spec(text="conv", layer=layer), made.kernels, request.bias)
     stride = request.stride or (size if pooling else (1, 1))
@@ -159,6 +185,7 @@ def volume_plan(request: AnimationRequest, kind: AnimKind, image: Array, notes: 
     title = title_text(name[kind], size, stride, request, axes)
     if not pooling:
         title += f" · {len(filters)} output channels" if len(filters) > 1 else ""
+        title += f" · {request.groups} groups" if request.groups > 1 else ""
     return Plan(
         kind,
         title,

@@ -88,8 +88,8 @@ CASES = [
     (["apply", UFLDL, "-k", "box3", "--pad-mode", "reflect", "-p", "9"], 2, "reflect padding 9"),
     (["apply", UFLDL, "conv:k=box3", "fc:10"], 2, "cannot be applied"),
     (["apply", UFLDL, "conv:6,3"], 2, "kernel's values"),
-    (["apply", UFLDL, "conv:k=box3,g=2"], 2, "g= is not used"),
-    (["apply", UFLDL, "deconv:k=box3,g=2"], 2, "g= is not used"),
+    (["apply", UFLDL, "conv:k=box3,g=2"], 2, "g=2 does not divide the input's 1 channel"),
+    (["apply", UFLDL, "deconv:k=box3,g=2"], 2, "g=2 on a transposed convolution"),
     # outputs
     (["apply", UFLDL, "-k", "box3", "-o", "/no/such/dir/x.png"], 1, "does not exist"),
     (["apply", UFLDL, "-k", "box3", "-o", "out.xyz"], 2, ".xyz"),
