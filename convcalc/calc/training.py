@@ -107,7 +107,7 @@ def training_cost(
 
     Examples
     --------
-    >>> from convcalc.calc.grammar import parse_shape
+    >>> from convcalc.calc.sizes import parse_shape
     >>> from convcalc.calc.network import evaluate
     >>> from convcalc.calc.sequence import parse_specs
     >>> specs = parse_specs(["conv:8,3,p=1", "relu", "conv:8,3,p=1"])

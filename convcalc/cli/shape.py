@@ -7,9 +7,9 @@ from typing import Any, NamedTuple
 import click
 
 from convcalc.calc.choices import Convention, DType, Format, Optimizer
-from convcalc.calc.grammar import parse_dims, parse_padding
 from convcalc.calc.layers import Mark, Spec
 from convcalc.calc.network import NetworkResult, evaluate
+from convcalc.calc.sizes import parse_dims, parse_padding
 from convcalc.cli.command import ConvcalcCommand
 from convcalc.cli.layer_options import LayerOptions, layer_options, network_of
 from convcalc.cli.options import output_format
