@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from convcalc.calc.network import evaluate
+from convcalc.calc.evaluation import evaluate
 from convcalc.calc.operations import network_other_ops
 from convcalc.calc.sequence import parse_specs
 from convcalc.calc.sizes import parse_shape

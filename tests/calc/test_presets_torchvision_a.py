@@ -37,7 +37,8 @@ from __future__ import annotations
 
 import pytest
 
-from convcalc.calc.network import LayerResult, NetworkResult, evaluate
+from convcalc.calc.evaluation import evaluate
+from convcalc.calc.network import LayerResult, NetworkResult
 from convcalc.calc.presets import load_network
 from convcalc.calc.sizes import parse_shape
 

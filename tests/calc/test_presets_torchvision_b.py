@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import pytest
 
-from convcalc.calc.network import evaluate
+from convcalc.calc.evaluation import evaluate
 from convcalc.calc.presets import load_network
 from convcalc.calc.sizes import parse_shape
 from tests.conftest import run

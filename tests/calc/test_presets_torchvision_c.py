@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from convcalc.calc.network import evaluate
+from convcalc.calc.evaluation import evaluate
 from convcalc.calc.presets import PRESETS, load_network
 from convcalc.calc.sizes import parse_shape
 

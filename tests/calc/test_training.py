@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 
 from convcalc.calc.choices import DType, Optimizer
-from convcalc.calc.network import evaluate
+from convcalc.calc.evaluation import evaluate
 from convcalc.calc.presets import load_network
 from convcalc.calc.sequence import parse_specs
 from convcalc.calc.sizes import parse_shape

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from convcalc.calc.network import evaluate, placed_layers
+from convcalc.calc.evaluation import evaluate, placed_layers
 from convcalc.calc.sequence import parse_specs
 from convcalc.calc.sizes import parse_shape
 from tests.conftest import SAMPLES, run, run_json

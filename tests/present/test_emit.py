@@ -15,7 +15,7 @@ import sys
 
 import pytest
 
-from convcalc.calc.network import evaluate
+from convcalc.calc.evaluation import evaluate
 from convcalc.calc.sequence import parse_specs
 from convcalc.calc.sizes import parse_shape
 from convcalc.present.emit_keras import emit_keras

@@ -8,7 +8,7 @@ import io
 import pytest
 
 from convcalc.calc.choices import Format
-from convcalc.calc.network import evaluate
+from convcalc.calc.evaluation import evaluate
 from convcalc.calc.operations import network_other_ops
 from convcalc.calc.presets import load_network
 from convcalc.calc.sequence import parse_specs
