@@ -43,8 +43,9 @@ from typing import Any
 
 import keras
 
+from convcalc.calc.evaluation import evaluate
 from convcalc.calc.layers import Group, Mark, Spec
-from convcalc.calc.network import LayerResult, evaluate
+from convcalc.calc.network import LayerResult
 from convcalc.io.keras_reader import read_keras
 
 ROOT = Path(__file__).resolve().parent.parent

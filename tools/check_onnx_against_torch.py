@@ -49,8 +49,9 @@ from torch import nn  # noqa: E402
 from torch.nn import functional as F  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
+from convcalc.calc.evaluation import evaluate  # noqa: E402
 from convcalc.calc.layers import Group, Mark, Shape, Spec  # noqa: E402
-from convcalc.calc.network import LayerResult, evaluate  # noqa: E402
+from convcalc.calc.network import LayerResult  # noqa: E402
 from convcalc.io.onnx_reader import read_onnx  # noqa: E402
 
 MODELS = {

@@ -24,10 +24,10 @@ import torch  # noqa: E402
 import torchvision.models as tvm  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
-from convcalc.calc.grammar import parse_shape  # noqa: E402
+from convcalc.calc.evaluation import evaluate  # noqa: E402
 from convcalc.calc.layers import network_rank  # noqa: E402
-from convcalc.calc.network import evaluate  # noqa: E402
 from convcalc.calc.presets import load_network  # noqa: E402
+from convcalc.calc.sizes import parse_shape  # noqa: E402
 
 CASES = [
     ("alexnet", 224), ("alexnet", 256), ("vgg11", 224), ("vgg13", 224), ("vgg16", 224),

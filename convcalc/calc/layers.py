@@ -1,7 +1,7 @@
 """Layer descriptions: frozen dataclasses (see `_Description`), one per kind of layer.
 
 A layer holds what the user wrote; per-axis values are tuples of one entry (the
-same on every axis) or one per spatial axis. `convcalc.calc.network` computes shapes,
+same on every axis) or one per spatial axis. `convcalc.calc.evaluation` computes shapes,
 parameters, MACs and receptive fields from them.
 """
 

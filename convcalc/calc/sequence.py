@@ -23,7 +23,8 @@ import re
 from collections.abc import Iterable
 from typing import NamedTuple
 
-from convcalc.calc.grammar import MERGES, parse_spec
+from convcalc.calc.grammar import parse_spec
+from convcalc.calc.layer_table import MERGES
 from convcalc.calc.layers import Group, Mark, Spec
 from convcalc.errors import ConvcalcError
 

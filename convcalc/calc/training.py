@@ -107,8 +107,8 @@ def training_cost(
 
     Examples
     --------
-    >>> from convcalc.calc.grammar import parse_shape
-    >>> from convcalc.calc.network import evaluate
+    >>> from convcalc.calc.sizes import parse_shape
+    >>> from convcalc.calc.evaluation import evaluate
     >>> from convcalc.calc.sequence import parse_specs
     >>> specs = parse_specs(["conv:8,3,p=1", "relu", "conv:8,3,p=1"])
     >>> cost = training_cost(specs, evaluate(specs, parse_shape("4x4x1")))

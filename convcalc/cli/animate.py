@@ -8,8 +8,8 @@ import click
 from click.core import ParameterSource
 
 from convcalc.calc.choices import AnimKind, ChannelMode, PadMode
-from convcalc.calc.grammar import parse_counts, parse_dims, parse_padding
 from convcalc.calc.network import two_axes
+from convcalc.calc.sizes import parse_counts, parse_dims, parse_padding
 from convcalc.cli.command import ConvcalcCommand
 from convcalc.cli.kernels import refuse_size_kernel
 from convcalc.cli.options import (

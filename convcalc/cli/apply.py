@@ -22,15 +22,10 @@ from convcalc.calc.choices import (
     PoolKind,
     Scale,
 )
-from convcalc.calc.grammar import (
-    format_layer,
-    looks_like_spec,
-    parse_counts,
-    parse_dims,
-    parse_padding,
-)
+from convcalc.calc.grammar import format_layer, looks_like_spec
 from convcalc.calc.layers import Conv, Deconv, GlobalPool, Layer, Pool, Spec
 from convcalc.calc.sequence import parse_specs
+from convcalc.calc.sizes import parse_counts, parse_dims, parse_padding
 from convcalc.cli.apply_many import (
     apply_many,
     expand_inputs,

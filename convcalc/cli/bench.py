@@ -7,9 +7,9 @@ from typing import Any
 import click
 
 from convcalc.calc.choices import ChannelMode, Method, PadMode
-from convcalc.calc.grammar import parse_dims, parse_padding
 from convcalc.calc.layers import Conv
 from convcalc.calc.network import two_axes
+from convcalc.calc.sizes import parse_dims, parse_padding
 from convcalc.cli.command import ConvcalcCommand
 from convcalc.cli.kernels import refuse_size_kernel
 from convcalc.cli.options import (

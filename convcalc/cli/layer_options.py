@@ -9,17 +9,17 @@ from typing import Any, NamedTuple, TypeVar
 import click
 
 from convcalc.calc.choices import Convention, PoolKind
-from convcalc.calc.grammar import (
+from convcalc.calc.grammar import format_layer
+from convcalc.calc.layers import Conv, Deconv, Layer, Pool, Shape, Spec, network_rank
+from convcalc.calc.presets import PRESETS
+from convcalc.calc.sequence import parse_specs
+from convcalc.calc.sizes import (
     channels_first_hint,
-    format_layer,
     parse_counts,
     parse_dims,
     parse_padding,
     parse_shape,
 )
-from convcalc.calc.layers import Conv, Deconv, Layer, Pool, Shape, Spec, network_rank
-from convcalc.calc.presets import PRESETS
-from convcalc.calc.sequence import parse_specs
 from convcalc.cli.options import (
     dilation_option,
     format_option,

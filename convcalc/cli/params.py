@@ -8,8 +8,8 @@ from typing import Any
 import click
 
 from convcalc.calc.choices import Format
+from convcalc.calc.evaluation import evaluate, placed_layers
 from convcalc.calc.layers import Conv, DepthwiseConv, Layer
-from convcalc.calc.network import evaluate, placed_layers
 from convcalc.cli.command import ConvcalcCommand
 from convcalc.cli.layer_options import LayerOptions, layer_options, network_of
 from convcalc.cli.options import output_format

@@ -7,9 +7,10 @@ from typing import Any, NamedTuple
 import click
 
 from convcalc.calc.choices import Convention, DType, Format, Optimizer
-from convcalc.calc.grammar import parse_dims, parse_padding
+from convcalc.calc.evaluation import evaluate
 from convcalc.calc.layers import Mark, Spec
-from convcalc.calc.network import NetworkResult, evaluate
+from convcalc.calc.network import NetworkResult
+from convcalc.calc.sizes import parse_dims, parse_padding
 from convcalc.cli.command import ConvcalcCommand
 from convcalc.cli.layer_options import LayerOptions, layer_options, network_of
 from convcalc.cli.options import output_format
@@ -378,7 +379,7 @@ def _emit(
 ) -> None:
     """Print the network as a PyTorch or Keras module; the network's notes on stderr."""
     from convcalc.calc.choices import Convention
-    from convcalc.calc.network import placed_layers
+    from convcalc.calc.evaluation import placed_layers
     from convcalc.cli.output import say
     from convcalc.present.emit_keras import emit_keras
     from convcalc.present.emit_pytorch import emit_pytorch

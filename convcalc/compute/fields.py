@@ -9,7 +9,7 @@ number of distinct chains of window taps joining it to the unit. Channels are no
 told apart: the count is spatial, as if every layer had one channel.
 
 The pixels with a count are the unit's effective support: inside its receptive field
-box (`convcalc.calc.network`), and the whole box for a stack of undilated windows. The
+box (`convcalc.calc.layer_steps`), and the whole box for a stack of undilated windows. The
 counts are bell-shaped, which is why the centre of a receptive field matters most.
 
 Branches (groups, blocks with a shortcut, ``concat:NAME``/``add:NAME`` skips) add
@@ -84,7 +84,7 @@ def path_counts(
     Examples
     --------
     >>> from convcalc.calc.layers import Shape
-    >>> from convcalc.calc.network import evaluate
+    >>> from convcalc.calc.evaluation import evaluate
     >>> from convcalc.calc.sequence import parse_specs
     >>> specs = parse_specs(["conv:1,3", "conv:1,3"])
     >>> result = evaluate(specs, Shape((5, 5), 1))

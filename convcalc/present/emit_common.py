@@ -102,7 +102,7 @@ class Block(NamedTuple):
 
 
 def block_parts(node: Node) -> Block:
-    """The layers of ``basic``, ``bottleneck`` or ``invres`` as `convcalc.calc.network`
+    """The layers of ``basic``, ``bottleneck`` or ``invres`` as `convcalc.calc.evaluation`
     opens them, with the activations of the block they stand for: ReLU (ReLU6 in an
     inverted residual) after every batch norm of the main path but the last, and a
     ReLU after a ResNet block's sum. Activations hold no parameters and keep the shape."""

@@ -91,7 +91,7 @@ def emit_keras(
     Parameters
     ----------
     specs, result
-        The layers as parsed and as `convcalc.calc.network.evaluate` computed them on
+        The layers as parsed and as `convcalc.calc.evaluation.evaluate` computed them on
         ``input_shape`` (HxWxC), with ``convention``.
     command
         The convcalc command line that made it, quoted in the module's docstring.

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 from convcalc.calc.dag import Node, graph_specs
-from convcalc.calc.grammar import format_layer, parse_shape
-from convcalc.calc.network import evaluate
+from convcalc.calc.evaluation import evaluate
+from convcalc.calc.grammar import format_layer
 from convcalc.calc.sequence import parse_specs
+from convcalc.calc.sizes import parse_shape
 from convcalc.errors import ConvcalcError
 
 

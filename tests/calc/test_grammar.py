@@ -7,15 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from convcalc.calc.choices import PadRule, PoolKind
-from convcalc.calc.grammar import (
-    channels_first_hint,
-    format_layer,
-    looks_like_spec,
-    parse_counts,
-    parse_padding,
-    parse_shape,
-    parse_spec,
-)
+from convcalc.calc.grammar import format_layer, looks_like_spec, parse_spec
 from convcalc.calc.layers import (
     AdaptivePool,
     BatchNorm,
@@ -32,6 +24,7 @@ from convcalc.calc.layers import (
     Shape,
 )
 from convcalc.calc.sequence import parse_network
+from convcalc.calc.sizes import channels_first_hint, parse_counts, parse_padding, parse_shape
 from convcalc.errors import ConvcalcError
 
 

@@ -6,10 +6,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from convcalc.calc.grammar import format_layer, parse_shape
+from convcalc.calc.evaluation import evaluate, placed_layers
+from convcalc.calc.grammar import format_layer
 from convcalc.calc.layers import Group, Mark
-from convcalc.calc.network import evaluate, placed_layers
 from convcalc.calc.sequence import parse_network, parse_specs
+from convcalc.calc.sizes import parse_shape
 from convcalc.errors import ConvcalcError
 
 

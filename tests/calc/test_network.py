@@ -5,11 +5,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from convcalc.calc.choices import PoolKind
-from convcalc.calc.grammar import parse_shape
+from convcalc.calc.evaluation import evaluate
 from convcalc.calc.layers import Conv, Pool, Spec
-from convcalc.calc.network import conv_fan_in, evaluate
+from convcalc.calc.network import conv_fan_in
 from convcalc.calc.presets import PRESETS, load_network
 from convcalc.calc.sequence import parse_specs
+from convcalc.calc.sizes import parse_shape
 from convcalc.errors import ConvcalcError
 
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from convcalc.calc.grammar import parse_shape
-from convcalc.calc.network import evaluate
+from convcalc.calc.evaluation import evaluate
 from convcalc.calc.operations import network_other_ops
 from convcalc.calc.sequence import parse_specs
+from convcalc.calc.sizes import parse_shape
 
 
 def ops(shape: str, *texts: str) -> list[int]:

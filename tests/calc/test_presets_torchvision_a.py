@@ -37,9 +37,10 @@ from __future__ import annotations
 
 import pytest
 
-from convcalc.calc.grammar import parse_shape
-from convcalc.calc.network import LayerResult, NetworkResult, evaluate
+from convcalc.calc.evaluation import evaluate
+from convcalc.calc.network import LayerResult, NetworkResult
 from convcalc.calc.presets import load_network
+from convcalc.calc.sizes import parse_shape
 
 
 def totals(name: str, shape: str = "224x224x3") -> NetworkResult:

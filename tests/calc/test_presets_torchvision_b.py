@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import pytest
 
-from convcalc.calc.grammar import parse_shape
-from convcalc.calc.network import evaluate
+from convcalc.calc.evaluation import evaluate
 from convcalc.calc.presets import load_network
+from convcalc.calc.sizes import parse_shape
 from tests.conftest import run
 
 

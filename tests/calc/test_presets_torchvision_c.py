@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from convcalc.calc.grammar import parse_shape
-from convcalc.calc.network import evaluate
+from convcalc.calc.evaluation import evaluate
 from convcalc.calc.presets import PRESETS, load_network
+from convcalc.calc.sizes import parse_shape
 
 NAMES = ("mobilenet_v3_large", "efficientnet_b0", "convnext_tiny")
 PRESET_DIR = Path(__file__).resolve().parents[2] / "convcalc" / "calc" / "presets"

@@ -12,10 +12,10 @@ from __future__ import annotations
 import pytest
 
 from convcalc.calc.choices import DType, Optimizer
-from convcalc.calc.grammar import parse_shape
-from convcalc.calc.network import evaluate
+from convcalc.calc.evaluation import evaluate
 from convcalc.calc.presets import load_network
 from convcalc.calc.sequence import parse_specs
+from convcalc.calc.sizes import parse_shape
 from convcalc.calc.training import training_cost
 
 

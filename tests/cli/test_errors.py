@@ -8,8 +8,9 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from convcalc.calc.grammar import parse_shape, parse_spec
-from convcalc.calc.network import evaluate
+from convcalc.calc.evaluation import evaluate
+from convcalc.calc.grammar import parse_spec
+from convcalc.calc.sizes import parse_shape
 from convcalc.cli.main import cli
 from convcalc.compute import pipeline
 from convcalc.errors import ConvcalcError

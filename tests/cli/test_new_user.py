@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from convcalc.calc.grammar import parse_shape
-from convcalc.calc.network import evaluate, placed_layers
+from convcalc.calc.evaluation import evaluate, placed_layers
 from convcalc.calc.sequence import parse_specs
+from convcalc.calc.sizes import parse_shape
 from tests.conftest import SAMPLES, run, run_json
 
 # -- one number is one axis ----------------------------------------------------------

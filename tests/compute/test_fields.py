@@ -9,8 +9,9 @@ from functools import cache
 import numpy as np
 import pytest
 
+from convcalc.calc.evaluation import evaluate
 from convcalc.calc.layers import Shape
-from convcalc.calc.network import NetworkResult, evaluate
+from convcalc.calc.network import NetworkResult
 from convcalc.calc.sequence import parse_specs
 from convcalc.compute.fields import path_counts
 from convcalc.errors import ConvcalcError

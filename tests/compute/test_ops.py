@@ -754,7 +754,7 @@ def test_auto_method_judges_the_padded_input() -> None:
 
 
 def test_pooling_reads_the_input_itself_when_no_window_reaches_past_it() -> None:
-    from convcalc.compute.ops import _pool_input
+    from convcalc.compute.ops_nd import _pool_input
     from convcalc.compute.windows import pool_axes_nd
 
     x = np.arange(2 * 8 * 6, dtype=np.float32).reshape(8, 6, 2)

@@ -20,9 +20,10 @@ from typing import Any
 import pytest
 
 from convcalc.calc.choices import Convention, PadRule
+from convcalc.calc.evaluation import evaluate
 from convcalc.calc.grammar import format_layer
 from convcalc.calc.layers import Conv, DepthwiseConv, Group, Mark, Scale, Shape, Spec
-from convcalc.calc.network import LayerResult, NetworkResult, evaluate
+from convcalc.calc.network import LayerResult, NetworkResult
 from convcalc.errors import ConvcalcError, RuntimeFailure
 from convcalc.io.keras_reader import read_keras
 from tests.conftest import run, run_json

@@ -21,9 +21,10 @@ import pytest
 from onnx import TensorProto, helper
 
 from convcalc.calc.choices import Convention, PadRule, PoolKind
+from convcalc.calc.evaluation import evaluate
 from convcalc.calc.grammar import format_layer
 from convcalc.calc.layers import Conv, Dense, Group, Pad, Pointwise, Pool, Shape, Spec
-from convcalc.calc.network import NetworkResult, evaluate
+from convcalc.calc.network import NetworkResult
 from convcalc.calc.presets import load_network
 from convcalc.errors import ConvcalcError, RuntimeFailure
 from convcalc.io.onnx_reader import MISSING_ONNX, read_onnx

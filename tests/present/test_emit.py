@@ -15,9 +15,9 @@ import sys
 
 import pytest
 
-from convcalc.calc.grammar import parse_shape
-from convcalc.calc.network import evaluate
+from convcalc.calc.evaluation import evaluate
 from convcalc.calc.sequence import parse_specs
+from convcalc.calc.sizes import parse_shape
 from convcalc.present.emit_keras import emit_keras
 from convcalc.present.emit_pytorch import emit_pytorch
 from tests.conftest import SAMPLES, run

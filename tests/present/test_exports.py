@@ -8,11 +8,11 @@ import io
 import pytest
 
 from convcalc.calc.choices import Format
-from convcalc.calc.grammar import parse_shape
-from convcalc.calc.network import evaluate
+from convcalc.calc.evaluation import evaluate
 from convcalc.calc.operations import network_other_ops
 from convcalc.calc.presets import load_network
 from convcalc.calc.sequence import parse_specs
+from convcalc.calc.sizes import parse_shape
 from convcalc.calc.training import training_cost
 from convcalc.present.exports import stack_rows, write_table
 from tests.conftest import run

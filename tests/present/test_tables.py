@@ -7,12 +7,12 @@ import pytest
 from rich.console import Console
 
 from convcalc.calc.compare import compare
+from convcalc.calc.evaluation import evaluate
 from convcalc.calc.geometry import find_targets
-from convcalc.calc.grammar import parse_shape
 from convcalc.calc.layers import Conv, Shape
-from convcalc.calc.network import evaluate
 from convcalc.calc.presets import load_network
 from convcalc.calc.sequence import parse_specs
+from convcalc.calc.sizes import parse_shape
 from convcalc.present.formatting import solution_spec
 from convcalc.present.numbers import number
 from convcalc.present.tables import comparison_table, matrix_table, solutions_table, stack_table
