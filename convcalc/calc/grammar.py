@@ -67,12 +67,11 @@ def looks_like_spec(token: str) -> bool:
     return token.partition(":")[0].strip().lower() in OPS
 
 
-def format_layer(layer: Layer, sources: Sequence[str] | None = None) -> str:
+def format_layer(layer: Layer) -> str:
     """A layer written back as its canonical spec, the inverse of `parse_spec`.
 
     Defaults are left out (``conv:64,3`` rather than ``conv:64,3,s=1,p=0``); an
-    unset filter count is ``_``. ``sources`` writes one ``k=`` per kernel, for
-    apply's option form with several ``-k`` (otherwise the layer's own ``source``).
+    unset filter count is ``_``; kernels given by their values are one ``k=`` each.
 
     Examples
     --------
@@ -87,9 +86,6 @@ ceil=False, rank=None)
     if isinstance(layer, Mark):
         return f"@{layer.name}"
     op, args = _WRITERS[type(layer)](layer)
-    if sources is not None:
-        own = [a for a in args if a != "_" and not a.startswith("k=")]
-        args = [f"k={source}" for source in sources] + own
     return f"{op}:{','.join(args)}" if args else op
 
 
@@ -145,9 +141,9 @@ def _window_args(
     return args
 
 
-def _head(out: int | None, kernel: Sequence[int] | None, source: str | None) -> list[str]:
+def _head(out: int | None, kernel: Sequence[int] | None, source: Sequence[str] | None) -> list[str]:
     if kernel is None:
-        return ([] if out is None else [str(out)]) + ([f"k={source}"] if source else [])
+        return ([] if out is None else [str(out)]) + [f"k={text}" for text in source or ()]
     return ["_" if out is None else str(out), format_dims(kernel)]
 
 

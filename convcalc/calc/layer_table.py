@@ -99,9 +99,13 @@ class _Grammar(NamedTuple):
                 if key not in self.keys:
                     known = [*self.keys, *(a for a, k in ALIASES.items() if k in self.keys)]
                     raise ConvcalcError(f"unknown key '{key}'{did_you_mean(key, known)}")
+                read = _reader(self.keys[key], key)(value.strip())
+                if key == "k":  # one k= per filter: conv:k=A,k=B
+                    values[key] = (*values.get(key, ()), read)
+                    continue
                 if key in values:
                     raise ConvcalcError(f"'{key}' given twice")
-                values[key] = _reader(self.keys[key], key)(value.strip())
+                values[key] = read
             elif key in self.flags:
                 values[key] = True
             elif positional < len(self.positional):
@@ -182,20 +186,26 @@ def _build_conv(op: str, v: dict[str, Any]) -> Layer:
     )
 
 
-def _kernel_and_source(v: dict[str, Any]) -> tuple[tuple[int, ...] | None, str | None]:
-    """The kernel size, and the kernel's values as written with ``k=`` (a size is a size)."""
+def _kernel_and_source(
+    v: dict[str, Any],
+) -> tuple[tuple[int, ...] | None, tuple[str, ...] | None]:
+    """The kernel size, and the kernels' values as written with ``k=``, one per filter
+    (one ``k=`` that is a size, ``k=3x3``, is a size)."""
     kernel, source = v.get("kernel"), v.get("k")
-    if source is not None and kernel is None and re.fullmatch(r"\d+(x\d+)*", source):
-        return _dims(source), None
+    if source is None:
+        return kernel, None
+    if kernel is None and len(source) == 1 and re.fullmatch(r"\d+(x\d+)*", source[0]):
+        return _dims(source[0]), None
     return kernel, source
 
 
 def _build_dwconv(op: str, v: dict[str, Any]) -> Layer:
     kernel, source = _kernel_and_source(v)
     if kernel is None:
+        values = ",".join(f"k={text}" for text in source or ())
         raise ConvcalcError(
-            f"takes a kernel size, not kernel values (k={source}); in apply, "
-            f"conv:k={source} filters each channel on its own (--channels each)"
+            f"takes a kernel size, not kernel values ({values}); in apply, "
+            f"conv:{values} filters each channel on its own (--channels each)"
         )
     return DepthwiseConv(
         kernel,

@@ -102,7 +102,8 @@ class Conv(_Description):
     """Convolution of rank 1, 2 or 3: ``out`` filters of ``kernel``.
 
     ``out`` None keeps the input's channel count; ``kernel`` None is allowed only
-    when ``source`` names the kernel's values (``conv:k=sobel-x`` in apply).
+    when ``source`` names the kernels' values, one text per filter (``conv:k=sobel-x``
+    in apply; ``conv:k=A,k=B,g=2`` for two filters).
     """
 
     out: int | None
@@ -113,7 +114,7 @@ class Conv(_Description):
     groups: int = 1
     bias: bool = True
     rank: int = 2
-    source: str | None = None
+    source: tuple[str, ...] | None = None
 
 
 @dataclass(repr=False, eq=False)
@@ -133,7 +134,7 @@ class DepthwiseConv(_Description):
 class Deconv(_Description):
     """Transposed convolution (``out`` filters of ``kernel``), with output_padding.
 
-    As with `Conv`, ``kernel`` may be None when ``source`` names the kernel's values.
+    As with `Conv`, ``kernel`` may be None when ``source`` names the kernels' values.
     """
 
     out: int | None
@@ -145,7 +146,7 @@ class Deconv(_Description):
     groups: int = 1
     bias: bool = True
     rank: int = 2
-    source: str | None = None
+    source: tuple[str, ...] | None = None
 
 
 @dataclass(repr=False, eq=False)

@@ -364,7 +364,7 @@ def _stages(spec_texts: Sequence[str], choices: LayerChoices, rank: int = 2) -> 
     bias = None if choices.bias is None else parse_numbers(choices.bias, "--bias")
     return [
         Stage(
-            spec=Spec(text=format_layer(layer, choices.kernels), layer=layer),
+            spec=Spec(text=format_layer(layer), layer=layer),
             kernels=read_kernels(choices.kernels, rank),
             bias=bias,
             activation=Activation(choices.activation),
@@ -408,6 +408,7 @@ def _option_layer(choices: LayerChoices, rank: int = 2) -> Layer:
             dilation=dilation,
             output_padding=output_padding,
             rank=rank,
+            source=tuple(choices.kernels),
         )
     return Conv(
         out=None,
@@ -417,6 +418,7 @@ def _option_layer(choices: LayerChoices, rank: int = 2) -> Layer:
         dilation=dilation,
         groups=choices.groups,
         rank=rank,
+        source=tuple(choices.kernels),
     )
 
 
@@ -437,5 +439,5 @@ def _stage_from_spec(spec: Spec, rank: int = 2) -> Any:
                 f"{spec.where} ({spec.text}): apply needs the kernel's values; "
                 "write conv:k=PRESET|MATRIX|FILE, e.g. conv:k=sobel-x"
             )
-        return Stage(spec=spec, kernels=read_kernels((layer.source,), rank))
+        return Stage(spec=spec, kernels=read_kernels(layer.source, rank))
     return Stage(spec=spec)

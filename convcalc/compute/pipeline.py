@@ -340,8 +340,8 @@ def grouped_bank(kernels: Sequence[Array], channels: int, groups: int, rank: int
         raise ConvcalcError(
             f"g={groups} needs a filter count divisible by {groups} (filter f is in group "
             f"f // (F/{groups})); got {count} filter{'' if count == 1 else 's'}: give "
-            f"{groups}, {2 * groups} … kernels (-k once per filter with --groups {groups}; "
-            "a layer spec's k= is one filter)"
+            f"{groups}, {2 * groups} … kernels (-k once per filter with --groups {groups}, "
+            f"or k= once per filter in a layer spec: conv:k=A,k=B,g={groups})"
         )
     depth = channels // groups
     for k in kernels:

@@ -72,8 +72,12 @@ def test_shapes_round_trip(numbers):
         ),
         ("conv1d:4,5", Conv(4, (5,), rank=1)),
         ("conv3d:8,3", Conv(8, (3,), rank=3)),
-        ("conv:k=sobel-x,s=2", Conv(None, None, (2,), source="sobel-x")),
-        ("conv:k=1,0,-1;1,0,-1,s=2", Conv(None, None, (2,), source="1,0,-1;1,0,-1")),
+        ("conv:k=sobel-x,s=2", Conv(None, None, (2,), source=("sobel-x",))),
+        ("conv:k=1,0,-1;1,0,-1,s=2", Conv(None, None, (2,), source=("1,0,-1;1,0,-1",))),
+        (
+            "conv:k=1,0;0,1|0,1;1,0,k=box:size=2|box:size=2,g=2",
+            Conv(None, None, groups=2, source=("1,0;0,1|0,1;1,0", "box:size=2|box:size=2")),
+        ),
         ("conv:8,k=3", Conv(8, (3,))),
         ("dwconv:3,m=2", DepthwiseConv((3,), 2)),
         ("deconv:16,4,s=2,p=1,op=1", Deconv(16, (4,), (2,), (1,), output_padding=(1,))),
@@ -171,7 +175,9 @@ LAYERS = st.one_of(
         Conv,
         out=st.none() | _sizes,
         kernel=st.none(),
-        source=st.sampled_from(["sobel-x", "gauss:sigma=2,size=5", "1,0;0,1"]),
+        source=st.lists(
+            st.sampled_from(["sobel-x", "gauss:sigma=2,size=5", "1,0;0,1"]), min_size=1, max_size=3
+        ).map(tuple),
         **_window,
     ),
     st.builds(
@@ -214,14 +220,14 @@ def test_format_layer_is_the_inverse_of_parse_spec(layer: Any) -> None:
 
 def test_format_layer_leaves_defaults_out_and_writes_each_kernel_source() -> None:
     assert format_layer(parse_spec("conv:64,3,stride=1,padding=0,dilation=1").layer) == "conv:64,3"
-    layer = parse_spec("conv:k=a.txt,s=2,p=1").layer
-    assert format_layer(layer, ["a.txt", "b.txt"]) == "conv:k=a.txt,k=b.txt,s=2,p=1"
+    layer = parse_spec("conv:k=a.txt,s=2,k=b.txt,p=1").layer
+    assert format_layer(layer) == "conv:k=a.txt,k=b.txt,s=2,p=1"
     assert format_layer(parse_spec("maxpool:3,2").layer) == "maxpool:3,s=2"
 
 
 def test_a_generated_kernel_keeps_its_own_keys_inside_k() -> None:
     layer = parse_spec("conv:k=gauss:sigma=2,size=5,s=2").layer
-    assert layer == Conv(None, None, (2,), source="gauss:sigma=2,size=5")
+    assert layer == Conv(None, None, (2,), source=("gauss:sigma=2,size=5",))
 
 
 # -- a shape that reads like channels-first ------------------------------------

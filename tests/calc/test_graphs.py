@@ -144,7 +144,7 @@ def test_parentheses_and_bars_may_touch_the_specs():
 
 def test_a_kernel_channel_bar_stays_inside_its_spec():
     (spec,) = parse_specs(["conv:k=1,0|0,1"])
-    assert spec.layer.source == "1,0|0,1"
+    assert spec.layer.source == ("1,0|0,1",)
 
 
 def test_groups_nest_and_repeat():

@@ -83,7 +83,7 @@ def test_the_streamed_run_writes_the_in_memory_file(
         ([GROUPED_X, "-k", "box3", "--groups", "3"], "g=3 does not divide the input's 4 channels"),
         ([GROUPED_X, *GROUPED[1:5], "--groups", "2", "-k", KERNELS[2]], "got 3 filters"),
         ([GROUPED_X, "-k", "box3", "-k", "box3", "--groups", "2"], "valid: KHxKWx2 kernels"),
-        ([GROUPED_X, "conv:k=1,0;0,1|0,1;1,0,g=2"], "a layer spec's k= is one filter"),
+        ([GROUPED_X, "conv:k=1,0;0,1|0,1;1,0,g=2"], "k= once per filter in a layer spec"),
         ([GROUPED_X, "--pool", "max", "-k", "2", "--groups", "2"], "--groups needs a convolution"),
         ([GROUPED_X, "conv:k=box3", "--groups", "2"], "--groups describes the layer of the option"),
         ([*GROUPED, "--channels", "sum"], "--channels has no effect on a grouped layer"),
@@ -127,3 +127,13 @@ def test_animate_groups_refuses_what_it_does_not_animate(
     result = run("animate", *GROUPED, *extra, "-o", str(tmp_path / "x.gif"))
     assert result.exit_code == 2, result.output
     assert message in result.stderr
+
+
+def test_a_layer_spec_takes_one_k_per_filter() -> None:
+    spec = "conv:" + ",".join(f"k={kernel}" for kernel in KERNELS) + ",g=2"
+    doc = run_json("apply", GROUPED_X, spec)
+    np.testing.assert_array_equal(doc["output"], expected())
+    # the option form's layer is written back as that spec, and the spec reads the same
+    steps = run_json("apply", *GROUPED, "--steps", "--at", "0,0")
+    assert steps["layer_text"] == spec
+    assert run_json("apply", GROUPED_X, steps["layer_text"])["output"] == doc["output"]

@@ -132,7 +132,7 @@ def test_stays_8bit_only_for_blurs_of_8bit_input():
 def preset_stage(text):
     spec = parse_spec(text)
     source = getattr(spec.layer, "source", None)
-    return Stage(spec, (get_preset(source),) if source else ())
+    return Stage(spec, tuple(get_preset(text) for text in source or ()))
 
 
 @pytest.mark.parametrize(
