@@ -382,7 +382,8 @@ def _decode_image(
             frames = int(getattr(im, "n_frames", 1))
             im.load()
             orientation = im.getexif().get(0x0112, 1)
-            oriented = ImageOps.exif_transpose(im) or im
+            # exif_transpose copies even an upright image: call it only to turn one
+            oriented = im if orientation in (1, None) else ImageOps.exif_transpose(im) or im
             image = _normalise(oriented, gray, _has_transparency(im), notes)
     except UnidentifiedImageError as exc:
         raise _NotAnImage(f"{source}: not an image Pillow can read") from exc

@@ -208,6 +208,24 @@ def test_exif_orientation_is_applied(tmp_path: Path) -> None:
     assert "EXIF orientation 6 applied" in loaded.notes
 
 
+def test_an_upright_image_is_not_copied_to_be_turned(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from PIL import ImageOps
+
+    calls: list[int] = []
+    real = ImageOps.exif_transpose
+    monkeypatch.setattr(ImageOps, "exif_transpose", lambda im, **k: calls.append(1) or real(im))
+    exif = Image.Exif()
+    exif[0x0112] = 1
+    plain = read_input(save(tmp_path, "a.png", Image.fromarray(u8(4, 6, 3))))
+    upright = read_input(save(tmp_path, "b.jpg", Image.fromarray(u8(4, 6, 3)), exif=exif))
+    assert plain.data.shape == upright.data.shape == (4, 6, 3) and calls == []
+    exif[0x0112] = 3  # upside down
+    turned = read_input(save(tmp_path, "c.png", Image.fromarray(u8(4, 6, 3)), exif=exif))
+    assert calls == [1] and "EXIF orientation 3 applied" in turned.notes
+
+
 # ----------------------------------------------------------------- stdin and sniffing
 
 
