@@ -24,7 +24,23 @@ Pair = tuple[int, int]
 """A per-axis pair: (rows, columns)."""
 
 WORKERS = min(4, os.cpu_count() or 1)
-"""Threads the direct method and the FFT passes run on (numpy releases the GIL)."""
+"""Threads the direct method, the FFT passes and the PNG encoder run on by default
+(numpy and zlib release the GIL); see `threads`."""
+
+_threads = WORKERS
+
+
+def threads() -> int:
+    """The threads one operation runs on now: `WORKERS`, unless `set_threads` said less
+    (a batch's worker processes share the cores: threads on top would only contend)."""
+    return _threads
+
+
+def set_threads(count: int) -> None:
+    """Run each operation of this process on ``count`` threads (at least 1)."""
+    global _threads
+    _threads = max(1, count)
+
 
 CHUNK_BYTES = 64 * 2**20
 """Largest intermediate (im2col patch matrix, FFT spectra, Winograd tiles) in bytes."""

@@ -12,6 +12,8 @@ from concurrent.futures import ProcessPoolExecutor
 from types import FrameType
 from typing import TypeVar
 
+from convcalc.compute.arrays import set_threads
+
 Job = TypeVar("Job")
 
 STOP_SECONDS = 5.0
@@ -46,7 +48,8 @@ def run_batch(
 
     Workers ignore SIGINT (Ctrl-C reaches the whole process group; the parent alone
     handles it and reports it once) and turn SIGTERM and SIGHUP into an exit that
-    unwinds their job first.
+    unwinds their job first. Each runs its operations on the cores divided by the
+    workers (`convcalc.compute.arrays.set_threads`): the processes already share them.
     """
     if workers == 1:
         for job in jobs:
@@ -54,7 +57,8 @@ def run_batch(
             advance()
         return
     before = {child.pid for child in multiprocessing.active_children()}
-    with ProcessPoolExecutor(workers, initializer=_start_worker) as pool:
+    share = max(1, (os.cpu_count() or 1) // workers)  # threads per worker process
+    with ProcessPoolExecutor(workers, initializer=_start_worker, initargs=(share,)) as pool:
         try:
             futures = [pool.submit(_run_job, work, job) for job in jobs]
             for future, job in zip(futures, jobs, strict=True):
@@ -88,7 +92,8 @@ class _WorkerStopped(SystemExit):
     """Raised in a worker by SIGTERM or SIGHUP; exits quietly with status 128 + signal."""
 
 
-def _start_worker() -> None:
+def _start_worker(threads: int) -> None:
+    set_threads(threads)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     for signum in _STOPPING:
         signal.signal(signum, _stop_worker)

@@ -17,13 +17,13 @@ from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from convcalc.calc.geometry import effective_kernel
 from convcalc.compute.arrays import (
-    WORKERS,
     Array,
     Pair,
     output_size,
     prepare,
     saturate_into,
     tap_product,
+    threads,
     working_array,
 )
 from convcalc.compute.factoring import rank1_factors
@@ -55,7 +55,7 @@ def correlate_direct(
     dilation: Pair = (1, 1),
     groups: int = 1,
     tile_rows: int | None = None,
-    workers: int = WORKERS,
+    workers: int | None = None,
     separable: bool = True,
     out_dtype: DTypeLike | None = None,
 ) -> NDArray[Any]:
@@ -63,8 +63,8 @@ def correlate_direct(
 
     Output rows are computed in strips of ``tile_rows`` (default: `TILE_BYTES` of
     output, at least 4 rows and `TILE_MIN_ROWS_PER_SPAN` per extra kernel row) on
-    ``workers`` threads. ``x`` may be a `PaddedInput`, whose padded rows are then
-    built strip by strip, never as a whole.
+    ``workers`` threads (default `convcalc.compute.arrays.threads`). ``x`` may be a
+    `PaddedInput`, whose padded rows are then built strip by strip, never as a whole.
     Kernels of depth 1 (depthwise) run channels-first, or, when every channel has
     the same kernel and the column stride is 1, on the HxWxC layout as it is;
     when they are also rank 1 (see `convcalc.compute.factoring.rank1_factors`),
@@ -105,6 +105,7 @@ def correlate_direct(
             saturate_into(target, out[r0:r1])
 
     starts = range(0, ho, max(1, tile_rows))
+    workers = threads() if workers is None else workers
     if len(starts) > 1 and workers > 1:
         with ThreadPoolExecutor(min(workers, len(starts))) as pool:
             list(pool.map(strip, starts))

@@ -12,7 +12,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from convcalc.calc.geometry import effective_kernel
-from convcalc.compute.arrays import CHUNK_BYTES, WORKERS, Array, Pair, prepare
+from convcalc.compute.arrays import CHUNK_BYTES, Array, Pair, prepare, threads
 
 TILE_BYTES = 2 * 2**20
 """Bytes of a tile's own spectra, the C input channels' and twice the F filters' (their
@@ -40,7 +40,7 @@ def correlate_fft(
     ``irfft2(rfft2(tile) · conj(rfft2(w)))`` is the correlation wherever its
     circular wrap does not reach: at the outputs whose kernel window lies in the
     tile. Taken at the stride, those fill one block of the output; tiles run on
-    `WORKERS` threads. Products are summed over each group's input channels;
+    `convcalc.compute.arrays.threads` threads. Products are summed over each group's input channels;
     filters are taken in blocks so that their spectra fit in ``chunk_bytes``.
 
     Parameters
@@ -74,7 +74,7 @@ def correlate_fft(
     out = np.empty((ho, wo, groups, fg), dtype=xa.dtype)
     block = max(1, chunk_bytes // (xa.shape[2] * size[0] * (size[1] // 2 + 1) * complex_size))
     origins = list(product(range(0, ho, step[0]), range(0, wo, step[1])))
-    with ThreadPoolExecutor(WORKERS) as pool:
+    with ThreadPoolExecutor(threads()) as pool:
         for f0 in range(0, fg, block):
             kspec = _kernel_spectra(kernels[:, :, f0 : f0 + block], size)
             tile = partial(

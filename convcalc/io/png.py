@@ -20,10 +20,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from convcalc.compute.arrays import WORKERS
+from convcalc.compute.arrays import threads
 
 
-def encode_png(pixels: NDArray[Any], *, level: int = 1, workers: int = WORKERS) -> bytes:
+def encode_png(pixels: NDArray[Any], *, level: int = 1, workers: int | None = None) -> bytes:
     """Encode HxW or HxWxC pixels as the bytes of a PNG file.
 
     Parameters
@@ -35,8 +35,9 @@ def encode_png(pixels: NDArray[Any], *, level: int = 1, workers: int = WORKERS) 
     level : int
         zlib level 0-9, as Pillow's ``compress_level``: 0 stores, 1 is the
         fastest, 9 the smallest.
-    workers : int
-        Threads that filter and deflate bands of rows at once.
+    workers : int, optional
+        Threads that filter and deflate bands of rows at once (default:
+        `convcalc.compute.arrays.threads`).
 
     Returns
     -------
@@ -52,6 +53,7 @@ def encode_png(pixels: NDArray[Any], *, level: int = 1, workers: int = WORKERS) 
     image = _as_image(pixels)
     if not (isinstance(level, int) and 0 <= level <= 9):
         raise ValueError(f"PNG level {level!r} is not valid; valid: 0-9")
+    workers = threads() if workers is None else workers
     if workers < 1:
         raise ValueError(f"{workers!r} workers is not valid; valid: 1 or more")
     return _encode(image, level, workers)
