@@ -24,7 +24,7 @@ from convcalc.cli.apply_many import failure_lines, refuse_failures
 from convcalc.cli.apply_one import compute_result, write_result
 from convcalc.cli.apply_options import Run
 from convcalc.cli.output import say
-from convcalc.errors import ConvcalcError, RuntimeFailure
+from convcalc.errors import ConvcalcError
 
 Job = tuple[str, Run]
 """An input and the run that writes its output (``run.out.output``, in OUT/)."""
@@ -122,26 +122,12 @@ def write_shipped(job: Job, shipped: Shipped) -> None:
 
 
 def input_bytes(job: Job) -> bytes:
-    """On the client: the bytes of a job's input, a regular file of at most half the
-    memory available here (the rule every input read obeys)."""
+    """On the client: the bytes of a job's input, read under the rules every input
+    obeys (a regular file, at most half the memory available here)."""
     from convcalc.calc.files import read_regular_file
-    from convcalc.compute.memory import available_memory
-    from convcalc.io.reading import INPUT_KINDS
+    from convcalc.io.reading import input_rules
 
-    source = job[0]
-    available = available_memory()
-    bound = None if available is None else available // 2
-
-    def too_large(size: int) -> RuntimeFailure:
-        return RuntimeFailure(
-            f"{source}: {size / 2**30:.2f} GiB (or more) is over half the memory available "
-            "here; try a smaller input"
-        )
-
-    data = read_regular_file(
-        source, name=source, valid=INPUT_KINDS, max_bytes=bound, too_large=too_large
-    )
-    return bytes(data)
+    return bytes(read_regular_file(job[0], **input_rules(job[0])))
 
 
 def _renamed(text: str, names: dict[str, str]) -> str:

@@ -243,6 +243,19 @@ def check_input(path: str) -> None:
         check_regular_file(path, name=path, valid=INPUT_KINDS)
 
 
+def input_rules(path: str) -> dict[str, Any]:
+    """How an input file is checked before it is read, as keyword arguments of
+    `convcalc.calc.files.read_regular_file`: its name in messages, what is valid, and
+    the size bound (half the memory available now)."""
+    bound = _read_bound()
+    return {
+        "name": path,
+        "valid": INPUT_KINDS,
+        "max_bytes": bound,
+        "too_large": lambda size: _too_large(path, size, bound),
+    }
+
+
 # ----------------------------------------------------------------- reading helpers
 
 
@@ -265,27 +278,15 @@ _IMAGE_EXTENSIONS = (
 
 
 def _read_file(path: str) -> bytes | bytearray:
-    return read_regular_file(path, **_input_rules(path))
+    return read_regular_file(path, **input_rules(path))
 
 
 def _read_npy_file(path: str) -> NDArray[Any]:
     """A ``.npy`` file's array with its own axes, read straight into it (as np.load)."""
-    with open_regular_file(path, **_input_rules(path)) as (file, size):
+    with open_regular_file(path, **input_rules(path)) as (file, size):
         if size == 0:
             raise ConvcalcError(f"{path}: empty input (0 bytes); expected an image, .npy or text")
         return read_npy_file(file, size, source=path)
-
-
-def _input_rules(path: str) -> dict[str, Any]:
-    """How an input file is checked before it is read (`convcalc.calc.files`): its name
-    in messages, what is valid, and the size bound."""
-    bound = _read_bound()
-    return {
-        "name": path,
-        "valid": INPUT_KINDS,
-        "max_bytes": bound,
-        "too_large": lambda size: _too_large(path, size, bound),
-    }
 
 
 def _read_stream(stream: BinaryIO) -> bytes | bytearray:
