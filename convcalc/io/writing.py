@@ -9,12 +9,12 @@ intact and no reader ever sees a partly written one; an interrupting signal turn
 into an exception (as the CLI does for SIGINT, SIGTERM and SIGHUP) removes the
 temporary file as it unwinds.
 
-Durability is the caller's choice (``fsync``); by default
-the data is left to the operating system to write back, as ``cp`` and ``numpy.save``
-do; with ``fsync=True`` each file is flushed to the disk before its rename and the
-folder after it, so the new file survives a power loss once the call returns. PNG is
-encoded by `convcalc.io.png`; Pillow is imported only when an image of another format
-is encoded.
+Durability is the caller's choice (``fsync``): by default the data is left to the
+operating system to write back, as ``cp`` and ``numpy.save`` do; with ``fsync=True``
+each file is flushed to the disk before its rename and the folder after it, so the new
+file survives a power loss once the call returns. A file's blocks are reserved before
+it is written (:func:`reserve`). PNG is encoded by `convcalc.io.png`; Pillow is
+imported only when an image of another format is encoded.
 """
 
 from __future__ import annotations
