@@ -13,13 +13,15 @@ from convcalc.calc.sizes import parse_counts, parse_dims, parse_padding
 from convcalc.cli.command import ConvcalcCommand
 from convcalc.cli.kernels import refuse_size_kernel
 from convcalc.cli.options import (
+    channels_option,
+    groups_option,
     max_pixels_option,
     output_padding_option,
     pad_mode_option,
     parse_numbers,
     window_options,
 )
-from convcalc.cli.output import BUSY_SIZE, busy, choice_of, emit_json, say
+from convcalc.cli.output import BUSY_SIZE, busy, emit_json, say
 from convcalc.errors import ConvcalcError
 
 
@@ -35,21 +37,8 @@ from convcalc.errors import ConvcalcError
     "3.0); repeat for several filters. With --pool: the window size.",
 )
 @click.option("--bias", help="One bias per filter, comma-separated.")
-@click.option(
-    "--channels",
-    type=choice_of(ChannelMode),
-    default="each",
-    show_default=True,
-    help="A 2-D kernel on a colour image: filter each channel, or sum them.",
-)
-@click.option(
-    "--groups",
-    type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    help="Grouped convolution, as apply --groups: each filter (C/G deep) sees its group's "
-    "channels, the others faded.",
-)
+@channels_option
+@groups_option
 @click.option(
     "--region",
     help="ROW,COL,H,W: animate this part of the input (default on an input over "

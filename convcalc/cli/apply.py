@@ -48,8 +48,10 @@ from convcalc.cli.apply_stream import apply_streamed, stream_job
 from convcalc.cli.command import ConvcalcCommand
 from convcalc.cli.kernels import kernel_forms, refuse_size_kernel
 from convcalc.cli.options import (
+    channels_option,
     format_option,
     gray_option,
+    groups_option,
     max_pixels_option,
     output_padding_option,
     pad_mode_option,
@@ -95,21 +97,8 @@ from convcalc.errors import ConvcalcError
     show_default=True,
     help="Applied after the sum and bias.",
 )
-@click.option(
-    "--channels",
-    type=choice_of(ChannelMode),
-    default="each",
-    show_default=True,
-    help="A 2-D kernel on a colour image: filter each channel, or sum them.",
-)
-@click.option(
-    "--groups",
-    type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    help="Grouped convolution (PyTorch's groups=G): the input's C channels and the -k filters "
-    "split into G groups; each filter is C/G deep and sees its group's channels.",
-)
+@channels_option
+@groups_option
 @click.option("--flip", is_flag=True, help="True convolution: rotate the kernel 180°.")
 @click.option(
     "--method",

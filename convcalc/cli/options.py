@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 
 import click
 
-from convcalc.calc.choices import Format, PadMode
+from convcalc.calc.choices import ChannelMode, Format, PadMode
 from convcalc.cli.output import choice_of
 from convcalc.errors import ConvcalcError
 
@@ -30,6 +30,21 @@ pad_mode_option = click.option(
     default="zero",
     show_default=True,
     help="What fills the padding.",
+)
+channels_option = click.option(
+    "--channels",
+    type=choice_of(ChannelMode),
+    default="each",
+    show_default=True,
+    help="A 2-D kernel on a colour image: filter each channel, or sum them.",
+)
+groups_option = click.option(
+    "--groups",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Grouped convolution (PyTorch's groups=G): the input's C channels and the -k filters "
+    "split into G groups; each filter is C/G deep and sees its group's channels.",
 )
 gray_option = click.option(
     "--gray", is_flag=True, help="Convert a colour image to one channel first."
