@@ -38,6 +38,7 @@ from convcalc.compute.op_gradients import (
 )
 from convcalc.compute.pipeline import Settings, Stage, as_data, kernel_bank, stage_bank
 from convcalc.compute.pipeline import run as run_pipeline
+from convcalc.compute.pointwise import SMOOTH
 from convcalc.errors import ConvcalcError
 
 __all__ = [
@@ -250,10 +251,12 @@ def _pointwise_step(
         return y * (g - (g * y).sum(axis=-1, keepdims=True)), None
     if name == "relu6":
         return np.where((y > 0) & (y < 6), g, 0), None
+    if name in SMOOTH:
+        return g * SMOOTH[name].slope(x.astype(y.dtype, copy=False)), None
     if name not in set(Activation) - {Activation.NONE}:
         raise ConvcalcError(
             f"the gradient of '{name}' is not computed; valid: relu, relu6, lrelu, sigmoid, "
-            "tanh, softmax, dropout"
+            f"tanh, softmax, dropout, {', '.join(SMOOTH)}"
         )
     return activation_backward(y, g, Activation(name)), None
 

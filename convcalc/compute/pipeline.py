@@ -15,7 +15,6 @@ of its group f // (F/G) (`grouped_bank`).
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -31,6 +30,7 @@ from convcalc.calc.network import per_axis, two_axes
 from convcalc.compute import ops
 from convcalc.compute.arrays import saturated, working_dtype
 from convcalc.compute.memory import estimate_bytes as estimate_bytes  # apply's estimate
+from convcalc.compute.pointwise import SMOOTH
 from convcalc.errors import ConvcalcError
 
 Array = NDArray[Any]
@@ -511,34 +511,11 @@ def _pointwise(layer: Pointwise, x: Array, stage: Stage, ctx: _Context) -> Array
         shifted = np.exp(x - x.max(axis=-1, keepdims=True))
         result: Array = shifted / shifted.sum(axis=-1, keepdims=True)
         return result
-    if name in _SMOOTH:
-        return _SMOOTH[name](x.astype(working_dtype(x.dtype), copy=False))
+    if name in SMOOTH:
+        return SMOOTH[name].value(x.astype(working_dtype(x.dtype), copy=False))
     if name == "relu6":
         return np.clip(ops.activate(x, Activation.RELU), None, 6)
     return ops.activate(x, Activation(name))
-
-
-def _gelu(x: Array) -> Array:
-    """x·Φ(x) with the exact normal CDF, as PyTorch's GELU() (not the tanh estimate)."""
-    erf = np.asarray(np.frompyfunc(math.erf, 1, 1)(x / math.sqrt(2)), dtype=x.dtype)
-    result: Array = 0.5 * x * (1 + erf)
-    return result
-
-
-def _hsigmoid(x: Array) -> Array:
-    result: Array = np.clip(x + 3, 0, 6) / 6
-    return result
-
-
-_SMOOTH: dict[str, Callable[[Array], Array]] = {
-    "gelu": _gelu,
-    "silu": lambda x: x * ops.activate(x, Activation.SIGMOID),
-    "hardswish": lambda x: x * _hsigmoid(x),
-    "hsigmoid": _hsigmoid,
-    "identity": lambda x: x,
-}
-"""The activations of the grammar beyond `ops.activate`'s, as PyTorch defines them:
-GELU (exact), SiLU (swish), Hardswish, Hardsigmoid, Identity."""
 
 
 def _convolve_ranked(layer: Conv, x: Array, stage: Stage, ctx: _Context) -> Array:

@@ -1,4 +1,5 @@
-"""The pointwise end of a layer: the bias added per filter, then the activation.
+"""The pointwise end of a layer: the bias added per filter, then the activation; and the
+activations of the grammar beyond a layer's own (`SMOOTH`), with their derivatives.
 
 Shared by the 2-D operations (`convcalc.compute.ops`) and those of any rank
 (`convcalc.compute.ops_nd`); callers import `activate` and `LRELU_SLOPE` from
@@ -7,7 +8,9 @@ Shared by the 2-D operations (`convcalc.compute.ops`) and those of any rank
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -57,3 +60,50 @@ def add_bias(y: Array, bias: Sequence[float] | None) -> Array:
         )
     y += b
     return y
+
+
+class Smooth(NamedTuple):
+    """An activation as PyTorch defines it: its value, and its derivative (both of x)."""
+
+    value: Callable[[Array], Array]
+    slope: Callable[[Array], Array]
+
+
+def _normal_cdf(x: Array) -> Array:
+    """Φ(x), exactly: numpy has no erf, so math.erf value by value."""
+    erf = np.asarray(np.frompyfunc(math.erf, 1, 1)(x / math.sqrt(2)), dtype=x.dtype)
+    result: Array = 0.5 * (1 + erf)
+    return result
+
+
+def _normal_pdf(x: Array) -> Array:
+    result: Array = np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
+    return result
+
+
+def _sigmoid(x: Array) -> Array:
+    return activate(x, Activation.SIGMOID)
+
+
+def _hsigmoid(x: Array) -> Array:
+    result: Array = np.clip(x + 3, 0, 6) / 6
+    return result
+
+
+def _hardswish_slope(x: Array) -> Array:
+    # PyTorch 2.13 (checked with autograd): 0 up to -3, x/3 + 1/2 between, 1 from 3 on
+    result: Array = np.where(x <= -3, 0, np.where(x < 3, x / 3 + 0.5, 1)).astype(x.dtype)
+    return result
+
+
+SMOOTH: dict[str, Smooth] = {
+    "gelu": Smooth(lambda x: x * _normal_cdf(x), lambda x: _normal_cdf(x) + x * _normal_pdf(x)),
+    "silu": Smooth(lambda x: x * _sigmoid(x), lambda x: _sigmoid(x) * (1 + x * (1 - _sigmoid(x)))),
+    "hardswish": Smooth(lambda x: x * _hsigmoid(x), _hardswish_slope),
+    "hsigmoid": Smooth(_hsigmoid, lambda x: np.where((x > -3) & (x < 3), 1 / 6, 0).astype(x.dtype)),
+    "identity": Smooth(lambda x: x, np.ones_like),
+}
+"""The activations of the grammar that `activate` does not take, as PyTorch defines them:
+GELU (the exact one, not the tanh estimate), SiLU (swish), Hardswish, Hardsigmoid,
+Identity; each with the slope its backward pass multiplies dL/dY by. (PyTorch's
+Hardsigmoid slope is 1/6 rounded to float32 even in float64; this one is 1/6.)"""

@@ -308,3 +308,28 @@ def test_a_stage_without_gradient_is_named() -> None:
     ]
     with pytest.raises(ConvcalcError, match=r"layer 2 \(l2pool:2\): the gradient of l2 pooling"):
         backward(np.ones((5, 5)), stages)
+
+
+@pytest.mark.parametrize("name", ["gelu", "silu", "hardswish", "hsigmoid", "identity"])
+def test_the_smooth_activations_backpropagate_their_central_difference(name: str) -> None:
+    from convcalc.calc.grammar import parse_spec
+    from convcalc.compute.gradients import backward
+    from convcalc.compute.pipeline import Stage, run
+
+    rng = np.random.default_rng(5)
+    x = rng.uniform(-5, 5, (4, 5, 2))
+    x[np.abs(np.abs(x) - 3) < 0.01] = 0.5  # hardswish and hsigmoid have kinks at ±3
+    g = rng.normal(size=x.shape)
+    stages = [Stage(parse_spec(name))]
+    h = 1e-6
+    slope = (run(x + h, stages).output - run(x - h, stages).output) / (2 * h)
+    np.testing.assert_allclose(backward(x, stages, grad_output=g).grad_input, g * slope, atol=1e-7)
+
+
+def test_the_kinks_take_pytorchs_side() -> None:
+    from convcalc.compute.pointwise import SMOOTH
+
+    at = np.array([-3.0, 3.0])
+    # torch.nn.functional.hardswish / hardsigmoid backward at exactly -3 and 3
+    assert SMOOTH["hardswish"].slope(at).tolist() == [0.0, 1.0]
+    assert SMOOTH["hsigmoid"].slope(at).tolist() == [0.0, 0.0]
