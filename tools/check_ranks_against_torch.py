@@ -20,6 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch_agreement import disagreement  # tools/, beside this script
 
 from convcalc.calc.choices import Activation, ChannelMode, PadMode, PoolKind
 from convcalc.calc.layers import Conv, Deconv, GlobalPool, Pointwise, Pool, Spec
@@ -179,18 +180,8 @@ def check(cases: list[dict[str, Any]], settings: Settings, rng: np.random.Genera
         params.append({"k": ks, "b": b})
         y = torch_stage(y, case | {"settings": settings}, params[-1], settings.rank)
     (y * to_torch(g).detach()).sum().backward()
-    problems = [] if np.allclose(from_torch(y), ours.output, atol=1e-9) else ["forward output"]
-    if not np.allclose(from_torch(x.grad), ours.grad_input, atol=1e-9):
-        problems.append("grad_input")
-    for position, (mine, theirs) in enumerate(zip(ours.layers, params, strict=True), start=1):
-        if mine is None:
-            continue
-        for f, (gk, k) in enumerate(zip(mine.kernels, theirs["k"], strict=True)):
-            if not np.allclose(gk, k.grad.numpy(), atol=1e-9):
-                problems.append(f"layer {position} grad_kernel[{f}]")
-        if theirs["b"] is not None and not np.allclose(mine.bias, theirs["b"].grad.numpy()):
-            problems.append(f"layer {position} grad_bias")
-    return ", ".join(problems) or None
+    assert x.grad is not None
+    return disagreement(ours, from_torch(y), from_torch(x.grad), params)
 
 
 def chain(rng: np.random.Generator, n: int, rank: int) -> tuple[str, list[dict[str, Any]], Any]:
