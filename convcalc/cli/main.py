@@ -20,6 +20,7 @@ While a command runs (`ConvcalcGroup.main`):
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any, ClassVar
@@ -31,6 +32,13 @@ from convcalc.cli.command import ConvcalcCommand
 from convcalc.cli.signals import signals_raised, writes_files
 from convcalc.cli.status import failure_of, internal_error, report
 from convcalc.cli.streams import ascii_fallback, guarded_stdout
+
+# apply, animate and bench run their strips on convcalc's own threads, one per core
+# (convcalc.compute.arrays.threads): a BLAS pool under each thread would contend for
+# the same cores (benchmarks/README.md). Read by BLAS when numpy loads, which no module
+# above does; a value the user set wins.
+for _variable in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_variable, "1")
 
 
 class ConvcalcGroup(click.Group):

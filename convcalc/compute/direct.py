@@ -1,9 +1,13 @@
-"""The direct method: shift-and-add of the KH·KW taps over strided views of an
-already padded HxWxC input, in row strips on a thread pool.
+"""The direct method on an already padded HxWxC input, in row strips on a thread pool.
 
-Depthwise kernels run channels-first, or on the HxWxC rows as they are when every
-channel has the same kernel; rank-1 kernels run as a row pass and a column pass.
-Shapes and the dtype policy are those of `convcalc.compute.methods`.
+Kernels of depth 2 or more add up their KH·KW taps over strided views, each tap a
+matrix product over the channels. Kernels of depth 1 (one channel each: a grayscale
+image, a depthwise layer, one kernel for every channel of a photo) run channels-first,
+or on the HxWxC rows as they are when every channel has the same kernel, as row
+products: for each output row one matrix product of the kernel's columns with the KH
+input rows it covers (KW x KH times KH x W), then KW shifted adds. Shapes and the
+dtype policy are those of
+`convcalc.compute.methods`.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from convcalc.calc.geometry import effective_kernel
@@ -26,7 +31,6 @@ from convcalc.compute.arrays import (
     threads,
     working_array,
 )
-from convcalc.compute.factoring import rank1_factors
 from convcalc.compute.padding import PaddedInput
 
 TILE_BYTES = 512 * 2**10
@@ -36,15 +40,16 @@ Measurements: benchmarks/README.md.
 """
 
 TILE_MIN_ROWS_PER_SPAN = 8
-"""A strip has at least this many output rows per extra kernel row (KH - 1).
-
-A strip reads KH - 1 rows beyond its own, and the separable row pass computes
-them too, so short strips waste work. Measurements: benchmarks/README.md.
+"""A strip has at least this many output rows per extra kernel row (KH - 1): it reads
+KH - 1 rows beyond its own. Measurements: benchmarks/README.md.
 """
 
-SEPARABLE_MIN_PIXELS = 128 * 128
-"""Output pixels from which direct runs rank-1 kernels as two 1-D passes (below it the
-plain sum stays exact on integers; the factored one may differ in the last bit)."""
+ROW_PRODUCT_BYTES = 4 * 2**20
+"""Bytes of a strip's row products (KW partial sums per input value, see
+`_row_products`): a depth-1 kernel's strips are as many output rows as fit, so that
+no buffer is large enough to be mapped afresh, and faulted in, for every strip.
+Measurements: benchmarks/README.md.
+"""
 
 
 def correlate_direct(
@@ -56,20 +61,17 @@ def correlate_direct(
     groups: int = 1,
     tile_rows: int | None = None,
     workers: int | None = None,
-    separable: bool = True,
     out_dtype: DTypeLike | None = None,
 ) -> NDArray[Any]:
-    """Shift-and-add over the KH·KW taps: ``y += x[tap view] @ w[i, j]`` per tap.
+    """The direct sum, ``y += x[tap view] @ w[i, j]`` over the KH·KW taps (depth 1:
+    `_row_products`).
 
-    Output rows are computed in strips of ``tile_rows`` (default: `TILE_BYTES` of
-    output, at least 4 rows and `TILE_MIN_ROWS_PER_SPAN` per extra kernel row) on
+    Output rows are computed in strips of ``tile_rows`` (default: `_tile_rows`) on
     ``workers`` threads (default `convcalc.compute.arrays.threads`). ``x`` may be a
     `PaddedInput`, whose padded rows are then built strip by strip, never as a whole.
-    Kernels of depth 1 (depthwise) run channels-first, or, when every channel has
-    the same kernel and the column stride is 1, on the HxWxC layout as it is;
-    when they are also rank 1 (see `convcalc.compute.factoring.rank1_factors`),
-    larger than 2x2 and the output has `SEPARABLE_MIN_PIXELS` pixels, as a row pass
-    then a column pass (unless ``separable=False``). An integer ``out_dtype`` (e.g.
+    Kernels of depth 1 (depthwise) run as row products, channels-first, or, when every
+    channel has the same kernel and the column stride is 1, on the HxWxC layout as it
+    is. An integer ``out_dtype`` (e.g.
     uint8) returns the result rounded to nearest and saturated to that type's range,
     strip by strip, as OpenCV's ``saturate_cast`` does: no float copy of the whole
     result is made.
@@ -87,11 +89,9 @@ def correlate_direct(
     span = effective_kernel(wa.shape[0], dilation[0])
     f = wa.shape[3]
     if tile_rows is None:
-        tile_rows = max(
-            4, TILE_BYTES // max(1, wo * f * wa.dtype.itemsize), TILE_MIN_ROWS_PER_SPAN * (span - 1)
-        )
-    factors = rank1_factors(wa) if separable and ho * wo >= SEPARABLE_MIN_PIXELS else None
-    product = _strip_product(wa, stride, dilation, groups, factors)
+        width = (bands if bands is not None else xa).shape[1]
+        tile_rows = _tile_rows(wa.shape, wo, width, span, dtype.itemsize)
+    product = _strip_product(wa, stride, dilation, groups)
     out = np.empty((ho, wo, f), dtype=dtype if out_dtype is None else out_dtype)
     saturate = out.dtype != dtype
 
@@ -118,68 +118,96 @@ def correlate_direct(
 # -- helpers ---------------------------------------------------------------
 
 
+def _tile_rows(kernel_shape: tuple[int, ...], wo: int, width: int, span: int, itemsize: int) -> int:
+    """Output rows per strip: `ROW_PRODUCT_BYTES` of row products for depth-1 kernels
+    (`_row_products`), otherwise `TILE_BYTES` of output, at least 4 rows and
+    `TILE_MIN_ROWS_PER_SPAN` per extra kernel row; ``width`` is the padded input's."""
+    kw, depth, f = kernel_shape[1:4]
+    if depth == 1:
+        return max(1, ROW_PRODUCT_BYTES // (kw * f * width * itemsize))
+    return max(4, TILE_BYTES // max(1, wo * f * itemsize), TILE_MIN_ROWS_PER_SPAN * (span - 1))
+
+
 def _strip_product(
-    w: Array, stride: Pair, dilation: Pair, groups: int, factors: tuple[Array, Array] | None
+    w: Array, stride: Pair, dilation: Pair, groups: int
 ) -> Callable[[Array, Array], None]:
     """The function that fills an output strip (Ho' x Wo x F) from its input rows."""
     if w.shape[2] != 1:
         return lambda xs, out: _shift_add(xs, w, stride, dilation, groups, out)
     if stride[1] == 1 and w.shape[3] == groups and np.all(w == w[..., :1]):
-        # one kernel for every channel: its taps are scalars, and along a row the
-        # channels interleave into one contiguous run, so no transposes are needed
-        shared = (w[:, :, 0, 0], None if factors is None else (factors[0][0], factors[1][0]))
-        return lambda xs, out: _shared(xs, *shared, stride, dilation, out)
+        # one kernel for every channel: along a row the channels interleave into one
+        # contiguous run, so the HxWxC rows serve as they are, with no transposes
+        return lambda xs, out: _shared(xs, w[:, :, 0, 0], stride, dilation, out)
     f = w.shape[3]
+    kernels = _row_kernels(w[:, :, 0, :], groups)
 
     def channels_first(xs: Array, out: Array) -> None:
-        # channels first within the strip, so the inner loops run along a row, not
-        # over C; the strip's transposes stay in cache and run on the thread pool
+        # channels first within the strip, so that each channel's rows are contiguous;
+        # the strip's transposes stay in cache and run on the thread pool
         xs = np.ascontiguousarray(xs.transpose(2, 0, 1))
         rows, wo = out.shape[:2]
         if f == 1:  # one map: write straight into the output
             local = out[:, :, 0][None, None]
         else:
             local = np.empty((groups, f // groups, rows, wo), dtype=out.dtype)
-        if factors is None:
-            _shift_add_depthwise(xs, w, stride, dilation, local)
-        else:
-            _separable(xs, factors, stride, dilation, local)
+        _row_products(xs, kernels, stride, dilation, local)
         if f > 1:
             out[...] = local.reshape(f, rows, wo).transpose(1, 2, 0)
 
     return channels_first
 
 
-def _shared(
-    xs: Array,
-    k: Array,
-    factors: tuple[Array, Array] | None,
-    stride: Pair,
-    dilation: Pair,
-    out: Array,
-) -> None:
+def _shared(xs: Array, k: Array, stride: Pair, dilation: Pair, out: Array) -> None:
     """One KH x KW kernel on every channel of xs (R x W x C) at column stride 1."""
     (sh, _), (dh, dw) = stride, dilation
-    wo = out.shape[1]
-    if factors is None:
-        taps = [(i * dh, j * dw, k[i, j]) for i in range(k.shape[0]) for j in range(k.shape[1])]
-        _add_taps(xs, taps, sh, out)
+    rows, wo, channels = out.shape
+    # a row of C interleaved channels is one plane row; a tap moves dw·C along it
+    plane = np.ascontiguousarray(xs).reshape(1, xs.shape[0], -1)
+    target = out.reshape(1, 1, rows, wo * channels)
+    kernel = np.ascontiguousarray(k.T)[None]
+    _row_products(plane, kernel, (sh, 1), (dh, dw * channels), target)
+
+
+def _row_kernels(w: Array, groups: int) -> Array:
+    """The KH x KW x F depth-1 kernels as `_row_products` takes them: G x (M·KW) x KH,
+    entry ``[g, m·KW + j, i] = w[i, j, g·M + m]`` (M = F/G filters per group)."""
+    kh, kw, f = w.shape
+    by_group = w.reshape(kh, kw, groups, f // groups).transpose(2, 3, 1, 0)
+    return np.ascontiguousarray(by_group.reshape(groups, -1, kh))
+
+
+def _row_products(planes: Array, kernels: Array, stride: Pair, dilation: Pair, out: Array) -> None:
+    """``out[g, m, r, c] = Σ_ij kernels[g, m·KW + j, i] · planes[g, r·sh + i·dh, c·sw + j·dw]``.
+
+    planes is G x H x W (rows contiguous), kernels G x (M·KW) x KH (`_row_kernels`),
+    out G x M x Ho' x Wo. Per output row, one matrix product of the kernels' columns
+    with the KH input rows under them gives every column's partial sums; KW shifted
+    adds finish the row. The product runs in BLAS, two passes over the output per
+    kernel column where adding up the KH·KW taps one by one takes two per tap.
+    """
+    (sh, sw), (dh, dw) = stride, dilation
+    groups, mult, rows, wo = out.shape
+    kh = kernels.shape[2]
+    kw = kernels.shape[1] // mult
+    assert planes.shape[1] >= (rows - 1) * sh + (kh - 1) * dh + 1, "too few input rows"
+    g_step, r_step, c_step = planes.strides
+    windows = as_strided(
+        planes,
+        (groups, rows, kh, planes.shape[2]),
+        (g_step, sh * r_step, dh * r_step, c_step),
+        writeable=False,
+    )
+    products = np.matmul(kernels[:, None], windows).reshape(groups, rows, mult, kw, -1)
+    parts = [
+        products[:, :, :, j, j * dw : j * dw + (wo - 1) * sw + 1 : sw].transpose(0, 2, 1, 3)
+        for j in range(kw)
+    ]
+    if kw == 1:
+        out[...] = parts[0]
         return
-    u, v = factors
-    rows = np.empty((xs.shape[0], wo, xs.shape[2]), dtype=out.dtype)
-    _add_taps(xs, [(0, j * dw, v[j]) for j in range(v.size)], 1, rows)
-    _add_taps(rows, [(i * dh, 0, u[i]) for i in range(u.size)], sh, out)
-
-
-def _add_taps(xs: Array, taps: list[tuple[int, int, Any]], sh: int, out: Array) -> None:
-    """``out = sum of weight · xs[r0 + sh·r, c0 + c]`` over the taps ``(r0, c0, weight)``."""
-    ho, wo = out.shape[:2]
-    tmp = np.empty_like(out)
-    for n, (r0, c0, weight) in enumerate(taps):
-        view = xs[r0 : r0 + (ho - 1) * sh + 1 : sh, c0 : c0 + wo]
-        np.multiply(view, weight, out=tmp if n else out)
-        if n:
-            np.add(out, tmp, out=out)
+    np.add(parts[0], parts[1], out=out)
+    for part in parts[2:]:
+        np.add(out, part, out=out)
 
 
 def _shift_add(xs: Array, w: Array, stride: Pair, dilation: Pair, groups: int, out: Array) -> None:
@@ -197,47 +225,3 @@ def _shift_add(xs: Array, w: Array, stride: Pair, dilation: Pair, groups: int, o
             else:
                 tap_product(view, w[i, j], groups, tmp)
                 np.add(out, tmp, out=out)
-
-
-def _shift_add_depthwise(xs: Array, w: Array, stride: Pair, dilation: Pair, out: Array) -> None:
-    """Depth-1 kernels, channels first: xs is G x H x W, out G x M x Ho x Wo (F = G·M)."""
-    (sh, sw), (dh, dw) = stride, dilation
-    groups, mult, ho, wo = out.shape
-    wt = w[:, :, 0, :].reshape(*w.shape[:2], groups, mult, 1, 1)
-    tmp = np.empty_like(out)
-    for i in range(w.shape[0]):
-        for j in range(w.shape[1]):
-            view = xs[
-                :,
-                None,
-                i * dh : i * dh + (ho - 1) * sh + 1 : sh,
-                j * dw : j * dw + (wo - 1) * sw + 1 : sw,
-            ]
-            if i == j == 0:
-                np.multiply(view, wt[0, 0], out=out)
-            else:
-                np.multiply(view, wt[i, j], out=tmp)
-                np.add(out, tmp, out=out)
-
-
-def _separable(
-    xs: Array, factors: tuple[Array, Array], stride: Pair, dilation: Pair, out: Array
-) -> None:
-    """A row pass with v, then a column pass with u; layout as `_shift_add_depthwise`."""
-    (sh, sw), (dh, dw) = stride, dilation
-    groups, mult, ho, wo = out.shape
-    u = factors[0].reshape(groups, mult, -1, 1, 1)
-    v = factors[1].reshape(groups, mult, -1, 1, 1)
-    rows = np.empty((groups, mult, xs.shape[1], wo), dtype=out.dtype)
-    tmp = np.empty_like(rows)
-    for j in range(v.shape[2]):
-        view = xs[:, None, :, j * dw : j * dw + (wo - 1) * sw + 1 : sw]
-        np.multiply(view, v[:, :, j], out=rows if j == 0 else tmp)
-        if j:
-            np.add(rows, tmp, out=rows)
-    part = tmp[:, :, :ho]
-    for i in range(u.shape[2]):
-        view = rows[:, :, i * dh : i * dh + (ho - 1) * sh + 1 : sh]
-        np.multiply(view, u[:, :, i], out=out if i == 0 else part)
-        if i:
-            np.add(out, part, out=out)

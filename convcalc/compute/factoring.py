@@ -2,9 +2,8 @@
 
 A KHxKW kernel is rank 1 when its second singular value is at most ``rtol`` times
 its largest; cross-correlating with it then equals cross-correlating with a KHx1
-column and then a 1xKW row. This module is the one home of that rule: for one
-kernel (:func:`separable_factors`) and for a KH x KW x 1 x F bank
-(:func:`rank1_factors`, which the direct method and AUTO's choice use).
+column and then a 1xKW row. This module is the one home of that rule
+(:func:`separable_factors`), which `convcalc kernels` reports.
 """
 
 from __future__ import annotations
@@ -13,8 +12,6 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-
-from convcalc.compute.arrays import Array
 
 FloatArray = NDArray[np.float64]
 
@@ -79,43 +76,6 @@ def separable_factors(
     sign = 1.0 if pivot > 0 else -1.0
     # Adding 0.0 turns the -0.0 of a sign flip into 0.0.
     return k[:, j] * sign + 0.0, k[i, :] / abs(pivot) + 0.0
-
-
-def rank1_factors(w: Array) -> tuple[Array, Array] | None:
-    """(u, v), F x KH and F x KW with ``w[:, :, 0, o] = outer(u[o], v[o])``, or None.
-
-    Parameters
-    ----------
-    w
-        A KH x KW x depth x F bank of kernels, float32 or float64.
-
-    Returns
-    -------
-    (u, v) or None
-        In ``w``'s dtype. None unless the kernels have depth 1, are at least 2x2 and
-        not 2x2 (else two 1-D passes save nothing), and are each rank 1 by
-        :func:`separable_factors` (``s1 <= 1e-10·s0``, or 4 eps·s0 for float32),
-        whose factors are exact for integer and dyadic kernels (gauss5).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> u, v = rank1_factors(np.outer([1, 2, 1], [1, 0, -1])[:, :, None, None] * 1.0)
-    >>> u, v
-    (array([[1., 2., 1.]]), array([[ 1.,  0., -1.]]))
-    """
-    kh, kw, cg, f = w.shape
-    if cg != 1 or min(kh, kw) < 2 or kh * kw <= kh + kw:
-        return None
-    # a float32 kernel is rank 1 to float32's precision only: its rounding alone
-    # makes s1 up to eps/2·s0, and two passes in float32 round no worse than that
-    rtol = max(1e-10, 4 * float(np.finfo(w.dtype).eps))
-    factors = [separable_factors(w[:, :, 0, o], rtol=rtol) for o in range(f)]
-    if any(pair is None for pair in factors):
-        return None
-    u = np.stack([pair[0] for pair in factors if pair is not None])
-    v = np.stack([pair[1] for pair in factors if pair is not None])
-    return u.astype(w.dtype), v.astype(w.dtype)
 
 
 # -- helpers ---------------------------------------------------------------

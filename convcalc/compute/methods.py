@@ -13,8 +13,9 @@ compute and return float32; any other real input (wider integers, float64)
 computes in float64, exact for small integer examples. The four methods agree to
 floating-point tolerance:
 
-* ``direct``: shift-and-add over the KH·KW taps on strided views, in row strips
-  run on a small thread pool, with a two-pass path for rank-1 (separable) kernels;
+* ``direct``: the KH·KW taps added up over strided views, or for kernels of depth 1
+  row products (one matrix product per output row, then KW shifted adds), in row
+  strips run on a small thread pool (`convcalc.compute.direct`);
 * ``im2col``: a patch matrix times the weight matrix, chunked over output rows;
 * ``fft``: products of real 2-D FFTs, cropped to the valid part, then subsampled
   (`convcalc.compute.fftconv`);
@@ -36,9 +37,7 @@ from convcalc.calc.geometry import effective_kernel
 from convcalc.compute.arrays import CHUNK_BYTES, Array, Pair, prepare
 from convcalc.compute.arrays import working_array as working_array
 from convcalc.compute.arrays import working_dtype as working_dtype
-from convcalc.compute.direct import SEPARABLE_MIN_PIXELS as SEPARABLE_MIN_PIXELS
 from convcalc.compute.direct import correlate_direct as correlate_direct
-from convcalc.compute.factoring import rank1_factors
 from convcalc.compute.fftconv import correlate_fft as correlate_fft
 from convcalc.compute.winograd import correlate_winograd as correlate_winograd
 from convcalc.errors import ConvcalcError
@@ -46,14 +45,13 @@ from convcalc.errors import ConvcalcError
 # AUTO's rules: direct and FFT cost about the same per pixel at every image size and
 # dtype, so the rules count taps only; im2col and Winograd never beat direct, so AUTO
 # picks neither. Measurements: benchmarks/README.md.
-FFT_MIN_TAPS = 36
-"""AUTO picks FFT for a kernel of depth 1 from this many taps per output pixel."""
+FFT_MIN_TAPS = 256
+"""AUTO picks FFT for a kernel of depth 1 from this many taps per output pixel (16x16:
+direct's row products run 15x15 faster than FFT on 256² to 4096² images, 17x17 on
+4096² twice as slow)."""
 
 FFT_MIN_TAPS_DEEP = 64
 """AUTO picks FFT for a kernel of depth 2 or more from this many taps per output pixel."""
-
-FFT_SEPARABLE_TAPS = 36
-"""AUTO picks FFT for a separable kernel when ``(KH + KW)/(s_h·s_w)`` reaches this."""
 
 DIRECT_MAX_MACS = 2**22
 """Below this many multiply-accumulates AUTO keeps direct: fast, and exact on integers."""
@@ -103,7 +101,7 @@ def correlate_padded(
     """
     xa, wa, _, _ = prepare(x, w, stride, dilation, groups)
     if method == Method.AUTO:
-        method = choose_method(xa.shape, wa.shape, stride=stride, separable=is_separable(wa))
+        method = choose_method(xa.shape, wa.shape, stride=stride)
     if method == Method.DIRECT:
         return correlate_direct(xa, wa, stride=stride, dilation=dilation, groups=groups)
     if method == Method.IM2COL:
@@ -120,7 +118,6 @@ def choose_method(
     kernel_shape: tuple[int, ...],
     *,
     stride: Pair = (1, 1),
-    separable: bool = False,
 ) -> Method:
     """The method AUTO uses for an HxWxC input and a KH x KW x (C/groups) x F bank.
 
@@ -128,9 +125,7 @@ def choose_method(
     (about; padded or not), direct below `DIRECT_MAX_MACS` multiply-accumulates
     ``P·KH·KW·C/groups·F``; otherwise FFT when the taps per output pixel,
     ``KH·KW/(s_h·s_w)``, reach `FFT_MIN_TAPS` (depth C/groups of 1) or
-    `FFT_MIN_TAPS_DEEP` (deeper), or, for a ``separable`` kernel (see
-    `is_separable`) that direct runs in two passes, when ``(KH + KW)/(s_h·s_w)``
-    reaches `FFT_SEPARABLE_TAPS`; direct otherwise. With a stride FFT still
+    `FFT_MIN_TAPS_DEEP` (deeper); direct otherwise. With a stride FFT still
     computes every position. Dilation and groups do not enter (the kernel depth
     already says what groups do), nor does the dtype (float32 and float64 cross
     over at about the same size). im2col and Winograd are never chosen: neither
@@ -138,7 +133,7 @@ def choose_method(
 
     Examples
     --------
-    >>> str(choose_method((512, 512, 1), (15, 15, 1, 1)))
+    >>> str(choose_method((512, 512, 1), (17, 17, 1, 1)))
     'fft'
     >>> str(choose_method((512, 512, 64), (5, 5, 64, 64)))
     'direct'
@@ -148,25 +143,8 @@ def choose_method(
     pixels = in_shape[0] * in_shape[1] / strides
     if pixels * kh * kw * depth * filters < DIRECT_MAX_MACS:
         return Method.DIRECT
-    if separable and depth == 1 and pixels >= SEPARABLE_MIN_PIXELS:
-        fft = (kh + kw) / strides >= FFT_SEPARABLE_TAPS
-    else:
-        fft = kh * kw / strides >= (FFT_MIN_TAPS if depth == 1 else FFT_MIN_TAPS_DEEP)
+    fft = kh * kw / strides >= (FFT_MIN_TAPS if depth == 1 else FFT_MIN_TAPS_DEEP)
     return Method.FFT if fft else Method.DIRECT
-
-
-def is_separable(w: ArrayLike) -> bool:
-    """True when direct runs every kernel of the KH x KW x 1 x F bank as two 1-D passes.
-
-    That is: `convcalc.compute.factoring.rank1_factors` factors the bank (depth 1,
-    larger than 2x2, each kernel rank 1), as it does Gaussian, box and Sobel kernels.
-
-    Examples
-    --------
-    >>> is_separable(np.outer([1, 2, 1], [1, 0, -1])[:, :, None, None])
-    True
-    """
-    return rank1_factors(working_array(w)) is not None
 
 
 def correlate_im2col(

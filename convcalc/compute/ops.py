@@ -25,7 +25,7 @@ from numpy.typing import ArrayLike, DTypeLike, NDArray
 from convcalc.calc.choices import Activation, Convention, Method, PadMode, PoolKind
 from convcalc.calc.geometry import Padding
 from convcalc.compute.arrays import Array, saturated, working_array, working_dtype
-from convcalc.compute.methods import choose_method, correlate_direct, correlate_padded, is_separable
+from convcalc.compute.methods import choose_method, correlate_direct, correlate_padded
 from convcalc.compute.ops_nd import conv_transpose_nd, correlate_nd, pool_nd
 from convcalc.compute.padding import PaddedInput, pad
 from convcalc.compute.pointwise import LRELU_SLOPE, activate, add_bias
@@ -390,4 +390,4 @@ def _auto_method(
     x_shape: tuple[int, ...], w: Array, pads: list[tuple[int, int]], stride: tuple[int, int]
 ) -> Method:
     padded = (x_shape[0] + sum(pads[0]), x_shape[1] + sum(pads[1]), x_shape[2])
-    return choose_method(padded, w.shape, stride=stride, separable=is_separable(w))
+    return choose_method(padded, w.shape, stride=stride)

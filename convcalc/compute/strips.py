@@ -24,9 +24,7 @@ needs ``p + 1`` rows at the edge, replicate one, so a strip at an edge is widene
 read from the input when every layer before is pointwise (the first window
 layer), else the pipeline is not row-local here (`NotRowLocal`). Layers that need
 the whole input (global pooling, transposed convolution; any layer apply does not run)
-are `NotRowLocal` too. The direct method runs rank-1 kernels in two passes from
-`convcalc.compute.direct.SEPARABLE_MIN_PIXELS` output pixels: a strip of such a
-layer keeps at least that many, so it takes the whole run's path.
+are `NotRowLocal` too.
 """
 
 from __future__ import annotations
@@ -41,7 +39,6 @@ from convcalc.calc.choices import Convention, Method, PadMode
 from convcalc.calc.geometry import Axis, conv_axis, pool_axis
 from convcalc.calc.layers import Conv, Pointwise, Pool
 from convcalc.calc.network import two_axes
-from convcalc.compute.direct import SEPARABLE_MIN_PIXELS
 from convcalc.compute.padding import PaddedInput
 from convcalc.compute.pipeline import (
     Settings,
@@ -77,8 +74,7 @@ class StageRows:
 
     ``axis`` is the rows' `Axis` of a window layer (None for a pointwise one: output
     row i is input row i); ``fill`` the pad mode of a convolution's row padding (None
-    when it has none, and for pooling, whose padding never needs rows); ``min_rows``
-    the fewest output rows a strip of it computes.
+    when it has none, and for pooling, whose padding never needs rows).
     """
 
     stage: Stage
@@ -86,7 +82,6 @@ class StageRows:
     fill: PadMode | None
     in_shape: Shape
     out_shape: Shape
-    min_rows: int = 1
     convention: Convention = Convention.TORCH
 
 
@@ -187,7 +182,6 @@ def strip_height(
 def rows_needed(geometry: Sequence[StageRows], rows: int) -> int:
     """Input rows a strip of ``rows`` final output rows reads away from the edges."""
     for g in reversed(geometry):
-        rows = max(rows, g.min_rows)
         if g.axis is not None:
             rows = (rows - 1) * g.axis.stride + g.axis.span
     return rows
@@ -256,9 +250,7 @@ def _stage_rows(stage: Stage, settings: Settings, shape: Shape) -> StageRows | N
         PaddedInput(np.broadcast_to(np.zeros(()), shape), pads, settings.pad_mode)
     out = (rows.size, cols.size, bank.shape[3])
     fill = settings.pad_mode if rows.pad_lo or rows.pad_hi else None
-    pixels = rows.size * cols.size
-    least = -(-SEPARABLE_MIN_PIXELS // cols.size) if pixels >= SEPARABLE_MIN_PIXELS else 1
-    return StageRows(stage, rows, fill, shape, out, least, convention)
+    return StageRows(stage, rows, fill, shape, out, convention)
 
 
 def _where(position: int, stage: Stage, count: int) -> str:
@@ -295,12 +287,9 @@ def _reach(axis: Axis, lo: int, hi: int) -> tuple[int, int, int, int]:
 
 def _widened(g: StageRows, lo: int, hi: int) -> tuple[int, int]:
     """Output rows ``[lo, hi)`` widened until the strip has the rows its padding fill
-    needs (reflect: one more than the padding, every mode: one) and ``g.min_rows``."""
+    needs (reflect: one more than the padding, every mode: one)."""
     assert g.axis is not None
     size = g.axis.size
-    if hi - lo < g.min_rows:
-        hi = min(size, lo + g.min_rows)
-        lo = max(0, hi - g.min_rows)
     while not _fits(g, lo, hi) and (lo, hi) != (0, size):
         if hi < size:
             hi += 1

@@ -119,39 +119,44 @@ def _big_image() -> NDArray[np.float64]:
     return np.random.default_rng(7).normal(size=(300, 200, 3))
 
 
-def test_separable_threaded_strips_equal_plain_path() -> None:
-    x = _big_image()
+@pytest.mark.parametrize(
+    ("channels", "mult", "shared"), [(1, 1, False), (3, 2, False), (3, 1, True), (4, 1, False)]
+)
+@pytest.mark.parametrize(
+    ("stride", "dilation"), [((1, 1), (1, 1)), ((2, 3), (2, 1)), ((1, 2), (1, 3))]
+)
+def test_depth_one_row_products_equal_the_defining_sum_in_any_strips(
+    channels: int, mult: int, shared: bool, stride: tuple[int, int], dilation: tuple[int, int]
+) -> None:
+    # depth-1 kernels run as row products: one gray plane, a depthwise bank with two
+    # filters a channel, one kernel shared by every channel (HxWxC rows as they are)
     rng = np.random.default_rng(8)
-    u, v = rng.normal(size=(5, 6)), rng.normal(size=(4, 6))
-    w = np.einsum("if,jf->ijf", u, v)[:, :, None, :]  # depthwise, 2 filters per channel
-    assert methods.is_separable(w)
-    plain = correlate_direct(x, w, groups=3, separable=False, tile_rows=10**6, workers=1)
-    for stride, dilation in [((1, 1), (1, 1)), ((2, 1), (1, 2))]:
-        plain = correlate_direct(
-            x,
-            w,
-            stride=stride,
-            dilation=dilation,
-            groups=3,
-            separable=False,
-            tile_rows=10**6,
-            workers=1,
+    x = rng.normal(size=(61, 47, channels))
+    if shared:
+        w = np.repeat(rng.normal(size=(4, 5, 1, 1)), channels, axis=3)
+    else:
+        w = rng.normal(size=(4, 5, 1, channels * mult))
+    whole = correlate_direct(
+        x, w, stride=stride, dilation=dilation, groups=channels, tile_rows=10**6, workers=1
+    )
+    expected = brute_correlate(x, w, stride, dilation, channels)
+    np.testing.assert_allclose(whole, expected, rtol=1e-12, atol=1e-12)
+    # each output row is the same products whatever strip it falls in: bit for bit
+    for rows in (1, 7):
+        tiled = correlate_direct(
+            x, w, stride=stride, dilation=dilation, groups=channels, tile_rows=rows, workers=2
         )
-        assert plain.shape[0] * plain.shape[1] >= methods.SEPARABLE_MIN_PIXELS
-        fast = correlate_direct(
-            x, w, stride=stride, dilation=dilation, groups=3, tile_rows=16, workers=2
-        )
-        np.testing.assert_allclose(fast, plain, rtol=1e-12, atol=1e-12)
-        np.testing.assert_allclose(
-            fast, correlate_fft(x, w, stride=stride, dilation=dilation, groups=3), atol=1e-10
-        )
+        np.testing.assert_array_equal(tiled, whole)
 
 
-def test_separable_integer_kernel_is_exact() -> None:
-    x = np.random.default_rng(9).integers(0, 256, size=(200, 150, 1))
-    sobel = np.array([[1, 0, -1], [2, 0, -2], [1, 0, -1]])[:, :, None, None]
-    fast = correlate_direct(x, sobel, tile_rows=32)
-    np.testing.assert_array_equal(fast, correlate_direct(x, sobel, separable=False))
+def test_depth_one_integer_kernels_are_exact_on_images() -> None:
+    x = np.random.default_rng(9).integers(0, 256, size=(200, 150, 3), dtype=np.uint8)
+    sobel = np.array([[1, 0, -1], [2, 0, -2], [1, 0, -1]])
+    bank = np.repeat(sobel[:, :, None, None], 3, axis=3)
+    got = correlate_direct(x, bank, groups=3)
+    assert got.dtype == np.float32
+    expected = brute_correlate(x.astype(np.int64), bank, (1, 1), (1, 1), 3)
+    np.testing.assert_array_equal(got, expected)
 
 
 @pytest.mark.parametrize("groups", [1, 3])
@@ -202,30 +207,17 @@ def test_winograd_refuses_other_kernels(
 def test_choose_method_rules() -> None:
     assert methods.choose_method((7, 7, 1), (3, 3, 1, 1)) == Method.DIRECT  # small: exact
     assert methods.choose_method((512, 512, 1), (3, 3, 1, 1)) == Method.DIRECT
-    assert methods.choose_method((512, 512, 1), (5, 5, 1, 1)) == Method.DIRECT
-    assert methods.choose_method((512, 512, 1), (7, 7, 1, 1)) == Method.FFT
-    assert methods.choose_method((512, 512, 1), (7, 7, 1, 1), stride=(2, 1)) == Method.DIRECT
-    assert methods.choose_method((4096, 4096, 1), (5, 5, 1, 1)) == Method.DIRECT  # big image
-    assert methods.choose_method((4096, 4096, 1), (7, 7, 1, 1)) == Method.FFT
+    assert methods.choose_method((512, 512, 1), (15, 15, 1, 1)) == Method.DIRECT
+    assert methods.choose_method((512, 512, 1), (16, 16, 1, 1)) == Method.FFT
+    assert methods.choose_method((512, 512, 1), (17, 17, 1, 1), stride=(2, 1)) == Method.DIRECT
+    assert methods.choose_method((4096, 4096, 1), (7, 7, 1, 1)) == Method.DIRECT  # big image
+    assert methods.choose_method((4096, 4096, 1), (31, 31, 1, 1)) == Method.FFT
     assert methods.choose_method((512, 512, 3), (9, 9, 3, 8)) == Method.FFT
     assert methods.choose_method((512, 512, 3), (7, 7, 3, 8)) == Method.DIRECT
     assert methods.choose_method((512, 512, 64), (7, 7, 64, 64)) == Method.DIRECT
     assert methods.choose_method((512, 512, 64), (9, 9, 64, 64)) == Method.FFT
-    assert methods.choose_method((512, 512, 1), (15, 15, 1, 1), separable=True) == Method.DIRECT
-    assert methods.choose_method((512, 512, 1), (21, 21, 1, 1), separable=True) == Method.FFT
     # a kernel larger than an unpadded input is no error here
     assert methods.choose_method((3, 3, 1), (5, 5, 1, 1)) == Method.DIRECT
-
-
-def test_is_separable() -> None:
-    assert methods.is_separable(np.outer(np.hanning(7), np.hanning(9))[:, :, None, None])
-    assert not methods.is_separable(np.eye(3)[:, :, None, None])
-    assert not methods.is_separable(np.ones((3, 3, 2, 1)))  # depth 2: no two passes
-    assert not methods.is_separable(np.ones((2, 2, 1, 1)))  # 2x2: two passes save nothing
-    # float32 rounding leaves a Gaussian rank 1 to float32's precision only
-    gauss = np.outer(np.hanning(11)[1:-1], np.hanning(11)[1:-1])[:, :, None, None]
-    assert methods.is_separable(gauss.astype(np.float32))
-    assert not methods.is_separable((gauss + 1e-6 * np.eye(9)[:, :, None, None]).astype(np.float64))
 
 
 @pytest.mark.parametrize(

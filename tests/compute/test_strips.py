@@ -7,7 +7,6 @@ from hypothesis import strategies as st
 
 from convcalc.calc.choices import Convention, Method, PadMode, PadRule, PoolKind
 from convcalc.calc.layers import Conv, Deconv, GlobalPool, Pointwise, Pool, Spec
-from convcalc.compute.direct import SEPARABLE_MIN_PIXELS
 from convcalc.compute.pipeline import Settings, Stage, estimate_bytes, run
 from convcalc.compute.strip_runner import StripRunner, StripStats
 from convcalc.compute.strips import (
@@ -216,14 +215,11 @@ def test_layer_errors_are_named_as_the_whole_run_names_them():
     assert str(exc.value) == error and error.startswith("layer 2 (conv): ")
 
 
-def test_separable_kernels_keep_the_whole_runs_path_in_every_strip():
-    # gauss5 is rank 1: from SEPARABLE_MIN_PIXELS output pixels direct runs two passes,
-    # which round differently; strips of 1 row must still take the same path
+def test_strips_of_one_row_equal_the_whole_run_bit_for_bit():
     x = np.random.default_rng(5).normal(size=(140, 130, 1)).astype(np.float32)
     g = np.outer([1, 4, 6, 4, 1], [1, 4, 6, 4, 1]) / 256
     stages = [conv(g, padding=(2,)), conv(np.outer([1, 2, 1], [1, 0, -1]), padding=(1,))]
     how = Settings(method=Method.DIRECT)
-    assert SEPARABLE_MIN_PIXELS <= 140 * 130
     got, _, _ = streamed(x, stages, how, 1)
     np.testing.assert_array_equal(got, run(x, stages, how).output)
 
@@ -255,9 +251,9 @@ def test_strip_height_keeps_the_working_set_within_the_budget():
 
 
 def test_auto_picks_the_method_for_the_whole_input_once():
-    # auto picks FFT for 230x230 and a 9x9 kernel, and direct for a strip of 40 rows
+    # auto picks FFT for 230x230 and a 17x17 kernel, and direct for a strip of 40 rows
     x = np.random.default_rng(7).normal(size=(230, 230, 1))
-    stages = [conv(np.random.default_rng(8).normal(size=(9, 9)), text="big", padding=(4,))]
+    stages = [conv(np.random.default_rng(8).normal(size=(17, 17)), text="big", padding=(8,))]
     got, runner, _ = streamed(x, stages, Settings(), 40)
     whole = run(x, stages, Settings())
     assert runner.notes == [n for n in whole.notes if "auto" in n] == ["big: method fft (auto)"]
