@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Sequence
-from pathlib import Path
 
 from convcalc.calc.files import describe_file_type
 from convcalc.cli.apply_one import apply_one
@@ -33,9 +32,8 @@ def expand_inputs(inputs: Sequence[str]) -> list[str]:
     """
     files: list[str] = []
     for item in inputs:
-        path = Path(item)
-        if item != "-" and path.is_dir():
-            found, skipped = _folder_files(path)
+        if item != "-" and os.path.isdir(item):
+            found, skipped = _folder_files(item)
             say([f"skipped {name}: {why}" for name, why in skipped])
             if not found:
                 also = f" (skipped {len(skipped)} that are not regular files)" if skipped else ""
@@ -143,29 +141,30 @@ def _run_pair(pair: tuple[str, Run]) -> None:
 
 
 def _output_name(source: str) -> str:
-    path = Path(source)
-    suffix = path.suffix.lower()
-    keep = suffix in (IMAGE_SUFFIXES - {".gif"}) | {".npy", ".csv", ".txt"}
-    return path.name if keep else path.stem + ".png"
+    name = os.path.basename(source)
+    stem, suffix = os.path.splitext(name)
+    keep = suffix.lower() in (IMAGE_SUFFIXES - {".gif"}) | {".npy", ".csv", ".txt"}
+    return name if keep else stem + ".png"
 
 
-def _folder_files(folder: Path) -> tuple[list[str], list[tuple[str, str]]]:
+def _folder_files(folder: str) -> tuple[list[str], list[tuple[str, str]]]:
     """The images and matrices of a folder that are regular files, and the ones skipped
     with why."""
     found: list[str] = []
     skipped: list[tuple[str, str]] = []
-    for entry in sorted(folder.iterdir()):
-        if entry.suffix.lower() not in IMAGE_SUFFIXES | ARRAY_SUFFIXES:
+    for name in sorted(os.listdir(folder)):
+        if os.path.splitext(name)[1].lower() not in IMAGE_SUFFIXES | ARRAY_SUFFIXES:
             continue
+        entry = os.path.join(folder, name)
         try:
-            mode = entry.stat().st_mode  # follows links: a link to /dev/zero is a device
+            mode = os.stat(entry).st_mode  # follows links: a link to /dev/zero is a device
         except OSError:
-            skipped.append((str(entry), "a broken link or unreadable entry"))
+            skipped.append((entry, "a broken link or unreadable entry"))
             continue
         if stat.S_ISREG(mode):
-            found.append(str(entry))
+            found.append(entry)
         else:
-            skipped.append((str(entry), f"{describe_file_type(mode)}, not a regular file"))
+            skipped.append((entry, f"{describe_file_type(mode)}, not a regular file"))
     return found, skipped
 
 

@@ -82,7 +82,6 @@ def stream_job(path: str, run: Run) -> StreamJob | None:
         or report.backward
     ):
         return None
-    from convcalc.compute.strips import NotRowLocal
     from convcalc.io.npy_stream import NpyRows, peek_npy_header
 
     header = peek_npy_header(path)
@@ -91,6 +90,8 @@ def stream_job(path: str, run: Run) -> StreamJob | None:
     budget = strip_budget()
     if _in_memory_bytes(header, run) <= STREAM_STRIPS * budget:
         return None
+    from convcalc.compute.strips import NotRowLocal  # only now: it costs a small run 2 ms
+
     if run.gray and len(header.shape) == 3 and header.shape[2] != 1:
         why = "--gray converts the whole input to one channel"
     elif header.fortran_order:

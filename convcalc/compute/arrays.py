@@ -8,8 +8,11 @@ examples.
 
 from __future__ import annotations
 
+import itertools
 import os
-from typing import Any
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -40,6 +43,51 @@ def set_threads(count: int) -> None:
     """Run each operation of this process on ``count`` threads (at least 1)."""
     global _threads
     _threads = max(1, count)
+
+
+_Item = TypeVar("_Item")
+_Result = TypeVar("_Result")
+
+
+def thread_map(
+    work: Callable[[_Item], _Result], items: Sequence[_Item], workers: int | None = None
+) -> list[_Result]:
+    """``[work(item) for item in items]`` on up to ``workers`` threads (default
+    `threads`), this one among them, each taking the next item as it finishes one.
+
+    The first exception a call raises (an interruption in this thread too) stops the
+    others from starting items, and is raised once they have finished theirs.
+    concurrent.futures would do the same, but importing it (with logging) costs every
+    command 4 ms.
+    """
+    count = min(threads() if workers is None else workers, len(items))
+    if count <= 1:
+        return [work(item) for item in items]
+    results: list[Any] = [None] * len(items)
+    errors: list[BaseException] = []
+    order = itertools.count()  # next() on it is atomic: one item per call
+
+    def take_items() -> None:
+        for index in order:
+            if index >= len(items) or errors:
+                return
+            try:
+                results[index] = work(items[index])
+            except BaseException as exc:
+                errors.append(exc)
+                return
+
+    helpers = [threading.Thread(target=take_items, daemon=True) for _ in range(count - 1)]
+    for helper in helpers:
+        helper.start()
+    try:
+        take_items()
+    finally:
+        for helper in helpers:
+            helper.join()
+    if errors:
+        raise errors[0]
+    return results
 
 
 CHUNK_BYTES = 64 * 2**20
@@ -153,3 +201,20 @@ def tap_product(a: Array, wt: Array, groups: int, out: Array) -> None:
 
 
 # -- helpers ---------------------------------------------------------------
+
+
+def sum_is_finite(x: NDArray[Any]) -> bool:
+    """True when the sum of ``x`` (a real array) is finite, and so every value is.
+
+    False says only that some value may not be: a sum of finite values overflows past
+    float32's 3.4e38. The rows are summed by a matrix-vector product with ones, which
+    runs at memory speed where ``np.add.reduce`` takes five times as long (a 64 MiB
+    array: 2 ms against 9); a NaN or an infinity carries through either.
+    """
+    if x.dtype.kind not in "fc":
+        return True
+    with np.errstate(over="ignore", invalid="ignore"):
+        if x.ndim and x.flags.c_contiguous and x.dtype in (np.float32, np.float64):
+            rows = x.reshape(x.shape[0], -1)
+            return bool(np.isfinite(np.add.reduce(rows @ np.ones(rows.shape[1], x.dtype))))
+        return bool(np.isfinite(np.add.reduce(x, axis=None)))

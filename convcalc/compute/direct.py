@@ -13,7 +13,6 @@ dtype policy are those of
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -28,7 +27,7 @@ from convcalc.compute.arrays import (
     prepare,
     saturate_into,
     tap_product,
-    threads,
+    thread_map,
     working_array,
 )
 from convcalc.compute.padding import PaddedInput
@@ -104,14 +103,7 @@ def correlate_direct(
         if saturate:
             saturate_into(target, out[r0:r1])
 
-    starts = range(0, ho, max(1, tile_rows))
-    workers = threads() if workers is None else workers
-    if len(starts) > 1 and workers > 1:
-        with ThreadPoolExecutor(min(workers, len(starts))) as pool:
-            list(pool.map(strip, starts))
-    else:
-        for r0 in starts:
-            strip(r0)
+    thread_map(strip, range(0, ho, max(1, tile_rows)), workers)
     return out
 
 

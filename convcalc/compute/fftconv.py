@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from itertools import product
 from typing import Any
@@ -12,7 +11,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from convcalc.calc.geometry import effective_kernel
-from convcalc.compute.arrays import CHUNK_BYTES, Array, Pair, prepare, threads
+from convcalc.compute.arrays import CHUNK_BYTES, Array, Pair, prepare, thread_map
 
 TILE_BYTES = 2 * 2**20
 """Bytes of a tile's own spectra, the C input channels' and twice the F filters' (their
@@ -40,7 +39,7 @@ def correlate_fft(
     ``irfft2(rfft2(tile) · conj(rfft2(w)))`` is the correlation wherever its
     circular wrap does not reach: at the outputs whose kernel window lies in the
     tile. Taken at the stride, those fill one block of the output; tiles run on
-    `convcalc.compute.arrays.threads` threads. Products are summed over each group's input channels;
+    `convcalc.compute.arrays.thread_map`. Products are summed over each group's input channels;
     filters are taken in blocks so that their spectra fit in ``chunk_bytes``.
 
     Parameters
@@ -74,21 +73,19 @@ def correlate_fft(
     out = np.empty((ho, wo, groups, fg), dtype=xa.dtype)
     block = max(1, chunk_bytes // (xa.shape[2] * size[0] * (size[1] // 2 + 1) * complex_size))
     origins = list(product(range(0, ho, step[0]), range(0, wo, step[1])))
-    with ThreadPoolExecutor(threads()) as pool:
-        for f0 in range(0, fg, block):
-            kspec = _kernel_spectra(kernels[:, :, f0 : f0 + block], size)
-            tile = partial(
-                _correlate_tile,
-                x=xa,
-                kspec=kspec,
-                size=size,
-                stride=stride,
-                step=step,
-                out=out[..., f0 : f0 + block],
-                exact=exact,
-            )
-            # one tile: no thread to start
-            list(pool.map(tile, origins) if len(origins) > 1 else map(tile, origins))
+    for f0 in range(0, fg, block):
+        kspec = _kernel_spectra(kernels[:, :, f0 : f0 + block], size)
+        tile = partial(
+            _correlate_tile,
+            x=xa,
+            kspec=kspec,
+            size=size,
+            stride=stride,
+            step=step,
+            out=out[..., f0 : f0 + block],
+            exact=exact,
+        )
+        thread_map(tile, origins)
     return out.reshape(ho, wo, f)
 
 

@@ -28,7 +28,7 @@ from convcalc.calc.choices import Activation, ChannelMode, Convention, Method, P
 from convcalc.calc.layers import Conv, Deconv, GlobalPool, Layer, Pointwise, Pool, Spec
 from convcalc.calc.network import per_axis, two_axes
 from convcalc.compute import ops
-from convcalc.compute.arrays import saturated, working_dtype
+from convcalc.compute.arrays import saturated, sum_is_finite, working_dtype
 from convcalc.compute.memory import estimate_bytes as estimate_bytes  # apply's estimate
 from convcalc.compute.pointwise import SMOOTH
 from convcalc.errors import ConvcalcError
@@ -131,12 +131,8 @@ def in_layer(exc: ConvcalcError, position: int, stage: Stage, count: int) -> Con
 
 def not_finite(x: Array) -> int:
     """How many values of ``x`` are infinite or NaN (none in an integer array)."""
-    if x.dtype.kind not in "fc":
+    if sum_is_finite(x):  # one pass without a full-size temporary
         return 0
-    # one pass without a full-size temporary: a finite sum means every value is finite
-    with np.errstate(over="ignore", invalid="ignore"):
-        if np.isfinite(np.add.reduce(x, axis=None)):
-            return 0
     return int(x.size - np.count_nonzero(np.isfinite(x)))
 
 

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from convcalc.compute.arrays import sum_is_finite
 from convcalc.errors import ConvcalcError
 
 FloatArray = NDArray[np.float64]
@@ -439,11 +440,9 @@ def check_npy_size(
 
 
 def _check_finite(array: NDArray[Any], source: str) -> None:
-    # One pass without a full-size temporary: the sum of finite values is finite unless
-    # it overflows, and then the exact search below decides.
-    with np.errstate(over="ignore", invalid="ignore"):
-        if np.isfinite(np.add.reduce(array, axis=None)):
-            return
+    # one pass without a full-size temporary; past an overflow the search decides
+    if sum_is_finite(array):
+        return
     bad = np.argwhere(~np.isfinite(array))
     if bad.size == 0:
         return

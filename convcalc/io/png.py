@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import struct
 import zlib
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from convcalc.compute.arrays import threads
+from convcalc.compute.arrays import thread_map, threads
 
 
 def encode_png(pixels: NDArray[Any], *, level: int = 1, workers: int | None = None) -> bytes:
@@ -119,11 +118,7 @@ def _encode(image: NDArray[Any], level: int, workers: int, band_bytes: int = _BA
     def deflate(span: tuple[int, int]) -> tuple[bytes, int]:
         return _deflate_band(image, *span, level, last=span[1] == height)
 
-    if workers == 1 or len(spans) == 1:
-        bands = [deflate(span) for span in spans]
-    else:
-        with ThreadPoolExecutor(min(workers, len(spans))) as pool:
-            bands = list(pool.map(deflate, spans))
+    bands = thread_map(deflate, spans, workers)
     adler = 1
     for (top, bottom), (_, band_adler) in zip(spans, bands, strict=True):
         adler = _adler32_combine(adler, band_adler, (bottom - top) * line_bytes)

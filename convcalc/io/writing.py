@@ -35,8 +35,6 @@ from numpy.typing import NDArray
 from convcalc.calc.choices import FileFormat, Scale
 from convcalc.errors import ConvcalcError, RuntimeFailure
 from convcalc.io.matrices import format_text_matrix
-from convcalc.io.png import encode_png
-from convcalc.io.scaling import to_uint8, to_uint16
 
 Payload = bytes | list[bytes | memoryview]
 """A file's contents: bytes, or parts written one after another."""
@@ -164,13 +162,13 @@ def write_output(
         used. ``.npy`` keeps dtype and values (HxW when C == 1); text keeps every
         channel, separated by blank lines.
     scale : Scale
-        How image values map to 0-255, see :func:`to_uint8`.
+        How image values map to 0-255, see `convcalc.io.scaling.to_uint8`.
     alpha : ndarray, optional
         HxW on the source's scale; written (LA/RGBA) only when its HxW matches
         ``array`` and the format has alpha (PNG, TIFF, WebP); else a note.
     max_value : float
         The source's full scale. Above 255 (a 16-bit source), a one-channel
-        PNG/TIFF without alpha is written as 16-bit with :func:`to_uint16`;
+        PNG/TIFF without alpha is written as 16-bit with `convcalc.io.scaling.to_uint16`;
         otherwise as 8-bit, with a note.
     inputs, force
         Output paths that are the same file as an input are refused unless
@@ -348,6 +346,8 @@ def _encode_images(
             bits = 16
     if why_8:
         notes.append(f"16-bit source written as 8-bit: {why_8}; .npy keeps every value")
+    from convcalc.io.scaling import to_uint8, to_uint16  # images only: .npy runs skip it
+
     scaled = (to_uint16 if bits == 16 else to_uint8)(array, scale, max_value=max_value)
     if layout == "single":
         planes = [scaled.array]
@@ -396,6 +396,8 @@ def _tile(array: NDArray[Any]) -> NDArray[Any]:
 
 def _encode_image(plane: NDArray[Any], fmt: FileFormat, compress_level: int, target: str) -> bytes:
     if fmt == FileFormat.PNG:  # filtered and deflated on every core: see convcalc.io.png
+        from convcalc.io.png import encode_png
+
         return encode_png(plane, level=compress_level)
     from PIL import Image
 
