@@ -214,7 +214,14 @@ def sum_is_finite(x: NDArray[Any]) -> bool:
     if x.dtype.kind not in "fc":
         return True
     with np.errstate(over="ignore", invalid="ignore"):
-        if x.ndim and x.flags.c_contiguous and x.dtype in (np.float32, np.float64):
-            rows = x.reshape(x.shape[0], -1)
-            return bool(np.isfinite(np.add.reduce(rows @ np.ones(rows.shape[1], x.dtype))))
+        if x.flags.c_contiguous and x.dtype in (np.float32, np.float64):
+            flat = x.reshape(-1)
+            whole = flat.size - flat.size % _SUM_ROW
+            rows = flat[:whole].reshape(-1, _SUM_ROW)
+            total = np.add.reduce(rows @ np.ones(_SUM_ROW, x.dtype)) + np.add.reduce(flat[whole:])
+            return bool(np.isfinite(total))
         return bool(np.isfinite(np.add.reduce(x, axis=None)))
+
+
+_SUM_ROW = 4096
+"""Values per row of `sum_is_finite`'s matrix-vector product, whatever x's shape."""

@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import io
 import math
+import os
 import re
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from convcalc.compute.arrays import sum_is_finite
+from convcalc.compute.arrays import sum_is_finite, thread_map, threads
 from convcalc.errors import ConvcalcError
 
 FloatArray = NDArray[np.float64]
@@ -42,6 +43,13 @@ INLINE_SYNTAX = (
     "rows separated by ';', values by ',' or spaces, channels by '|', e.g. '1,0,-1;1,0,-1;1,0,-1'"
 )
 """What the inline syntax looks like, for messages."""
+
+PARALLEL_READ_BYTES = 16 * 2**20
+"""A ``.npy`` file's values of at least this many bytes are read by `threads` threads,
+each its own part of the file: reading a cached file is copying from the page cache
+into fresh pages, and one core does that at about half the speed of two.
+Measurements: benchmarks/README.md.
+"""
 
 
 def parse_text_matrix(text: str, *, source: str = "matrix") -> FloatArray:
@@ -231,11 +239,37 @@ def read_npy_file(file: io.BufferedIOBase, size: int, *, source: str) -> Numeric
     check_npy_shape(shape, source, any_axes=True)
     check_npy_size(shape, dtype, size - offset, source)
     flat = np.empty(math.prod(shape), dtype=dtype)
-    file.seek(offset)
-    got = file.readinto(flat.data.cast("B"))
+    got = _read_values(file, flat.data.cast("B"), offset)
     if got != flat.nbytes:  # the file shrank since its size was taken
         check_npy_size(shape, dtype, got or 0, source)
     return _finish_npy(flat.reshape(shape, order="F" if fortran_order else "C"), source)
+
+
+def _read_values(file: io.BufferedIOBase, target: memoryview, offset: int) -> int:
+    """Read the file's bytes from ``offset`` into ``target``; how many were read (fewer
+    if the file ends first). Large reads from a file descriptor run in parallel parts
+    (`PARALLEL_READ_BYTES`), with positioned reads that leave the file's position alone."""
+    try:
+        fd = file.fileno()
+    except (AttributeError, io.UnsupportedOperation):
+        fd = -1
+    count = threads()
+    if fd < 0 or count < 2 or len(target) < PARALLEL_READ_BYTES or not hasattr(os, "preadv"):
+        file.seek(offset)
+        return file.readinto(target) or 0
+    bounds = [len(target) * part // count for part in range(count + 1)]
+
+    def read_part(part: int) -> int:
+        start, stop = bounds[part], bounds[part + 1]
+        done = start
+        while done < stop:
+            got = os.preadv(fd, [target[done:stop]], offset + done)
+            if got == 0:  # the file is shorter than its header says
+                break
+            done += got
+        return done - start
+
+    return sum(thread_map(read_part, range(count)))
 
 
 def as_matrix(array: NumericArray, source: str = "array") -> NumericArray:

@@ -40,3 +40,21 @@ def test_an_overflowing_sum_of_finite_values_says_look_closer() -> None:
 
 def test_integer_arrays_are_finite() -> None:
     assert sum_is_finite(np.array([[2**62, 2**62]]))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    size=st.integers(1, 3 * 4096 + 100),
+    rows=st.sampled_from([1, 3]),
+    bad=st.sampled_from([np.nan, np.inf, -np.inf]),
+    where=st.integers(0, 10**6),
+)
+def test_a_bad_value_is_found_in_the_blocks_and_in_the_rest(
+    size: int, rows: int, bad: float, where: int
+) -> None:
+    # long rows are summed in blocks of values, the remainder apart: both must see it
+    x = np.ones((rows, size), np.float32)
+    assert sum_is_finite(x)
+    x.flat[where % x.size] = bad
+    assert not sum_is_finite(x)
+    assert not sum_is_finite(x.reshape(-1))

@@ -335,3 +335,40 @@ def test_large_finite_values_whose_sum_overflows_are_finite():
     big[3, 5] = np.inf
     with pytest.raises(ConvcalcError, match=r"inf at index \(3, 5\)"):
         _read_file(npy_bytes(big))
+
+
+# --- reading a file's values in parallel parts ---------------------------------------
+
+
+@pytest.fixture
+def parallel_reads(monkeypatch):
+    """Every read from a file goes in parallel parts, on 3 threads."""
+    import convcalc.io.matrices as matrices
+
+    monkeypatch.setattr(matrices, "PARALLEL_READ_BYTES", 1)
+    monkeypatch.setattr(matrices, "threads", lambda: 3)
+
+
+@pytest.mark.usefixtures("parallel_reads")
+@given(
+    hnp.arrays(
+        dtype=st.sampled_from(["<f4", ">f8", "|u1"]),
+        shape=hnp.array_shapes(min_dims=1, max_dims=3, max_side=9),
+        elements={"allow_nan": False, "allow_infinity": False},
+    )
+)
+def test_values_read_in_parallel_parts_are_numpys(tmp_path_factory, array):
+    path = tmp_path_factory.mktemp("parts") / "a.npy"
+    np.save(path, array)
+    with open(path, "rb") as file:
+        loaded = read_npy_file(file, path.stat().st_size, source="a.npy")
+    np.testing.assert_array_equal(loaded, np.load(path))
+
+
+@pytest.mark.usefixtures("parallel_reads")
+def test_a_file_cut_short_under_parallel_reads_is_truncated(tmp_path):
+    path = tmp_path / "a.npy"
+    data = npy_bytes(np.arange(30, dtype=np.float32))
+    path.write_bytes(data[:-10])
+    with open(path, "rb") as file, pytest.raises(ConvcalcError, match="truncated"):
+        read_npy_file(file, len(data), source="a.npy")
