@@ -190,16 +190,16 @@ def _row_products(planes: Array, kernels: Array, stride: Pair, dilation: Pair, o
         writeable=False,
     )
     products = np.matmul(kernels[:, None], windows).reshape(groups, rows, mult, kw, -1)
-    parts = [
-        products[:, :, :, j, j * dw : j * dw + (wo - 1) * sw + 1 : sw].transpose(0, 2, 1, 3)
-        for j in range(kw)
-    ]
-    if kw == 1:
-        out[...] = parts[0]
-        return
-    np.add(parts[0], parts[1], out=out)
-    for part in parts[2:]:
-        np.add(out, part, out=out)
+    # column j of the kernel is read j·dw further along the row: as one view, the KW
+    # shifted parts add up in one reduction (in order, as KW - 1 adds would)
+    g_step, r_step, m_step, j_step, c_step = products.strides
+    parts = as_strided(
+        products,
+        (groups, mult, rows, kw, wo),
+        (g_step, m_step, r_step, j_step + dw * c_step, sw * c_step),
+        writeable=False,
+    )
+    np.add.reduce(parts, axis=3, out=out)
 
 
 def _shift_add(xs: Array, w: Array, stride: Pair, dilation: Pair, groups: int, out: Array) -> None:
