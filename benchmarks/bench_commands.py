@@ -204,6 +204,7 @@ def make_data(folder: str) -> None:
     import numpy as np
     from PIL import Image
 
+    os.makedirs(folder, exist_ok=True)
     rng = np.random.default_rng(0)
     np.save(os.path.join(folder, "big.npy"), rng.random((4096, 4096), dtype=np.float32))
     np.save(os.path.join(folder, "mid.npy"), rng.random((2048, 2048), dtype=np.float32))

@@ -26,6 +26,29 @@ def test_python_dash_m_runs_the_cli():
     assert __version__ in proc.stdout
 
 
+GC_AFTER_A_RUN = """
+import gc, sys
+from convcalc.cli.main import START_UP_GC_THRESHOLD, main
+sys.argv = ["convcalc", *sys.argv[1:]]
+try:
+    main()
+except SystemExit as exc:
+    status = exc.code
+print(status, gc.isenabled(), gc.get_threshold()[0] == START_UP_GC_THRESHOLD, gc.get_freeze_count())
+"""
+
+
+@pytest.mark.parametrize("args", [["shape", "32", "-k", "3", "-q"], ["shape", "32", "-k", "0"]])
+def test_the_command_collects_at_a_higher_threshold_and_freezes_what_is_left(args):
+    proc = subprocess.run(
+        [sys.executable, "-c", GC_AFTER_A_RUN, *args], capture_output=True, text=True
+    )
+    status, enabled, raised, frozen = proc.stdout.splitlines()[-1].split()
+    assert (enabled, raised) == ("True", "True")
+    assert int(frozen) > 1000  # click and convcalc's modules at least
+    assert int(status) == (0 if args[-1] == "-q" else 2)
+
+
 @pytest.mark.parametrize("command", ["animate", "apply", "bench", "kernels", "params", "shape"])
 def test_every_command_has_help(command):
     result = run(command, "--help")
