@@ -1,9 +1,10 @@
 """Benchmark whole `convcalc` commands against the scripts a user would write instead.
 
-Run by hand, not by CI:  pip install -e '.[bench,dask]' && python benchmarks/bench_commands.py
-Each workload runs convcalc's command and the peer script alternately as separate
-processes (start-up, reading and writing included), and reports the median wall time
-of each, the median of the per-round ratios, and the peak resident memory (from
+Run by hand, not by CI:  pip install '.[bench,dask]' && python benchmarks/bench_commands.py
+(a regular install, as a user has; the script compiles it). Each workload runs
+convcalc's command and the peer script alternately as separate processes (start-up,
+reading and writing included), and reports the median wall time of each, their ratio,
+the median of the per-round ratios with its range, and the peak resident memory (from
 wait4). The peer scripts are written into the data folder and printed with the
 commands, so every row can be reproduced by hand. The "Whole commands" table in
 benchmarks/README.md is rewritten.
@@ -177,11 +178,13 @@ def run(argv: list[str], cwd: str) -> tuple[float, int]:
 
 
 def measure(work: Workload, folder: str) -> dict[str, float]:
-    """Medians over alternating rounds (after one warm-up run of each)."""
+    """Medians over alternating rounds (after one warm-up run of each), the first to run
+    in a round alternating too."""
     times: dict[str, list[float]] = {"ours": [], "peer": []}
     peaks = {"ours": 0, "peer": 0}
+    pair = (("ours", work.ours), ("peer", work.peer))
     for index in range(work.rounds + 1):
-        for key, argv in (("ours", work.ours), ("peer", work.peer)):
+        for key, argv in pair if index % 2 else pair[::-1]:  # who goes first alternates
             if work.prepare:
                 subprocess.run(work.prepare, cwd=folder, check=True)
             seconds, rss = run(argv, folder)
@@ -193,6 +196,7 @@ def measure(work: Workload, folder: str) -> dict[str, float]:
         "ours": statistics.median(times["ours"]),
         "peer": statistics.median(times["peer"]),
         "ratio": statistics.median(ratios),
+        "of_medians": statistics.median(times["ours"]) / statistics.median(times["peer"]),
         "low": min(ratios),
         "high": max(ratios),
         "ours_rss": peaks["ours"],
@@ -269,11 +273,12 @@ def table(rows: list[tuple[Workload, dict[str, float]]], rounds: int) -> str:
         f"Measured {datetime.date.today()} on {platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}; whole processes alternating, medians of "
         f"{rounds} rounds after a warm-up (fewer for the 1 GiB and folder rows, more for "
-        "start-up: see the commands). Ratio = the median of the per-round ratios of "
-        "convcalc's time to the peer's, with its range; peak RSS from wait4.",
+        "start-up: see the commands). Ratio = convcalc's median over the peer's; paired = "
+        "the median of the per-round ratios, with its range; peak RSS from wait4.",
         "",
-        "| workload | convcalc | peer | ratio (range) | convcalc peak RSS | peer peak RSS |",
-        "|---|---|---|---|---|---|",
+        "| workload | convcalc | peer | ratio | paired (range) | convcalc peak RSS "
+        "| peer peak RSS |",
+        "|---|---|---|---|---|---|---|",
     ]
     lines += [_row(work, m) for work, m in rows]
     lines += ["", "The commands, run in the data folder (rounds in brackets):", "", "```"]
@@ -287,7 +292,7 @@ def table(rows: list[tuple[Workload, dict[str, float]]], rounds: int) -> str:
 def _row(work: Workload, m: dict[str, float]) -> str:
     return (
         f"| {work.title} | {m['ours'] * 1e3:.0f} ms | {m['peer'] * 1e3:.0f} ms | "
-        f"{m['ratio']:.2f} ({m['low']:.2f}-{m['high']:.2f}) | "
+        f"{m['of_medians']:.2f} | {m['ratio']:.2f} ({m['low']:.2f}-{m['high']:.2f}) | "
         f"{m['ours_rss'] / 2**20:.0f} MiB | {m['peer_rss'] / 2**20:.0f} MiB |"
     )
 
