@@ -43,10 +43,11 @@ TILE_MIN_ROWS_PER_SPAN = 8
 KH - 1 rows beyond its own. Measurements: benchmarks/README.md.
 """
 
-ROW_PRODUCT_BYTES = 4 * 2**20
+ROW_PRODUCT_BYTES = 2 * 2**20
 """Bytes of a strip's row products (KW partial sums per input value, see
-`_row_products`): a depth-1 kernel's strips are as many output rows as fit, so that
-no buffer is large enough to be mapped afresh, and faulted in, for every strip.
+`_row_products`): a depth-1 kernel's strips are as many output rows as fit. Smaller
+strips copy their KH - 1 extra input rows more often and pay numpy's per-call cost
+more often; larger ones leave the cache between the product and the shifted adds.
 Measurements: benchmarks/README.md.
 """
 
