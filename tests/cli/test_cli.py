@@ -1,6 +1,7 @@
 """The command line through click's CliRunner: exit codes, JSON, one-line errors."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -47,6 +48,21 @@ def test_the_command_collects_at_a_higher_threshold_and_freezes_what_is_left(arg
     assert (enabled, raised) == ("True", "True")
     assert int(frozen) > 1000  # click and convcalc's modules at least
     assert int(status) == (0 if args[-1] == "-q" else 2)
+
+
+@pytest.mark.parametrize(("given", "expected"), [(None, "1 1"), ("3", "3 1")])
+def test_blas_runs_one_thread_under_convcalcs_own_unless_the_user_said(given, expected):
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+    }
+    if given is not None:
+        env["OPENBLAS_NUM_THREADS"] = given
+    code = (
+        "import os, convcalc.cli.main\n"
+        "print(os.environ['OPENBLAS_NUM_THREADS'], os.environ['MKL_NUM_THREADS'])"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert proc.stdout.split() == expected.split()
 
 
 @pytest.mark.parametrize("command", ["animate", "apply", "bench", "kernels", "params", "shape"])
