@@ -124,7 +124,7 @@ def main() -> None:
 
     A run imports some 20,000 long-lived objects (click, numpy, convcalc); at Python's
     default threshold the collector walks them again and again while they load, and the
-    interpreter's exit walks them all once more: 40-60 ms of a 0.35 s `apply` on a
+    interpreter's exit walks them all once more: 40-60 ms of a 0.4 s `apply` on a
     4096x4096 .npy (benchmarks/README.md). The collector stays on at a higher threshold,
     for the cycles a long folder run makes; what exists at exit is frozen, since the
     process ends there and its memory goes back with it.
